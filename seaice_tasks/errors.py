@@ -20,6 +20,7 @@ __all__ = [
     "GranuleNameError",
     "StorageError",
     "ConfigError",
+    "SchemaError",
 ]
 
 
@@ -78,3 +79,7 @@ class StorageError(SeaIceError):
 
 class ConfigError(SeaIceError):
     """A configuration value or JSON document is invalid."""
+
+
+class SchemaError(SeaIceError):
+    """A table does not match the schema of its stage boundary."""

@@ -1,0 +1,31 @@
+# seaice: `make demo` and `make test` each build/refresh .venv (a fast no-op when up to date).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.seaice-installed
+
+.PHONY: venv demo test lint typecheck unit clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" setuptools wheel
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: venv
+	$(BIN)/seaice demo
+
+lint: venv
+	$(BIN)/ruff check seaice_tasks dags tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+test: venv lint typecheck
+	$(BIN)/pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,162 @@
+"""The ``seaice`` command line.
+
+``seaice inspect PATH [--json]``   what a product file holds (ATL03/ATL07/ATL10 HDF5, S2 raster)
+``seaice discover --date D``      list a day's inputs in a catalog and commit the inventory
+``seaice demo``                   the embedded default day through the daily DAG, with a summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, Final
+
+from seaice_tasks import __version__
+from seaice_tasks.errors import SeaIceError
+
+__all__ = ["main", "inspect_path", "format_summary"]
+
+log = logging.getLogger("seaice")
+
+EXIT_OK: Final[int] = 0
+EXIT_INPUT_ERROR: Final[int] = 2
+_RASTER_SUFFIXES: Final[tuple[str, ...]] = (".tif", ".tiff", ".jp2", ".png", ".vrt")
+
+
+def inspect_path(path: str) -> Any:
+    """Summarise one product file or S2 scene folder (a :class:`ProductSummary`).
+
+    Raises
+    ------
+    SeaIceError
+        When the file is unreadable, of an unknown product, or malformed.
+    """
+    from seaice_tasks.errors import CorruptFileError, WrongProductError
+
+    local = path.removeprefix("file://")
+    if os.path.isdir(local) or local.lower().endswith(_RASTER_SUFFIXES):
+        from seaice_tasks.io.s2 import summarize_s2
+
+        return summarize_s2(path)
+    from seaice_tasks.io._h5 import open_h5, product_of
+
+    with open_h5(path) as f:
+        product = product_of(f)
+    if product == "ATL03":
+        from seaice_tasks.io.atl03 import summarize_atl03
+
+        return summarize_atl03(path)
+    if product == "ATL07":
+        from seaice_tasks.io.atl07 import summarize_atl07
+
+        return summarize_atl07(path)
+    if product == "ATL10":
+        from seaice_tasks.io.atl10 import summarize_atl10
+
+        return summarize_atl10(path)
+    if product is None:
+        raise WrongProductError(path, "no ATL03/ATL07/ATL10 layout found (no gtXX beam groups with product data)")
+    raise CorruptFileError(path, f"product {product} is not supported (ATL03, ATL07, ATL10, Sentinel-2)")
+
+
+def format_summary(summary: Any) -> str:
+    """Human-readable text of a :class:`ProductSummary`."""
+    lines = [
+        f"{summary.path}",
+        f"  product   {summary.product}",
+        f"  granule   {summary.granule or '-'}",
+        f"  time      {summary.time_start_utc or '-'} .. {summary.time_end_utc or '-'}",
+    ]
+    if summary.beams:
+        lines.append("  beam   strength   photons   segments")
+        for b in summary.beams:
+            photons = "-" if b.n_photons is None else f"{b.n_photons:,}"
+            lines.append(f"  {b.beam:<6} {b.strength:<8} {photons:>9} {b.n_segments:>10,}")
+    for key, value in sorted(summary.extra.items()):
+        lines.append(f"  {key:<9} {value}")
+    for warning in summary.warnings:
+        lines.append(f"  warning   {warning}")
+    return "\n".join(lines)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    docs = []
+    for path in args.paths:
+        try:
+            summary = inspect_path(path)
+        except SeaIceError as exc:
+            print(f"seaice inspect: error: {exc}", file=sys.stderr)
+            status = EXIT_INPUT_ERROR
+            continue
+        if args.json:
+            docs.append(summary.to_dict())
+        else:
+            print(format_summary(summary))
+    if args.json and docs:
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, default=str))
+    return status
+
+
+def _cmd_discover(args: argparse.Namespace) -> int:
+    from seaice_tasks.catalog import run_discover
+
+    result = run_discover(args.date, catalog=args.catalog, lake=args.lake)
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from seaice_tasks.demo import run_demo
+
+    return run_demo(workdir=args.workdir, date=args.date)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``seaice``."""
+    parser = argparse.ArgumentParser(prog="seaice", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"seaice {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="summarise ATL03/ATL07/ATL10 HDF5 files or S2 rasters")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("discover", help="list a day's inputs in a catalog and commit the inventory")
+    p.add_argument("--date", required=True, help="UTC day YYYY-MM-DD")
+    p.add_argument("--catalog", default=None, help="raw input folder/URL (default $SEAICE_CATALOG)")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.set_defaults(func=_cmd_discover)
+
+    p = sub.add_parser("demo", help="run the embedded default day through the daily DAG")
+    p.add_argument("--workdir", default="var/demo", help="folder for the demo's catalog, lake and Airflow home")
+    p.add_argument("--date", default=None, help="day to run (default: the demo day)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``seaice`` script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        status: int = args.func(args)
+    except SeaIceError as exc:
+        print(f"seaice {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except FileNotFoundError as exc:
+        print(f"seaice {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

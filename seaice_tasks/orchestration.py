@@ -1,0 +1,71 @@
+"""Environment of an embedded Airflow (demo, tests): home, DAG folder, metadata DB, limits.
+
+Nothing here imports Airflow; the functions build the environment for ``airflow`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+__all__ = ["repo_root", "dags_folder", "realdata_folder", "airflow_env", "AIRFLOW_PARALLELISM"]
+
+#: Task slots of the embedded Airflow: the machine has two cores.
+AIRFLOW_PARALLELISM: Final[int] = 4
+
+
+def repo_root() -> Path:
+    """The source checkout that holds this package (``dags/`` lives beside it)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def dags_folder() -> Path:
+    """Folder of the project's DAG files (``$SEAICE_DAGS_FOLDER`` or ``<repo>/dags``)."""
+    return Path(os.environ.get("SEAICE_DAGS_FOLDER") or repo_root() / "dags")
+
+
+def realdata_folder() -> Path:
+    """The shared real sample data (``$SEAICE_REALDATA`` or ``<repo>/../shared/realdata``)."""
+    return Path(os.environ.get("SEAICE_REALDATA") or repo_root().parent / "shared" / "realdata")
+
+
+def airflow_env(
+    home: str | os.PathLike[str],
+    *,
+    sql_alchemy_conn: str | None = None,
+    extra: Mapping[str, str] | None = None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Environment for an ``airflow`` subprocess with its own home and metadata DB.
+
+    Parameters
+    ----------
+    home : path
+        ``AIRFLOW_HOME``; created if missing.
+    sql_alchemy_conn : str, optional
+        Metadata DB URL; default SQLite in ``home`` (Postgres:
+        ``postgresql+psycopg2://postgres@127.0.0.1:5432/<db>``).
+    extra : mapping, optional
+        More variables (``SEAICE_LAKE``, ``SEAICE_CATALOG`` ...).
+    base : mapping, optional
+        Starting environment (default ``os.environ``).
+    """
+    home_path = Path(home).resolve()
+    home_path.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ if base is None else base)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home_path),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": str(AIRFLOW_PARALLELISM),
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn
+            or f"sqlite:///{home_path / 'airflow.db'}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+        }
+    )
+    env.update(extra or {})
+    return env

@@ -1,0 +1,650 @@
+"""The lake: one storage root, partition paths, GeoParquet/COG writers and atomic commits.
+
+Contract (docs/storage.md):
+
+* One root URL, ``$SEAICE_LAKE`` (default ``./var/lake``; production ``s3://bucket/prefix``).
+  Storage options come from ``$SEAICE_LAKE_OPTIONS`` (JSON) and, for S3,
+  ``$SEAICE_S3_ENDPOINT_URL``.
+* A partition's path is a pure function of (stage, date, granule/scene, beam):
+  ``<root>/<stage>/date=YYYY-MM-DD[/granule=<id>][/beam=<gtxx>]/``.
+* Writers put files under a staging prefix ``<root>/_staging/...``; :meth:`PartitionWriter.commit`
+  removes the old manifest (the partition becomes invisible), replaces the partition's files,
+  and writes ``_manifest.json`` (files, row counts, sha256, config, code version) last.  Readers
+  only follow committed manifests, so a half-written partition is never visible and a re-run
+  replaces the partition with the same content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import os
+import posixpath
+import re
+import tempfile
+import uuid
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Final, Self
+
+import fsspec
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seaice_tasks import __version__
+from seaice_tasks.config import JsonConfig, config_hash
+from seaice_tasks.errors import StorageError
+from seaice_tasks.schemas import validate_table
+
+__all__ = [
+    "DEFAULT_LAKE",
+    "MANIFEST_NAME",
+    "PartitionKey",
+    "Manifest",
+    "FileEntry",
+    "Lake",
+    "PartitionWriter",
+    "lake_from_env",
+    "storage_options_from_env",
+    "code_version",
+    "geoparquet_table",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LAKE: Final[str] = "./var/lake"
+MANIFEST_NAME: Final[str] = "_manifest.json"
+STAGING_DIR: Final[str] = "_staging"
+MANIFEST_VERSION: Final[int] = 1
+GEOPARQUET_VERSION: Final[str] = "1.1.0"
+#: EPSG:4326 as PROJJSON is long; GeoParquet allows omitting ``crs`` for OGC:CRS84 but we are
+#: explicit so every reader (geopandas, GDAL, DuckDB) agrees.
+WGS84_EPSG: Final[int] = 4326
+_HASH_CHUNK_BYTES: Final[int] = 1 << 20
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def code_version() -> str:
+    """Version of the code that wrote an output (package version)."""
+    return __version__
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class PartitionKey:
+    """Identity of one partition.
+
+    Attributes
+    ----------
+    stage : str
+        Output stage, e.g. ``inventory``, ``segments_2m``, ``s2_labels``.
+    date : datetime.date
+        UTC day of the acquisitions in the partition.
+    item : str or None
+        Granule key (``YYYYMMDDhhmmss_RRRRCCSS``) or S2 scene key; None for day-level stages.
+    beam : str or None
+        Beam group for per-beam stages.
+    """
+
+    stage: str
+    date: dt.date
+    item: str | None = None
+    beam: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stage", "item", "beam"):
+            value = getattr(self, name)
+            if value is not None and not _SAFE_VALUE.match(value):
+                raise StorageError(f"partition {name} {value!r} is not a safe path component")
+        if isinstance(self.date, dt.datetime) or not isinstance(self.date, dt.date):
+            raise StorageError(f"partition date must be a datetime.date, got {self.date!r}")
+
+    @property
+    def relpath(self) -> str:
+        """Path below the root: ``stage/date=YYYY-MM-DD[/granule=...][/beam=...]``.
+
+        Examples
+        --------
+        >>> PartitionKey("segments_2m", dt.date(2019, 11, 4), "20191104195311_05940510", "gt2r").relpath
+        'segments_2m/date=2019-11-04/granule=20191104195311_05940510/beam=gt2r'
+        """
+        parts = [self.stage, f"date={self.date.isoformat()}"]
+        if self.item is not None:
+            parts.append(f"granule={self.item}")
+        if self.beam is not None:
+            parts.append(f"beam={self.beam}")
+        return "/".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {"stage": self.stage, "date": self.date.isoformat(), "item": self.item, "beam": self.beam}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PartitionKey:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            stage=str(data["stage"]),
+            date=dt.date.fromisoformat(str(data["date"])),
+            item=data.get("item"),
+            beam=data.get("beam"),
+        )
+
+    @classmethod
+    def from_relpath(cls, relpath: str) -> PartitionKey:
+        """Parse a path produced by :attr:`relpath`."""
+        parts = relpath.strip("/").split("/")
+        if len(parts) < 2 or not parts[1].startswith("date="):
+            raise StorageError(f"{relpath}: not a partition path")
+        fields: dict[str, str] = {}
+        for part in parts[2:]:
+            name, _, value = part.partition("=")
+            fields[name] = value
+        return cls(
+            stage=parts[0],
+            date=dt.date.fromisoformat(parts[1].removeprefix("date=")),
+            item=fields.get("granule"),
+            beam=fields.get("beam"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    """One committed file: name relative to the partition, rows (tables), bytes and sha256."""
+
+    name: str
+    bytes: int
+    sha256: str
+    rows: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """What makes a partition visible; written last by :meth:`PartitionWriter.commit`."""
+
+    key: PartitionKey
+    files: tuple[FileEntry, ...]
+    config: dict[str, Any]
+    config_hash: str
+    code_version: str
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        """Total table rows over the partition's files."""
+        return sum(f.rows or 0 for f in self.files)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no wall-clock time): re-runs give identical bytes."""
+        doc = {
+            "manifest_version": MANIFEST_VERSION,
+            "partition": self.key.to_dict(),
+            "files": [dataclasses.asdict(f) for f in self.files],
+            "rows": self.rows,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "code_version": self.code_version,
+            "info": self.info,
+        }
+        return json.dumps(doc, sort_keys=True, indent=1, default=_json_default)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "manifest") -> Manifest:
+        """Parse a manifest, with a clear error when it is damaged."""
+        try:
+            doc = json.loads(text)
+            return cls(
+                key=PartitionKey.from_dict(doc["partition"]),
+                files=tuple(FileEntry(**f) for f in doc["files"]),
+                config=dict(doc["config"]),
+                config_hash=str(doc["config_hash"]),
+                code_version=str(doc["code_version"]),
+                info=dict(doc.get("info", {})),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise StorageError(f"{where}: damaged manifest ({exc})") from exc
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def storage_options_from_env(root: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """fsspec storage options for ``root`` from the environment.
+
+    ``SEAICE_LAKE_OPTIONS`` holds a JSON object passed to fsspec as is; for ``s3://`` roots
+    ``SEAICE_S3_ENDPOINT_URL`` sets the endpoint (MinIO, a local S3 server).  Credentials follow
+    the usual AWS variables, read by s3fs/botocore itself.
+    """
+    env = os.environ if env is None else env
+    opts: dict[str, Any] = {}
+    raw = env.get("SEAICE_LAKE_OPTIONS", "").strip()
+    if raw:
+        try:
+            loaded = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise StorageError(f"SEAICE_LAKE_OPTIONS is not valid JSON ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise StorageError("SEAICE_LAKE_OPTIONS must be a JSON object")
+        opts.update(loaded)
+    endpoint = env.get("SEAICE_S3_ENDPOINT_URL", "").strip()
+    if root.startswith("s3://") and endpoint:
+        client_kwargs = dict(opts.get("client_kwargs", {}))
+        client_kwargs.setdefault("endpoint_url", endpoint)
+        opts["client_kwargs"] = client_kwargs
+    return opts
+
+
+def lake_from_env(root: str | None = None, env: Mapping[str, str] | None = None) -> Lake:
+    """The lake at ``root`` or ``$SEAICE_LAKE`` (default ``./var/lake``) with env storage options."""
+    env = os.environ if env is None else env
+    url = root or env.get("SEAICE_LAKE", "") or DEFAULT_LAKE
+    return Lake(url, storage_options_from_env(url, env))
+
+
+class Lake:
+    """A storage root on any fsspec filesystem (local folder, ``file://``, ``s3://``).
+
+    Parameters
+    ----------
+    root : str
+        Local path or URL.
+    storage_options : dict, optional
+        fsspec options (S3 endpoint, credentials).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> None:
+        text = os.fspath(root)
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
+        if "://" in text:
+            protocol = text.split("://", 1)[0]
+            self.fs: fsspec.AbstractFileSystem = fsspec.filesystem(protocol, **self.storage_options)
+            base = text.split("://", 1)[1] if protocol != "file" else text.removeprefix("file://")
+        else:
+            protocol = "file"
+            self.fs = fsspec.filesystem("file")
+            base = os.path.abspath(text)
+        self.protocol = protocol
+        self._base = base.rstrip("/")
+        self.root = text
+
+    def __repr__(self) -> str:
+        return f"Lake({self.root!r})"
+
+    # -- paths -------------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        """Filesystem path (no protocol) below the root."""
+        return posixpath.join(self._base, *parts) if parts else self._base
+
+    def url(self, *parts: str) -> str:
+        """Full URL below the root (``file:///...`` locally)."""
+        path = self.path(*parts)
+        return f"{self.protocol}://{path}"
+
+    def partition_url(self, key: PartitionKey) -> str:
+        """URL of a partition folder."""
+        return self.url(key.relpath)
+
+    def file_url(self, key: PartitionKey, name: str) -> str:
+        """URL of one file of a partition."""
+        return self.url(key.relpath, name)
+
+    # -- reading ------------------------------------------------------------------------------
+    def manifest(self, key: PartitionKey) -> Manifest | None:
+        """The committed manifest of a partition, or None when it is not committed."""
+        path = self.path(key.relpath, MANIFEST_NAME)
+        try:
+            with self.fs.open(path, "rb") as fh:
+                text = fh.read().decode()
+        except FileNotFoundError:
+            return None
+        return Manifest.from_json(text, where=self.url(key.relpath, MANIFEST_NAME))
+
+    def is_committed(self, key: PartitionKey) -> bool:
+        """Whether the partition has a manifest."""
+        return self.manifest(key) is not None
+
+    def require(self, key: PartitionKey) -> Manifest:
+        """The manifest, or :class:`StorageError` naming the partition."""
+        man = self.manifest(key)
+        if man is None:
+            raise StorageError(f"{self.partition_url(key)}: partition not committed")
+        return man
+
+    def partitions(self, stage: str, date: dt.date | None = None) -> list[PartitionKey]:
+        """Committed partitions of a stage (optionally one day), sorted."""
+        pattern = self.path(stage, f"date={date.isoformat()}" if date else "date=*", "**", MANIFEST_NAME)
+        found = self.fs.glob(pattern)
+        base = self.path()
+        keys = []
+        for p in found:
+            rel = posixpath.relpath(posixpath.dirname(str(p)), base)
+            keys.append(PartitionKey.from_relpath(rel))
+        return sorted(set(keys))
+
+    def open_file(self, key: PartitionKey, name: str, *, verify: bool = False) -> bytes:
+        """Bytes of one committed file; ``verify`` checks its sha256 against the manifest."""
+        man = self.require(key)
+        entry = next((f for f in man.files if f.name == name), None)
+        if entry is None:
+            raise StorageError(f"{self.partition_url(key)}: no file {name!r} in manifest")
+        with self.fs.open(self.path(key.relpath, name), "rb") as fh:
+            data: bytes = fh.read()
+        if verify and hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise StorageError(f"{self.file_url(key, name)}: sha256 differs from manifest")
+        return data
+
+    def read_table(self, key: PartitionKey, name: str | None = None, *, verify: bool = False) -> pa.Table:
+        """Read a committed (Geo)Parquet table; all tables of the partition when ``name`` is None."""
+        man = self.require(key)
+        names = [name] if name else [f.name for f in man.files if f.name.endswith(".parquet")]
+        if not names:
+            raise StorageError(f"{self.partition_url(key)}: no parquet files in manifest")
+        tables = [pq.read_table(io.BytesIO(self.open_file(key, n, verify=verify))) for n in names]
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def read_geodataframe(self, key: PartitionKey, name: str | None = None) -> Any:
+        """Read a committed GeoParquet table as a :class:`geopandas.GeoDataFrame`."""
+        import geopandas
+
+        man = self.require(key)
+        names = [name] if name else [f.name for f in man.files if f.name.endswith(".parquet")]
+        frames = [geopandas.read_parquet(io.BytesIO(self.open_file(key, n))) for n in names]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    # -- writing ------------------------------------------------------------------------------
+    def writer(
+        self, key: PartitionKey, config: JsonConfig | Mapping[str, Any] | None = None
+    ) -> PartitionWriter:
+        """A :class:`PartitionWriter` for ``key``; use it as a context manager."""
+        return PartitionWriter(self, key, config)
+
+    def delete(self, key: PartitionKey) -> None:
+        """Remove a partition (manifest first, so it turns invisible before files go)."""
+        folder = self.path(key.relpath)
+        manifest = posixpath.join(folder, MANIFEST_NAME)
+        if self.fs.exists(manifest):
+            self.fs.rm(manifest)
+        if self.fs.exists(folder):
+            self.fs.rm(folder, recursive=True)
+
+
+class PartitionWriter:
+    """Stages the files of one partition and commits them atomically.
+
+    Use as a context manager: leaving the block normally commits; an exception discards the
+    staged files and leaves any previously committed partition as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> lake = Lake(tempfile.mkdtemp())
+    >>> key = PartitionKey("demo", dt.date(2019, 11, 4))
+    >>> with lake.writer(key) as w:
+    ...     _ = w.write_bytes("hello.txt", b"hi")
+    >>> lake.require(key).files[0].name
+    'hello.txt'
+    """
+
+    def __init__(
+        self, lake: Lake, key: PartitionKey, config: JsonConfig | Mapping[str, Any] | None = None
+    ) -> None:
+        self.lake = lake
+        self.key = key
+        if isinstance(config, JsonConfig):
+            self.config: dict[str, Any] = config.to_dict()
+            self.config_hash = config_hash(config)
+        else:
+            self.config = dict(config or {})
+            self.config_hash = hashlib.sha256(
+                json.dumps(self.config, sort_keys=True, default=_json_default).encode()
+            ).hexdigest()[:16]
+        self.info: dict[str, Any] = {}
+        self._files: dict[str, FileEntry] = {}
+        self._staging = lake.path(STAGING_DIR, key.relpath, uuid.uuid4().hex)
+        self._done = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and not self._done:
+            self.commit()
+        elif not self._done:
+            self.abort()
+
+    @property
+    def files(self) -> dict[str, FileEntry]:
+        """Files staged so far."""
+        return dict(self._files)
+
+    def write_bytes(self, name: str, data: bytes, rows: int | None = None) -> FileEntry:
+        """Stage one file from bytes."""
+        self._check_name(name)
+        path = posixpath.join(self._staging, name)
+        self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        with self.lake.fs.open(path, "wb") as fh:
+            fh.write(data)
+        entry = FileEntry(name=name, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=rows)
+        self._files[name] = entry
+        return entry
+
+    def write_local_file(self, name: str, local_path: str | os.PathLike[str], rows: int | None = None) -> FileEntry:
+        """Stage a file that was written to local disk (large outputs, COGs), streaming its hash."""
+        self._check_name(name)
+        digest = hashlib.sha256()
+        size = 0
+        with open(local_path, "rb") as src:
+            for chunk in iter(lambda: src.read(_HASH_CHUNK_BYTES), b""):
+                digest.update(chunk)
+                size += len(chunk)
+        path = posixpath.join(self._staging, name)
+        self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        self.lake.fs.put_file(os.fspath(local_path), path)
+        entry = FileEntry(name=name, bytes=size, sha256=digest.hexdigest(), rows=rows)
+        self._files[name] = entry
+        return entry
+
+    def write_table(
+        self,
+        name: str,
+        table: pa.Table,
+        schema: pa.Schema | None = None,
+        *,
+        compression: str = "zstd",
+    ) -> FileEntry:
+        """Stage a Parquet table; ``schema`` (from :mod:`seaice_tasks.schemas`) is enforced.
+
+        The table keeps its schema metadata (GeoParquet ``geo`` key, units) and gets a
+        ``seaice`` key with the partition, config and code version.
+        """
+        if schema is not None:
+            table = validate_table(table, schema, where=self.lake.file_url(self.key, name))
+        meta = dict(table.schema.metadata or {})
+        meta[b"seaice"] = json.dumps(
+            {
+                "partition": self.key.to_dict(),
+                "config": self.config,
+                "config_hash": self.config_hash,
+                "code_version": code_version(),
+            },
+            sort_keys=True,
+            default=_json_default,
+        ).encode()
+        table = table.replace_schema_metadata(meta)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression=compression)
+        return self.write_bytes(name, sink.getvalue().to_pybytes(), rows=table.num_rows)
+
+    def write_cog(
+        self,
+        name: str,
+        array: npt.NDArray[Any],
+        *,
+        crs: Any,
+        transform: Any,
+        nodata: float | None = None,
+        colormap: Mapping[int, tuple[int, int, int]] | None = None,
+        tags: Mapping[str, str] | None = None,
+        blocksize: int = 512,
+    ) -> FileEntry:
+        """Stage a Cloud-Optimised GeoTIFF of a (bands, rows, cols) or (rows, cols) array."""
+        import rasterio
+        from rasterio.io import MemoryFile
+        from rasterio.shutil import copy as rio_copy
+
+        data = array[np.newaxis] if array.ndim == 2 else array
+        count, height, width = data.shape
+        profile = {
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "count": count,
+            "dtype": data.dtype.name,
+            "crs": crs,
+            "transform": transform,
+            "nodata": nodata,
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "cog.tif")
+            with MemoryFile() as mem, mem.open(**profile) as ds:
+                ds.write(data)
+                if colormap is not None and count == 1:
+                    ds.write_colormap(1, dict(colormap))
+                ds.update_tags(seaice_code_version=code_version(), seaice_config_hash=self.config_hash,
+                               **dict(tags or {}))
+                with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
+                    rio_copy(ds, out, driver="COG", BLOCKSIZE=blocksize, COMPRESS="DEFLATE")
+            return self.write_local_file(name, out)
+
+    def commit(self) -> Manifest:
+        """Make the staged files the partition's content; the manifest goes last."""
+        if self._done:
+            raise StorageError(f"{self.lake.partition_url(self.key)}: writer already finished")
+        fs = self.lake.fs
+        folder = self.lake.path(self.key.relpath)
+        manifest = Manifest(
+            key=self.key,
+            files=tuple(self._files[n] for n in sorted(self._files)),
+            config=self.config,
+            config_hash=self.config_hash,
+            code_version=code_version(),
+            info=self.info,
+        )
+        manifest_path = posixpath.join(folder, MANIFEST_NAME)
+        # 1. invisible: remove the old manifest, then the old files.
+        if fs.exists(manifest_path):
+            fs.rm(manifest_path)
+        if fs.exists(folder):
+            fs.rm(folder, recursive=True)
+        # 2. move the staged files in.
+        fs.makedirs(folder, exist_ok=True)
+        for name in sorted(self._files):
+            dst = posixpath.join(folder, name)
+            fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+            fs.mv(posixpath.join(self._staging, name), dst)
+        # 3. visible: the manifest, atomically (local: temp file + rename; S3: one PUT).
+        text = manifest.to_json().encode()
+        if self.lake.protocol == "file":
+            tmp = posixpath.join(folder, f".{MANIFEST_NAME}.{uuid.uuid4().hex}")
+            with fs.open(tmp, "wb") as fh:
+                fh.write(text)
+            os.replace(tmp, manifest_path)
+        else:
+            with fs.open(manifest_path, "wb") as fh:
+                fh.write(text)
+        self._cleanup_staging()
+        self._done = True
+        log.info("committed %s (%d files, %d rows)", self.lake.partition_url(self.key),
+                 len(manifest.files), manifest.rows)
+        return manifest
+
+    def abort(self) -> None:
+        """Discard the staged files; a committed partition stays as it was."""
+        self._cleanup_staging()
+        self._done = True
+
+    def _cleanup_staging(self) -> None:
+        fs = self.lake.fs
+        try:
+            if fs.exists(self._staging):
+                fs.rm(self._staging, recursive=True)
+        except FileNotFoundError:
+            pass
+
+    def _check_name(self, name: str) -> None:
+        if self._done:
+            raise StorageError(f"{self.lake.partition_url(self.key)}: writer already finished")
+        if name == MANIFEST_NAME or name.startswith(("/", ".")) or ".." in name.split("/"):
+            raise StorageError(f"{self.lake.partition_url(self.key)}: invalid file name {name!r}")
+
+
+def geoparquet_table(
+    frame: pd.DataFrame,
+    schema: pa.Schema,
+    *,
+    lon_col: str = "lon_deg",
+    lat_col: str = "lat_deg",
+    geometry_col: str = "geometry",
+) -> pa.Table:
+    """Arrow table in ``schema`` with a WKB point geometry and GeoParquet 1.1 ``geo`` metadata.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Must hold the schema's columns (minus geometry) and ``lon_col``/``lat_col`` in degrees.
+    schema : pyarrow.Schema
+        Target schema; its ``geometry`` field must be binary.
+
+    Returns
+    -------
+    pyarrow.Table
+        Validated against ``schema``, geometry in EPSG:4326, bbox in the metadata.
+    """
+    import shapely
+    from pyproj import CRS
+
+    lon = frame[lon_col].to_numpy(dtype=np.float64)
+    lat = frame[lat_col].to_numpy(dtype=np.float64)
+    wkb = shapely.to_wkb(shapely.points(lon, lat))
+    cols = {f.name: frame[f.name] for f in schema if f.name != geometry_col}
+    table = pa.table(
+        {**{k: pa.array(v.to_numpy() if hasattr(v, "to_numpy") else v, type=schema.field(k).type,
+                        from_pandas=True) for k, v in cols.items()},
+         geometry_col: pa.array(list(wkb), type=pa.binary())}
+    )
+    table = table.select([f.name for f in schema])
+    finite = np.isfinite(lon) & np.isfinite(lat)
+    bbox = (
+        [float(lon[finite].min()), float(lat[finite].min()), float(lon[finite].max()), float(lat[finite].max())]
+        if finite.any()
+        else []
+    )
+    geo = {
+        "version": GEOPARQUET_VERSION,
+        "primary_column": geometry_col,
+        "columns": {
+            geometry_col: {
+                "encoding": "WKB",
+                "geometry_types": ["Point"],
+                "crs": CRS.from_epsg(WGS84_EPSG).to_json_dict(),
+                **({"bbox": bbox} if bbox else {}),
+            }
+        },
+    }
+    meta = dict(schema.metadata or {})
+    meta[b"geo"] = json.dumps(geo, sort_keys=True).encode()
+    return validate_table(table.replace_schema_metadata(meta), schema.with_metadata(meta), where="geoparquet")
