@@ -6,7 +6,7 @@ in the catalog and commit the day's inventory to the lake.  Later stages (S2 lab
 resampling, colocation, inference, sea surface and freeboard, validation, publishing) hang off
 the inventory.
 
-* Schedule: daily at 00:00 UTC for the previous day; `catchup` is on so that
+* Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D; `catchup` is on so that
   `airflow backfill create --dag-id seaice_daily --from-date ... --to-date ...` (or the UI's
   backfill dialog) fills any range, and a scheduler started late catches up.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "seaice",
@@ -33,7 +33,8 @@ DEFAULT_ARGS: dict[str, Any] = {
 @dag(
     dag_id="seaice_daily",
     doc_md=__doc__,
-    schedule="@daily",
+    # data-interval semantics: the run for day D starts after D ends and has logical date D.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2018, 10, 13, tz="UTC"),  # first ATL03 science data
     catchup=True,
     max_active_runs=2,

@@ -1,0 +1,110 @@
+"""DAG integrity, import weight, and a real `dag.test()` run of seaice_daily on SQLite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from seaice_tasks.orchestration import airflow_env, dags_folder
+from seaice_tasks.storage import Lake, PartitionKey
+
+pytestmark = pytest.mark.integration
+
+HEAVY_MODULES = ("numpy", "pandas", "pyarrow", "h5py", "rasterio", "geopandas", "torch", "pyspark",
+                 "seaice_tasks.storage", "seaice_tasks.catalog")
+AIRFLOW_TIMEOUT_S = 300
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
+                          text=True, timeout=AIRFLOW_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def af_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow")
+    env = airflow_env(home)
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    proc = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True,
+                          timeout=AIRFLOW_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return env
+
+
+def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -> None:
+    proc = _python(
+        f"""
+        import json
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder={str(dags_folder())!r})
+        out = {{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}, "dags": {{}}}}
+        for dag_id, dag in bag.dags.items():
+            out["dags"][dag_id] = {{
+                "tags": sorted(dag.tags), "catchup": dag.catchup,
+                "tz": str(dag.start_date.tzinfo), "schedule": type(dag.timetable).__name__ + " " + str(dag.timetable.expression) + " " + str(dag.timetable.timezone),
+                "retries": [t.retries for t in dag.tasks], "tasks": sorted(dag.task_ids),
+                "doc": bool(dag.doc_md),
+            }}
+        print("JSON" + json.dumps(out))
+        """,
+        af_env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("JSON", 1)[1])
+    assert out["errors"] == {}
+    daily = out["dags"]["seaice_daily"]
+    assert daily["catchup"] is True and daily["tz"] == "UTC" and daily["schedule"] == "CronDataIntervalTimetable 0 0 * * * UTC"
+    assert "seaice" in daily["tags"] and daily["doc"]
+    assert all(r >= 1 for r in daily["retries"])
+    assert "discover" in daily["tasks"]
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in dags_folder().glob("*.py")))
+def test_dag_files_import_no_heavy_modules(af_env: dict[str, str], dag_file: str) -> None:
+    proc = _python(
+        f"""
+        import sys, runpy
+        import airflow.sdk, pendulum  # the authoring surface itself is allowed
+        before = set(sys.modules)
+        runpy.run_path({str(dags_folder() / dag_file)!r})
+        added = set(sys.modules) - before
+        heavy = sorted(m for m in added if m.split('.')[0] in {HEAVY_MODULES!r} or m in {HEAVY_MODULES!r})
+        print("HEAVY=" + ",".join(heavy))
+        """,
+        af_env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_seaice_daily_runs_with_dag_test(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    name = "processed_ATL07-01_20190226002919_09100201_003_02.h5"
+    (catalog / name).symlink_to(realdata / "icesat2" / f"icepyx_{name}")
+    lake_dir = tmp_path / "lake"
+    env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
+    proc = _python(
+        f"""
+        import datetime as dt, json, sys
+        sys.path.insert(0, {str(dags_folder())!r})
+        import seaice_daily
+        run = seaice_daily.DAG.test(logical_date=dt.datetime(2019, 2, 26, tzinfo=dt.timezone.utc))
+        states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
+        print("JSON" + json.dumps({{"run": str(run.state), "tis": states}}))
+        """,
+        env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("JSON", 1)[1].splitlines()[0])
+    assert out["run"] == "success", proc.stdout[-3000:]
+    assert out["tis"] == {"discover": "success"}
+    manifest = Lake(lake_dir).require(PartitionKey("inventory", dt.date(2019, 2, 26)))
+    assert manifest.info["counts"] == {"ATL07": 1}
+    assert manifest.info["catalog"] == str(catalog)
