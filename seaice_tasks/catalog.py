@@ -37,6 +37,7 @@ INVENTORY_STAGE: Final[str] = "inventory"
 INVENTORY_FILE: Final[str] = "inventory.parquet"
 _H5_SUFFIXES: Final[tuple[str, ...]] = (".h5", ".hdf5", ".he5")
 _RASTER_SUFFIXES: Final[tuple[str, ...]] = (".tif", ".tiff", ".jp2")
+_DEFAULT_DISCOVER: Final[DiscoverConfig] = DiscoverConfig()
 _BAND_RE = re.compile(r"(?<![0-9A-Za-z])(B0[2348])(?![0-9])")
 
 
@@ -163,7 +164,7 @@ def _scene_or_none(name: str) -> Any:
 def discover_day(
     catalog: str | os.PathLike[str],
     day: dt.date,
-    config: DiscoverConfig = DiscoverConfig(),
+    config: DiscoverConfig = _DEFAULT_DISCOVER,
     storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[list[CatalogItem], list[Skip]]:
     """Inputs of one UTC day (ICESat-2 products in ``config.products`` and all S2 scenes)."""

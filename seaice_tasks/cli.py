@@ -84,6 +84,8 @@ def format_summary(summary: Any) -> str:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    if not args.verbose:  # the summary lists the readers' warnings itself
+        logging.getLogger("seaice_tasks").setLevel(logging.ERROR)
     status = EXIT_OK
     docs = []
     for path in args.paths:

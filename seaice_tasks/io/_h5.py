@@ -107,7 +107,7 @@ def require_group(f: h5py.File, path: str, *, beam: str | None = None) -> h5py.G
     """Return the group at ``path`` or raise a clear error naming the file."""
     if not has_path(f, path):
         if beam is not None and not has_path(f, beam):
-            present = sorted(k for k in f.keys() if k.startswith("gt"))
+            present = sorted(k for k in f if k.startswith("gt"))
             raise MissingBeamError(f.filename, f"beam {beam} not in file (beams present: {present})")
         raise MissingVariableError(f.filename, f"group {path} missing")
     obj = f[path]
@@ -180,7 +180,7 @@ def product_of(f: h5py.File) -> str | None:
                     text = value.decode() if isinstance(value, bytes) else str(value)
                     if text.upper().startswith("ATL"):
                         return text.upper()[:5]
-    beams = [k for k in f.keys() if k.startswith("gt")]
+    beams = [k for k in f if k.startswith("gt")]
     for beam in beams:
         if has_path(f, f"{beam}/heights/h_ph"):
             return "ATL03"

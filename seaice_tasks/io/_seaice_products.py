@@ -239,8 +239,16 @@ def read_table(
     to_read = list(selected)
     if want_time and not any(v.column == "delta_time" for v in to_read):
         to_read.extend(v for v in variables if v.column == "delta_time")
+    missing: list[str] = []
     for v in to_read:
-        data[v.column] = _read_column(f, beam, v, n)
+        values = _read_column(f, beam, v, n)
+        if values is None:
+            missing.append(f"{{beam}}/{v.path}")
+            values = np.full(n, np.nan)
+        data[v.column] = values
+    if missing:
+        message = f"{f.filename}: optional dataset(s) missing, columns set to NaN: {missing} ({beam=})"
+        _warn_once(f.filename, " ".join(missing), message)
     if want_time:
         data[TIME_UTC] = delta_time_to_utc(data["delta_time"], read_epoch(f, config))
     return pd.DataFrame({c: data[c] for c in order}, columns=order)
@@ -257,15 +265,13 @@ def _column_order(variables: Sequence[Var], columns: Sequence[str] | None, want_
     return out
 
 
-def _read_column(f: h5py.File, beam: str, var: Var, n: int) -> npt.NDArray[Any]:
+def _read_column(f: h5py.File, beam: str, var: Var, n: int) -> npt.NDArray[Any] | None:
+    """The column's values (floats with fills as NaN); None for a missing optional dataset."""
     path = f"{beam}/{var.path}"
     if not has_path(f, path):
         if var.required:
             raise MissingVariableError(f.filename, f"required dataset {path} missing")
-        template = path.replace(beam, "{beam}", 1)
-        message = f"{f.filename}: optional dataset {path} missing; column {var.column} is NaN"
-        _warn_once(f.filename, template, message)
-        return np.full(n, np.nan)
+        return None
     values = read_dataset(f, path)
     if values.ndim != 1 or values.shape[0] != n:
         raise CorruptFileError(f.filename, f"{path} has shape {values.shape}, expected ({n},)")

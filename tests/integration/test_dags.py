@@ -47,7 +47,9 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
         for dag_id, dag in bag.dags.items():
             out["dags"][dag_id] = {{
                 "tags": sorted(dag.tags), "catchup": dag.catchup,
-                "tz": str(dag.start_date.tzinfo), "schedule": type(dag.timetable).__name__ + " " + str(dag.timetable.expression) + " " + str(dag.timetable.timezone),
+                "tz": str(dag.start_date.tzinfo),
+                "schedule": [type(dag.timetable).__name__, dag.timetable.expression,
+                             str(dag.timetable.timezone)],
                 "retries": [t.retries for t in dag.tasks], "tasks": sorted(dag.task_ids),
                 "doc": bool(dag.doc_md),
             }}
@@ -59,7 +61,8 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     out = json.loads(proc.stdout.split("JSON", 1)[1])
     assert out["errors"] == {}
     daily = out["dags"]["seaice_daily"]
-    assert daily["catchup"] is True and daily["tz"] == "UTC" and daily["schedule"] == "CronDataIntervalTimetable 0 0 * * * UTC"
+    assert daily["catchup"] is True and daily["tz"] == "UTC"
+    assert daily["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
     assert "seaice" in daily["tags"] and daily["doc"]
     assert all(r >= 1 for r in daily["retries"])
     assert "discover" in daily["tasks"]

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ def test_gps_time_to_utc() -> None:
 
 @dataclass(frozen=True)
 class _Nested(JsonConfig):
-    reader: ReaderConfig = ReaderConfig()
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
     beams: tuple[str, ...] = ("gt1r",)
     threshold: float = 3.0
     name: str | None = None
@@ -85,7 +85,7 @@ def test_config_json_roundtrip_and_validation() -> None:
         ReaderConfig.from_json("{")
     with pytest.raises(ConfigError, match="expected a list"):
         DiscoverConfig.from_dict({"products": "ATL03"})
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(FrozenInstanceError):
         ReaderConfig().default_sc_orient = 0  # type: ignore[misc]
 
 

@@ -60,7 +60,7 @@ def test_partition_path_is_pure_function_of_key() -> None:
     assert PartitionKey("inventory", DAY).relpath == "inventory/date=2019-11-04"
     with pytest.raises(StorageError, match="safe path"):
         PartitionKey("x", DAY, "../etc")
-    with pytest.raises(StorageError, match="datetime.date"):
+    with pytest.raises(StorageError, match=r"datetime\.date"):
         PartitionKey("x", dt.datetime(2019, 11, 4))  # type: ignore[arg-type]
 
 
