@@ -715,6 +715,11 @@ def read_atl03_info(
     )
 
 
+def _iso_z(value: dt.datetime | None) -> str | None:
+    """ISO-8601 UTC with microseconds and ``Z``, as the other products' summaries."""
+    return None if value is None else f"{value.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%f}Z"
+
+
 def summarize_atl03(
     path: str | os.PathLike[str],
     config: ReaderConfig = _DEFAULT_CONFIG,
@@ -729,8 +734,8 @@ def summarize_atl03(
         path=info.path,
         product=PRODUCT,
         granule=info.granule.granule if info.granule is not None else None,
-        time_start_utc=info.time_start_utc.isoformat() if info.time_start_utc else None,
-        time_end_utc=info.time_end_utc.isoformat() if info.time_end_utc else None,
+        time_start_utc=_iso_z(info.time_start_utc),
+        time_end_utc=_iso_z(info.time_end_utc),
         beams=tuple(BeamSummary(b.beam, b.strength, b.n_photons, b.n_segments) for b in info.beams),
         extra={
             "sc_orient": info.sc_orient,
