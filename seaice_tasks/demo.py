@@ -75,6 +75,7 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True,
                    timeout=AIRFLOW_TIMEOUT_S)
     days = [date] if date else list(DEMO_DAYS)
+    logging.getLogger("seaice_tasks").setLevel(logging.ERROR)  # summaries list the warnings
     lake = Lake(lake_dir)
     for day in days:
         print(f"seaice demo: airflow dags test seaice_daily {day}", flush=True)

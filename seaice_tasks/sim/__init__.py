@@ -1,0 +1,1 @@
+"""The simulator: a polar day with known truth, written in the real product layouts."""
