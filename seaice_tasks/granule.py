@@ -60,7 +60,12 @@ class GranuleId:
 
     @property
     def granule(self) -> str:
-        """Product-independent granule key ``YYYYMMDDhhmmss_RRRRCCSS`` (ties ATL03/07/10 together)."""
+        """Granule key ``YYYYMMDDhhmmss_RRRRCCSS`` (storage partitions, logs).
+
+        ATL07/ATL10 granules cover a whole hemisphere pass (region field ``01``) while ATL03
+        granules are regional, so the keys of matching ATL03 and ATL07 granules differ; they are
+        matched by RGT, cycle and time overlap, not by key.
+        """
         return f"{self.start:%Y%m%d%H%M%S}_{self.rgt:04d}{self.cycle:02d}{self.region:02d}"
 
     @property

@@ -365,10 +365,15 @@ class Lake:
 
     # -- writing ------------------------------------------------------------------------------
     def writer(
-        self, key: PartitionKey, config: JsonConfig | Mapping[str, Any] | None = None
+        self, key: PartitionKey, config: JsonConfig | Mapping[str, Any] | None = None, *, token: str | None = None
     ) -> PartitionWriter:
-        """A :class:`PartitionWriter` for ``key``; use it as a context manager."""
-        return PartitionWriter(self, key, config)
+        """A :class:`PartitionWriter` for ``key``; use it as a context manager.
+
+        Distributed jobs give every worker the same ``token``: workers stage part files with
+        :meth:`PartitionWriter.write_table` (no commit), the driver opens a writer with that token,
+        :meth:`~PartitionWriter.adopt` s the workers' entries and commits once all are done.
+        """
+        return PartitionWriter(self, key, config, token=token)
 
     def delete(self, key: PartitionKey) -> None:
         """Remove a partition (manifest first, so it turns invisible before files go)."""
@@ -398,7 +403,12 @@ class PartitionWriter:
     """
 
     def __init__(
-        self, lake: Lake, key: PartitionKey, config: JsonConfig | Mapping[str, Any] | None = None
+        self,
+        lake: Lake,
+        key: PartitionKey,
+        config: JsonConfig | Mapping[str, Any] | None = None,
+        *,
+        token: str | None = None,
     ) -> None:
         self.lake = lake
         self.key = key
@@ -412,7 +422,10 @@ class PartitionWriter:
             ).hexdigest()[:16]
         self.info: dict[str, Any] = {}
         self._files: dict[str, FileEntry] = {}
-        self._staging = lake.path(STAGING_DIR, key.relpath, uuid.uuid4().hex)
+        if token is not None and not _SAFE_VALUE.match(token):
+            raise StorageError(f"staging token {token!r} is not a safe path component")
+        self.token = token or uuid.uuid4().hex
+        self._staging = lake.path(STAGING_DIR, key.relpath, self.token)
         self._done = False
 
     def __enter__(self) -> Self:
@@ -430,6 +443,25 @@ class PartitionWriter:
     def files(self) -> dict[str, FileEntry]:
         """Files staged so far."""
         return dict(self._files)
+
+    def adopt(self, entry: FileEntry) -> None:
+        """Take over a file another process staged under this writer's token.
+
+        Raises
+        ------
+        StorageError
+            If the staged file is missing or its size differs from the entry.
+        """
+        self._check_name(entry.name)
+        path = posixpath.join(self._staging, entry.name)
+        try:
+            size = int(self.lake.fs.size(path))
+        except FileNotFoundError:
+            size = -1
+        if size != entry.bytes:
+            raise StorageError(f"{self.lake.url(STAGING_DIR, self.key.relpath, self.token, entry.name)}: "
+                               f"staged file missing or of the wrong size ({size} != {entry.bytes} bytes)")
+        self._files[entry.name] = entry
 
     def write_bytes(self, name: str, data: bytes, rows: int | None = None) -> FileEntry:
         """Stage one file from bytes."""

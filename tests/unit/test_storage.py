@@ -194,3 +194,26 @@ def test_storage_options_from_env() -> None:
     with pytest.raises(StorageError, match="JSON"):
         storage_options_from_env("s3://b/p", {"SEAICE_LAKE_OPTIONS": "{nope"})
     assert lake_from_env(env={}).root == "./var/lake"
+
+
+def test_distributed_staging_and_driver_commit(lake: Lake) -> None:
+    """Workers stage parts under a shared token; the driver adopts them and commits."""
+    frame = _frame(30)
+    token = "run0001"
+    entries = []
+    for part in range(3):  # three "executors"
+        worker = lake.writer(KEY, token=token)
+        entries.append(worker.write_table(f"part-{part:05d}.parquet",
+                                          geoparquet_table(frame.iloc[part * 10:(part + 1) * 10], POINTS_SCHEMA),
+                                          POINTS_SCHEMA))
+    assert lake.manifest(KEY) is None  # nothing visible before the driver commits
+    with lake.writer(KEY, token=token) as driver:
+        for entry in entries:
+            driver.adopt(entry)
+    man = lake.require(KEY)
+    assert man.rows == 30 and len(man.files) == 3
+    assert lake.read_table(KEY, verify=True).column("x_atc_m").to_pylist() == frame["x_atc_m"].tolist()
+    with pytest.raises(StorageError, match="staged file missing"), lake.writer(KEY, token="other") as driver:
+        driver.adopt(entries[0])
+    with pytest.raises(StorageError, match="safe path"):
+        lake.writer(KEY, token="../x")
