@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/seaice demo
 
 lint: venv
-	$(BIN)/ruff check seaice_tasks dags tests
+	$(BIN)/ruff check seaice_tasks dags tests benchmarks
 
 typecheck: venv
 	$(BIN)/mypy

@@ -2,6 +2,7 @@
 
 ``seaice inspect PATH [--json]``   what a product file holds (ATL03/ATL07/ATL10 HDF5, S2 raster)
 ``seaice discover --date D``      list a day's inputs in a catalog and commit the inventory
+``seaice simulate --out DIR``     a simulated polar day with known truth, in the real layouts
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 """
 
@@ -13,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from seaice_tasks import __version__
@@ -112,6 +114,29 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from seaice_tasks.sim.day import simulate_day
+    from seaice_tasks.sim.geometry import SimConfig
+    from seaice_tasks.sim.world import WorldConfig
+
+    if args.benchmark_beam:
+        from seaice_tasks.sim.atl03 import write_benchmark_beam
+        from seaice_tasks.sim.world import TruthWorld
+
+        os.makedirs(args.out, exist_ok=True)
+        path = write_benchmark_beam(Path(args.out) / "benchmark_beam_ATL03.h5",
+                                    TruthWorld(WorldConfig(seed=args.seed)), n_photons=args.benchmark_beam,
+                                    seed=args.seed)
+        print(f"seaice simulate: wrote benchmark beam {path}")
+        return EXIT_OK
+    config = SimConfig(date=args.date, seed=args.seed, granules=args.granules, km=args.km,
+                       scenes_per_granule=args.scenes_per_granule, scene_km=args.scene_km,
+                       world=WorldConfig(seed=args.seed))
+    result = simulate_day(config, args.out, clouds=not args.no_clouds)
+    print(result.summary())
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from seaice_tasks.demo import run_demo
 
@@ -136,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", default=None, help="raw input folder/URL (default $SEAICE_CATALOG)")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.set_defaults(func=_cmd_discover)
+
+    p = sub.add_parser("simulate", help="write a simulated day (ATL03/ATL07/ATL10 + S2) with its truth")
+    p.add_argument("--out", required=True, help="output folder (catalog/ and truth/ are created in it)")
+    p.add_argument("--date", default="2019-11-04", help="UTC day YYYY-MM-DD")
+    p.add_argument("--granules", type=int, default=3, help="number of ATL03 granules")
+    p.add_argument("--km", type=float, default=100.0, help="along-track length of each granule (km)")
+    p.add_argument("--seed", type=int, default=20191104, help="seed of the day and of the world")
+    p.add_argument("--scenes-per-granule", type=int, default=1, help="Sentinel-2 scenes over each track")
+    p.add_argument("--scene-km", type=float, default=20.0, help="side of each Sentinel-2 scene (km)")
+    p.add_argument("--no-clouds", action="store_true", help="cloud-free Sentinel-2 scenes")
+    p.add_argument("--benchmark-beam", type=int, default=0, metavar="N",
+                   help="instead: write one strong beam of at least N photons, streaming")
+    p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("demo", help="run the embedded default day through the daily DAG")
     p.add_argument("--workdir", default="var/demo", help="folder for the demo's catalog, lake and Airflow home")

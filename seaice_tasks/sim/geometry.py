@@ -51,6 +51,9 @@ ROSS_LON_DEG: Final[tuple[float, float]] = (-180.0, -140.0)
 _TAG_TRACK: Final[int] = 101
 _TAG_SCENE: Final[int] = 102
 _SECONDS_PER_DAY: Final[float] = 86_400.0
+#: Local solar time window (h) of the simulated overpasses, around Sentinel-2's 10:30 crossing.
+_LOCAL_HOUR_RANGE: Final[tuple[float, float]] = (9.5, 11.5)
+_DEG_PER_HOUR: Final[float] = 15.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,7 +293,11 @@ def plan_day(config: SimConfig) -> DayPlan:
         # heading: towards the pole (descending) or away from it, within 25 degrees of the meridian
         to_pole = math.atan2(-float(y0), -float(x0))
         heading = to_pole + (math.pi if u[2] < 0.5 else 0.0) + math.radians(50.0 * (u[3] - 0.5))
-        start = day0 + dt.timedelta(seconds=int(3600 + u[4] * (_SECONDS_PER_DAY - 7200)))
+        # Sentinel-2 crosses at ~10:30 local solar time and pairs lie within ~80 min, so put the
+        # overpass in the local late morning: UTC hour = local hour - lon / 15.
+        local_h = _LOCAL_HOUR_RANGE[0] + u[4] * (_LOCAL_HOUR_RANGE[1] - _LOCAL_HOUR_RANGE[0])
+        utc_s = ((local_h - lon0 / _DEG_PER_HOUR) % 24.0) * 3600.0
+        start = day0 + dt.timedelta(seconds=int(min(utc_s, _SECONDS_PER_DAY - 3600.0)))
         tracks.append(
             Track(start_utc=start, rgt=int(1 + u[5] * 1386), cycle=5, region=10, x0_m=float(x0), y0_m=float(y0),
                   ux=math.cos(heading), uy=math.sin(heading), length_m=length,

@@ -4,8 +4,8 @@ Everything is a pure, vectorised function of EPSG:3976 coordinates (m) so that a
 10 kHz ATL03 beam, a 10 m Sentinel-2 raster, a 2 m truth profile -- samples the same world
 without a world-sized raster in memory.
 
-Sea-ice field (at the Sentinel-2 acquisition time; the field at the ICESat-2 time is the same
-field displaced by the drift vector, see :func:`TruthWorld.classes_at`):
+Sea-ice field (with ``shift_m=(0, 0)`` the ice at the ICESat-2 time; a Sentinel-2 scene whose
+ice drifted by d until the ICESat-2 pass shows ``sample(x, y, shift_m=-d)``):
 
 * Floes are cells of ``len(floe_scales_m)`` nested jittered-grid Voronoi tessellations (cell sizes
   of km to hundreds of m), so floe sizes span orders of magnitude (a heavy-tailed distribution).
@@ -282,8 +282,8 @@ class TruthWorld:
         x_m, y_m : array_like
             Coordinates in EPSG:3976 (m).
         shift_m : (float, float)
-            Ice displacement (dx, dy) in m since the reference (Sentinel-2) time: the field is
-            evaluated at (x - dx, y - dy).
+            Displacement (dx, dy) in m of the ice relative to the reference (ICESat-2) time: the
+            field is evaluated at (x - dx, y - dy).
 
         Returns
         -------
