@@ -1,25 +1,38 @@
 """
 ### seaice_daily
 
-One UTC day of sea-ice processing: discover the day's ICESat-2 granules and Sentinel-2 scenes
-in the catalog and commit the day's inventory to the lake.  Later stages (S2 labels, 2 m
-resampling, colocation, inference, sea surface and freeboard, validation, publishing) hang off
-the inventory.
+One UTC day of sea-ice processing:
 
-* Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D; `catchup` is on so that
-  `airflow backfill create --dag-id seaice_daily --from-date ... --to-date ...` (or the UI's
-  backfill dialog) fills any range, and a scheduler started late catches up.
+1. `discover` finds the day's ICESat-2 granules and Sentinel-2 scenes in the catalog and commits
+   `inventory/date=<day>`;
+2. `resample_2m` (Spark, `SparkSubmitOperator`, connection `spark_default`, `local[*]` by
+   default) turns the day's ATL03 granules into 2 m segment partitions
+   `segments_2m/date=<day>/granule=<g>/beam=<b>` and a `resample_report` of skipped granules.
+
+Later stages (S2 labels, colocation, inference, sea surface and freeboard, validation,
+publishing) hang off these partitions.
+
+* Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D;
+  `catchup` is on so that `airflow backfill create --dag-id seaice_daily --from-date ...
+  --to-date ...` (or the UI's backfill dialog) fills any range, and a scheduler started late
+  catches up.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
-  root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`).
+  root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`),
+  `resample` (ResampleConfig as a JSON object), `max_photons` (photons per Spark work item).
 * Every task is a thin call into the `seaice_tasks` package; heavy imports live in task bodies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pendulum
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -28,6 +41,17 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": dt.timedelta(minutes=5),
     "retry_exponential_backoff": True,
 }
+DAY = "{{ params.date or ds }}"
+
+
+def _spark_job(name: str) -> str:
+    """Path of a Spark job script of the installed package (found without importing it)."""
+    override = os.environ.get("SEAICE_SPARK_JOBS")
+    if override:
+        return str(Path(override) / name)
+    spec = importlib.util.find_spec("seaice_tasks")
+    assert spec is not None and spec.submodule_search_locations, "seaice_tasks is not installed"
+    return str(Path(next(iter(spec.submodule_search_locations))) / "spark_jobs" / name)
 
 
 @dag(
@@ -44,7 +68,10 @@ DEFAULT_ARGS: dict[str, Any] = {
         "catalog": Param("", type="string", description="raw input folder/URL; empty = $SEAICE_CATALOG"),
         "lake": Param("", type="string", description="storage root; empty = $SEAICE_LAKE"),
         "date": Param("", type="string", description="YYYY-MM-DD to process; empty = the logical date"),
+        "resample": Param({}, type="object", description="ResampleConfig fields (JSON object)"),
+        "max_photons": Param(2_000_000, type="integer", minimum=1000, description="photons per Spark work item"),
     },
+    render_template_as_native_obj=False,
 )
 def seaice_daily() -> None:
     @task
@@ -56,7 +83,21 @@ def seaice_daily() -> None:
         return run_discover(p.get("date") or ds or "", catalog=p.get("catalog") or None,
                             lake=p.get("lake") or None)
 
-    discover()
+    resample_2m = SparkSubmitOperator(
+        task_id="resample_2m",
+        conn_id="spark_default",
+        application=_spark_job("resample.py"),
+        name="seaice-resample-{{ params.date or ds }}",
+        application_args=[
+            "--date", DAY,
+            "--lake", "{{ params.lake }}",
+            "--config", "{{ params.resample | tojson }}",
+            "--max-photons", "{{ params.max_photons }}",
+        ],
+        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+
+    discover() >> resample_2m
 
 
 DAG = seaice_daily()

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from seaice_tasks.orchestration import airflow_env
 from seaice_tasks.sim.geometry import SimConfig
@@ -50,6 +50,17 @@ def ensure_simulated_day(config: SimConfig, out: Path) -> Path:
     return result.catalog
 
 
+def _one_line(summary: Any) -> str:
+    """``KIND item  beam:count ...`` for one input."""
+    if summary.beams:
+        counts = " ".join(f"{b.beam}:{b.n_photons if b.n_photons is not None else b.n_segments:,}"
+                          for b in summary.beams)
+        unit = "photons" if any(b.n_photons is not None for b in summary.beams) else "segments"
+        return f"   {summary.product:<5} {summary.granule}  {unit} {counts}"
+    extra = summary.extra
+    return f"   {summary.product:<5} {summary.granule}  {extra.get('crs', '')} {extra.get('shape', '')}"
+
+
 def _airflow_bin() -> str:
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
@@ -57,7 +68,7 @@ def _airflow_bin() -> str:
 
 def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = None) -> int:
     """Run the demo; returns the process exit status (0 on success)."""
-    from seaice_tasks.cli import format_summary, inspect_path
+    from seaice_tasks.cli import inspect_path
 
     wd = Path(workdir).resolve()
     config = DEMO_CONFIG if date is None else SimConfig(date=date)
@@ -87,6 +98,16 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
         print(f"   skipped: {skip['uri']}: {skip['reason']}")
     table = lake.read_table(manifest.key).to_pandas()
     for uri in table["uri"]:
-        print(format_summary(inspect_path(uri)))
+        print(_one_line(inspect_path(uri)))
+    report = lake.manifest(PartitionKey("resample_report", dt.date.fromisoformat(day)))
+    segments = lake.partitions("segments_2m", dt.date.fromisoformat(day))
+    print(f"\n== 2 m segments: {len(segments)} partition(s)")
+    for key in segments:
+        print(f"   {lake.partition_url(key)}  {lake.require(key).rows:,} bins")
+    if report is not None:
+        for skip in report.info.get("skipped", []):
+            print(f"   skipped: {skip['uri']}: {skip['reason']}")
+        for fail in report.info.get("failed", []):
+            print(f"   failed: {fail['partition']}: {fail['reason']}")
     print(f"\nseaice demo: done; outputs under {lake_dir} (Airflow log {log_path})")
     return 0

@@ -5,15 +5,32 @@ Nothing here imports Airflow; the functions build the environment for ``airflow`
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-__all__ = ["repo_root", "dags_folder", "realdata_folder", "airflow_env", "AIRFLOW_PARALLELISM"]
+__all__ = [
+    "repo_root",
+    "dags_folder",
+    "realdata_folder",
+    "airflow_env",
+    "spark_connection",
+    "AIRFLOW_PARALLELISM",
+    "DEFAULT_SPARK_MASTER",
+]
 
 #: Task slots of the embedded Airflow: the machine has two cores.
 AIRFLOW_PARALLELISM: Final[int] = 4
+#: Spark master of the embedded ``spark_default`` connection.
+DEFAULT_SPARK_MASTER: Final[str] = "local[*]"
+
+
+def spark_connection(master: str = DEFAULT_SPARK_MASTER) -> str:
+    """``AIRFLOW_CONN_SPARK_DEFAULT`` value for a master (``local[*]``, ``spark://host:7077``)."""
+    return json.dumps({"conn_type": "spark", "host": master})
 
 
 def repo_root() -> Path:
@@ -65,6 +82,10 @@ def airflow_env(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn
             or f"sqlite:///{home_path / 'airflow.db'}",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
+            # spark-submit of this environment, and its Python for driver and executors
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            "PYSPARK_PYTHON": sys.executable,
+            "AIRFLOW_CONN_SPARK_DEFAULT": env.get("AIRFLOW_CONN_SPARK_DEFAULT") or spark_connection(),
         }
     )
     env.update(extra or {})

@@ -95,3 +95,55 @@ INVENTORY_SCHEMA: Final[pa.Schema] = pa.schema(
 
 #: Registry by stage name, documented in docs/products.md.
 SCHEMAS: Final[dict[str, pa.Schema]] = {"inventory": INVENTORY_SCHEMA}
+
+
+#: 2 m along-track segments of one ATL03 beam (stage ``segments_2m``; seaice_tasks.is2.resample,
+#: columns documented in docs/segments_2m.md).
+SEGMENTS_2M_SCHEMA: Final[pa.Schema] = pa.schema(
+    [
+        field("granule", pa.string(), "", "ATL03 granule key YYYYMMDDhhmmss_RRRRCCSS", nullable=False),
+        field("beam", pa.string(), "", "beam group gt1l..gt3r", nullable=False),
+        field("bin_index", pa.int64(), "", "floor(x_atc / bin size); x_atc_m / 2 for 2 m bins", nullable=False),
+        field("x_atc_m", pa.float64(), "m", "along-track distance of the bin START from the equator crossing",
+              nullable=False),
+        field("lat_deg", pa.float64(), "deg", "mean photon latitude"),
+        field("lon_deg", pa.float64(), "deg", "mean photon longitude (wrap-safe), -180..180"),
+        field("delta_time_s", pa.float64(), "s", "mean photon time, seconds since the ATLAS SDP epoch (GPS)"),
+        field("time_utc", pa.timestamp("ns", tz="UTC"), "UTC", "mean photon time, UTC (leap seconds removed)"),
+        field("n_photons", pa.int32(), "photon", "selected photons in the bin (>= 1)", nullable=False),
+        field("single_photon", pa.bool_(), "", "bin holds one photon (h_std_m = 0)", nullable=False),
+        field("h_mean_m", pa.float64(), "m", "mean photon height above WGS84 (h_ph)"),
+        field("h_median_m", pa.float64(), "m", "median photon height above WGS84"),
+        field("h_std_m", pa.float64(), "m", "population standard deviation of photon heights"),
+        *[
+            field(f"{aux}_{stat}", pa.float64(), unit, f"{label} of {desc} over the bin's photons")
+            for aux, unit, desc in (
+                ("pcnt", "photon/shot", "photons (any confidence) of each photon's shot"),
+                ("pcnth", "photon/shot", "signal photons (conf >= threshold) of each photon's shot"),
+                ("bcnt", "count", "bckgrd_atlas counts of each photon's 50-shot window"),
+                ("brate", "count/s", "bckgrd_atlas background rate of each photon's 50-shot window"),
+            )
+            for stat, label in (("mean", "mean"), ("sd", "population std"), ("median", "median"))
+        ],
+        field("bckgrd_missing", pa.bool_(), "", "no bckgrd_atlas: bcnt_*/brate_* are NaN", nullable=False),
+        field("mss_m", pa.float64(), "m", "mean sea surface (dem_h where dem_flag == 3) at the bin centre"),
+        field("tide_ocean_m", pa.float64(), "m", "ocean tide at the bin centre"),
+        field("tide_equilibrium_m", pa.float64(), "m", "long-period equilibrium tide at the bin centre"),
+        field("tide_paper_m", pa.float64(), "m",
+              "authors' tide: earth + load + ocean + pole + ocean-pole + equilibrium tides"),
+        field("dac_m", pa.float64(), "m", "dynamic atmosphere correction at the bin centre (not subtracted)"),
+        field("geoid_m", pa.float64(), "m", "geoid height at the bin centre (not subtracted)"),
+        field("solar_elevation_deg", pa.float64(), "deg", "solar elevation at the bin centre"),
+        field("solar_azimuth_deg", pa.float64(), "deg", "solar azimuth at the bin centre, 0..360"),
+        field("corrections_missing", pa.bool_(), "", "a subtracted correction is NaN: h_cor_* are NaN",
+              nullable=False),
+        field("fpb_corr_m", pa.float64(), "m", "first-photon-bias correction (0 without CAL-19 tables)"),
+        field("fpb_available", pa.bool_(), "", "CAL-19 tables were available", nullable=False),
+        field("h_cor_mean_m", pa.float64(), "m", "h_mean_m minus MSS, tides and FPB (per config correction)"),
+        field("h_cor_median_m", pa.float64(), "m", "h_median_m minus MSS, tides and FPB (per config correction)"),
+        field("geometry", pa.binary(), "", "WKB point (lon_deg, lat_deg), EPSG:4326", nullable=False),
+    ],
+    metadata={"seaice_schema": "segments_2m/1"},
+)
+SCHEMAS["segments_2m"] = SEGMENTS_2M_SCHEMA
+__all__ += ["SEGMENTS_2M_SCHEMA"]

@@ -616,6 +616,15 @@ class PartitionWriter:
                 fs.rm(self._staging, recursive=True)
         except FileNotFoundError:
             pass
+        if self.lake.protocol == "file":  # object stores have no empty folders to leave behind
+            root = self.lake.path(STAGING_DIR)
+            folder = posixpath.dirname(self._staging)
+            while folder.startswith(root) and folder != root:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    break  # not empty: another partition is staging
+                folder = posixpath.dirname(folder)
 
     def _check_name(self, name: str) -> None:
         if self._done:

@@ -96,3 +96,13 @@ def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str
     client = boto3.client("s3", endpoint_url=s3_server["SEAICE_S3_ENDPOINT_URL"])
     client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def small_sim_day(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A small simulated day (1 granule x 20 km, one 5 km scene), written once per session."""
+    from seaice_tasks.sim.day import simulate_day
+    from seaice_tasks.sim.geometry import SimConfig
+
+    config = SimConfig(granules=1, km=20.0, scenes_per_granule=1, scene_km=5.0)
+    return simulate_day(config, tmp_path_factory.mktemp("small_sim_day"), workers=1)

@@ -65,7 +65,7 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert daily["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
     assert "seaice" in daily["tags"] and daily["doc"]
     assert all(r >= 1 for r in daily["retries"])
-    assert "discover" in daily["tasks"]
+    assert daily["tasks"] == ["discover", "resample_2m"]
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in dags_folder().glob("*.py")))
@@ -86,28 +86,51 @@ def test_dag_files_import_no_heavy_modules(af_env: dict[str, str], dag_file: str
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY="
 
 
-def test_seaice_daily_runs_with_dag_test(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    name = "processed_ATL07-01_20190226002919_09100201_003_02.h5"
-    (catalog / name).symlink_to(realdata / "icesat2" / f"icepyx_{name}")
-    lake_dir = tmp_path / "lake"
-    env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
+def _dag_test(env: dict[str, str], day: dt.date, conf: dict[str, object] | None = None) -> dict:  # type: ignore[type-arg]
     proc = _python(
         f"""
         import datetime as dt, json, sys
         sys.path.insert(0, {str(dags_folder())!r})
         import seaice_daily
-        run = seaice_daily.DAG.test(logical_date=dt.datetime(2019, 2, 26, tzinfo=dt.timezone.utc))
+        run = seaice_daily.DAG.test(logical_date=dt.datetime({day.year}, {day.month}, {day.day},
+                                                             tzinfo=dt.timezone.utc), run_conf={conf or {}!r})
         states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
         print("JSON" + json.dumps({{"run": str(run.state), "tis": states}}))
         """,
         env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("JSON", 1)[1].splitlines()[0])
-    assert out["run"] == "success", proc.stdout[-3000:]
-    assert out["tis"] == {"discover": "success"}
+    out: dict = json.loads(proc.stdout.split("JSON", 1)[1].splitlines()[0])  # type: ignore[type-arg]
+    assert out["run"] == "success", proc.stdout[-5000:]
+    return out
+
+
+def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path, small_sim_day) -> None:  # type: ignore[no-untyped-def]
+    """discover + resample_2m (spark-submit through SparkSubmitOperator, local[*])."""
+    lake_dir = tmp_path / "lake"
+    env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(small_sim_day.catalog))
+    out = _dag_test(env, dt.date(2019, 11, 4), {"max_photons": 50_000})
+    assert out["tis"] == {"discover": "success", "resample_2m": "success"}
+    lake = Lake(lake_dir)
+    inventory = lake.require(PartitionKey("inventory", dt.date(2019, 11, 4)))
+    assert inventory.info["counts"] == {"ATL03": 1, "ATL07": 1, "ATL10": 1, "S2": 1}
+    segments = lake.partitions("segments_2m", dt.date(2019, 11, 4))
+    assert sorted(k.beam for k in segments) == ["gt1r", "gt2r", "gt3r"]  # strong beams, sc_orient 1
+    assert all(lake.require(k).rows > 5000 for k in segments)  # 20 km of 2 m bins, minus gaps
+    assert lake.require(PartitionKey("resample_report", dt.date(2019, 11, 4))).info["skipped"] == []
+
+
+def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
+    """A day with only a real ATL07 granule: inventory committed, the resample job has nothing to do."""
+    catalog = tmp_path / "catalog"
+    catalog.mkdir()
+    name = "processed_ATL07-01_20190226002919_09100201_003_02.h5"
+    (catalog / name).symlink_to(realdata / "icesat2" / f"icepyx_{name}")
+    lake_dir = tmp_path / "lake"
+    env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
+    out = _dag_test(env, dt.date(2019, 2, 26))
+    assert out["tis"] == {"discover": "success", "resample_2m": "success"}
     manifest = Lake(lake_dir).require(PartitionKey("inventory", dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)
+    assert Lake(lake_dir).partitions("segments_2m") == []

@@ -1,0 +1,127 @@
+"""The resample job under real spark-submit: local[2] and a standalone cluster on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from seaice_tasks.is2.resample import ResampleConfig
+from seaice_tasks.spark_jobs.resample import RESULT_MARKER, SEGMENTS_STAGE, run_local
+from seaice_tasks.storage import Lake
+
+pytestmark = pytest.mark.integration
+
+SPARK_TIMEOUT_S = 300
+CLUSTER_START_TIMEOUT_S = 60
+JOB = Path(__file__).resolve().parents[2] / "seaice_tasks" / "spark_jobs" / "resample.py"
+CHUNK_PHOTONS = 60_000
+
+
+def _spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    })
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + CLUSTER_START_TIMEOUT_S
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Spark daemon did not start: {log.read_text()[-3000:]}") from None
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A standalone master + one worker started with pyspark's own ``spark-class``."""
+    from tests.conftest import _stop
+
+    spark_class = str(_spark_home() / "bin" / "spark-class")
+    logs = tmp_path_factory.mktemp("spark")
+    port, ui_master, ui_worker = _free_port(), _free_port(), _free_port()
+    env = _env()
+    env["SPARK_WORKER_DIR"] = str(logs / "work")
+    procs = []
+    with open(logs / "master.log", "wb") as fh:
+        procs.append(subprocess.Popen(
+            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+             "--webui-port", str(ui_master)], env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
+    try:
+        _wait_port(port, procs[0], logs / "master.log")
+        master = f"spark://127.0.0.1:{port}"
+        with open(logs / "worker.log", "wb") as fh:
+            procs.append(subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2",
+                 "--memory", "2g", "--webui-port", str(ui_worker), master],
+                env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
+        _wait_port(ui_worker, procs[1], logs / "worker.log")
+        yield master
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+def _submit(master: str, granule: str, lake: Path) -> dict:  # type: ignore[type-arg]
+    spark_submit = str(Path(sys.executable).with_name("spark-submit"))
+    proc = subprocess.run(
+        [spark_submit, "--master", master, "--conf", "spark.ui.enabled=false", str(JOB),
+         "--granules", granule, "--lake", str(lake), "--max-photons", str(CHUNK_PHOTONS)],
+        env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
+    return json.loads(line.removeprefix(RESULT_MARKER))  # type: ignore[no-any-return]
+
+
+def _manifests(lake: Lake) -> dict[str, str]:
+    return {k.relpath: lake.require(k).to_json() for k in lake.partitions(SEGMENTS_STAGE)}
+
+
+@pytest.fixture(scope="module")
+def reference(small_sim_day, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    lake = Lake(tmp_path_factory.mktemp("ref") / "lake")
+    run_local([str(small_sim_day.atl03[0])], lake, ResampleConfig(), max_photons=CHUNK_PHOTONS)
+    return _manifests(lake)
+
+
+def test_spark_submit_local(small_sim_day, reference: dict[str, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = _submit("local[2]", str(small_sim_day.atl03[0]), tmp_path / "lake")
+    assert result["failed"] == [] and len(result["partitions"]) == 3
+    assert set(result["timings_s"]) == {"load", "map_reduce"}
+    assert _manifests(Lake(tmp_path / "lake")) == reference  # same bytes as without Spark
+
+
+def test_spark_standalone_cluster(spark_cluster: str, small_sim_day, reference: dict[str, str],  # type: ignore[no-untyped-def]
+                                  tmp_path: Path) -> None:
+    result = _submit(spark_cluster, str(small_sim_day.atl03[0]), tmp_path / "lake")
+    assert result["failed"] == [] and len(result["partitions"]) == 3
+    assert _manifests(Lake(tmp_path / "lake")) == reference

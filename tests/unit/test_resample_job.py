@@ -1,0 +1,83 @@
+"""The resample job's work items, halo ownership and commits, without Spark."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from seaice_tasks.is2.resample import ResampleConfig, resample_granule
+from seaice_tasks.spark_jobs.resample import (
+    REPORT_FILE,
+    REPORT_STAGE,
+    SEGMENTS_STAGE,
+    main,
+    plan_work_items,
+    run_local,
+)
+from seaice_tasks.storage import Lake, PartitionKey
+
+SMALL_CHUNK_PHOTONS = 40_000
+
+
+def _partition_frames(lake: Lake) -> dict[str, pd.DataFrame]:
+    return {k.beam or "": lake.read_table(k, verify=True).to_pandas().drop(columns=["geometry"])
+            for k in lake.partitions(SEGMENTS_STAGE)}
+
+
+@pytest.mark.parametrize("fpb_window_m", [2.0, 10.0])
+def test_chunked_job_equals_whole_beam(small_sim_day, tmp_path: Path, fpb_window_m: float) -> None:  # type: ignore[no-untyped-def]
+    granule = str(small_sim_day.atl03[0])
+    config = ResampleConfig(fpb_window_m=fpb_window_m)
+    items, skips = plan_work_items([granule], config, max_photons=SMALL_CHUNK_PHOTONS)
+    assert not skips and len({i.beam for i in items}) == 3  # strong beams only
+    assert len(items) > 6  # several chunks per beam
+    lake = Lake(tmp_path / "lake")
+    summary = run_local([granule], lake, config, max_photons=SMALL_CHUNK_PHOTONS, day="2019-11-04")
+    assert summary["failed"] == [] and len(summary["partitions"]) == 3
+    got = _partition_frames(lake)
+    expected = resample_granule(granule, config)
+    assert set(got) == set(expected)
+    for beam, frame in expected.items():
+        pd.testing.assert_frame_equal(got[beam].reset_index(drop=True),
+                                      frame.reset_index(drop=True), check_exact=True, check_dtype=False)
+    assert summary["rows"] == sum(len(f) for f in expected.values())
+
+
+def test_bad_granule_is_skipped_and_recorded(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "ATL03_20191104000000_00010510_006_01.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    lake = Lake(tmp_path / "lake")
+    granule = str(small_sim_day.atl03[0])
+    summary = run_local([str(bad), granule], lake, ResampleConfig(), day="2019-11-04")
+    assert [s["uri"] for s in summary["skipped"]] == [str(bad)]
+    assert "not a readable HDF5 file" in summary["skipped"][0]["reason"]
+    assert len(summary["partitions"]) == 3
+    report_key = PartitionKey(REPORT_STAGE, pd.Timestamp("2019-11-04").date())
+    report = json.loads(lake.open_file(report_key, REPORT_FILE))
+    assert report["skipped"] == summary["skipped"]
+
+
+def test_rerun_gives_identical_partitions(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lake = Lake(tmp_path / "lake")
+    granule = str(small_sim_day.atl03[0])
+    run_local([granule], lake, ResampleConfig(beams=("gt2r",)))
+    key = lake.partitions(SEGMENTS_STAGE)[0]
+    first = lake.require(key).to_json()
+    run_local([granule], lake, ResampleConfig(beams=("gt2r",)))
+    assert lake.require(key).to_json() == first
+
+
+def test_main_without_spark_reads_the_inventory(small_sim_day, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from seaice_tasks.catalog import run_discover
+
+    lake_dir = tmp_path / "lake"
+    run_discover("2019-11-04", catalog=str(small_sim_day.catalog), lake=str(lake_dir))
+    assert main(["--date", "2019-11-04", "--lake", str(lake_dir), "--no-spark",
+                 "--config", json.dumps({"beams": ["gt1r"]})]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("SEAICE_RESULT "))
+    result = json.loads(line.removeprefix("SEAICE_RESULT "))
+    assert result["partitions"] and all(p.endswith("beam=gt1r") for p in result["partitions"])
