@@ -3,6 +3,7 @@
 ``seaice inspect PATH [--json]``   what a product file holds (ATL03/ATL07/ATL10 HDF5, S2 raster)
 ``seaice discover --date D``      list a day's inputs in a catalog and commit the inventory
 ``seaice simulate --out DIR``     a simulated polar day with known truth, in the real layouts
+``seaice resample GRANULE...``    ATL03 -> 2 m segment partitions (spark-submit, or in-process)
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 """
 
@@ -137,6 +138,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_resample(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from seaice_tasks.spark_jobs import resample as job
+
+    argv = ["--granules", ",".join(args.granules), "--date", args.date or "", "--lake", args.lake or "",
+            "--config", args.config, "--max-photons", str(args.max_photons)]
+    if args.no_spark:
+        return job.main([*argv, "--no-spark"])
+    spark_submit = Path(sys.executable).with_name("spark-submit")
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    cmd = [str(spark_submit), "--master", args.master, "--conf", "spark.ui.enabled=false", job.__file__, *argv]
+    return subprocess.run(cmd, env=env, check=False).returncode
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from seaice_tasks.demo import run_demo
 
@@ -174,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark-beam", type=int, default=0, metavar="N",
                    help="instead: write one strong beam of at least N photons, streaming")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("resample", help="ATL03 granules -> 2 m segments in the lake (a Spark job)")
+    p.add_argument("granules", nargs="*", metavar="GRANULE", help="ATL03 files/URLs (or use --date)")
+    p.add_argument("--date", default=None, help="UTC day: the ATL03 granules of its committed inventory")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--config", default="{}", help="ResampleConfig fields as JSON")
+    p.add_argument("--max-photons", type=int, default=2_000_000, help="photons per work item")
+    p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
+    p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
+    p.set_defaults(func=_cmd_resample)
 
     p = sub.add_parser("demo", help="run the embedded default day through the daily DAG")
     p.add_argument("--workdir", default="var/demo", help="folder for the demo's catalog, lake and Airflow home")

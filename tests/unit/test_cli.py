@@ -106,3 +106,19 @@ def test_inspect_goes_on_after_a_bad_file(tmp_path: Path, realdata: Path, capsys
     assert main(["inspect", str(bad), str(good)]) == 2
     captured = capsys.readouterr()
     assert "gt1l" in captured.out and str(bad) in captured.err
+
+
+def test_simulate_and_resample_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--granules", "1", "--km", "5", "--scene-km", "2",
+                 "--seed", "5"]) == 0
+    report = capsys.readouterr().out
+    assert "ATL03  1 file(s)" in report and "S2     1 file(s)" in report
+    atl03 = sorted((out / "catalog" / "icesat2").glob("ATL03_*.h5"))
+    assert len(atl03) == 1 and (out / "truth" / "manifest.json").exists()
+    lake = tmp_path / "lake"
+    assert main(["resample", "--no-spark", "--lake", str(lake), "--config", '{"beams": ["gt2r"]}',
+                 str(atl03[0])]) == 0
+    result = json.loads(capsys.readouterr().out.split("SEAICE_RESULT ", 1)[1])
+    assert result["failed"] == [] and result["rows"] > 1000
+    assert result["partitions"][0].endswith("/beam=gt2r")

@@ -1,0 +1,613 @@
+"""Benchmark: ATL03 -> 2 m resampling throughput, Spark scaling and peak memory.
+
+Usage::
+
+    .venv/bin/python benchmarks/resample_benchmark.py --part all --json var/bench/resample_benchmark.json
+
+Three parts (``--part throughput|spark|memory|all``); inputs are simulated once into ``--work``
+(default ``var/bench``) and reused by later runs:
+
+1. **throughput** -- single core (OMP/MKL/OPENBLAS/... threads forced to 1 before numpy is
+   imported) wall time of ``resample_beam`` on one simulated strong beam (default 20 M photons,
+   chunks of 2 M photons) against "the practical floor": one pass that reads ``gt1r/heights/h_ph``
+   with h5py in chunks of the same size and sums it.  The read step alone (``read_photons`` over
+   every chunk) is timed too, so that resample = read + compute is visible.  Target: resample
+   at most 3x the floor.
+2. **spark** -- the Spark job ``seaice_tasks/spark_jobs/resample.py`` on a simulated day
+   (default 4 granules x 100 km, no Sentinel-2 scenes) with ``--master local[1]`` and
+   ``local[2]``: load, map-reduce and total wall time (JVM start included) and the speed-ups
+   local[2] / local[1], as in the papers' Tables II and V.  Target: map-reduce >= 1.7x on 2 cores.
+3. **memory** -- peak RSS of a fresh child process running ``resample_beam`` on the big beam and
+   on a smaller one (default 5 M photons), plus a child that only imports the libraries.
+   Target: peak RSS does not grow with the beam size and stays <= 2 GB.
+
+All timings of one part are taken back to back in the same run; compare the RATIOS, not the
+absolute numbers, which depend on the machine and on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Single-threaded numerical libraries: must be set before numpy is imported (also inherited by
+# the child processes and Spark Python workers started from here, so 2 Spark cores = 2 threads).
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+for _var in _THREAD_VARS:
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import dataclasses  # noqa: E402
+import datetime as dt  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import pstats  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Final, TypeVar  # noqa: E402
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+
+from seaice_tasks.io.atl03 import iter_segment_chunks, read_photons  # noqa: E402
+from seaice_tasks.is2.resample import ResampleConfig, resample_beam  # noqa: E402
+from seaice_tasks.sim.atl03 import write_benchmark_beam  # noqa: E402
+from seaice_tasks.sim.day import simulate_day  # noqa: E402
+from seaice_tasks.sim.geometry import SimConfig  # noqa: E402
+from seaice_tasks.sim.world import TruthWorld  # noqa: E402
+
+REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[1]
+SPARK_JOB: Final[Path] = REPO_ROOT / "seaice_tasks" / "spark_jobs" / "resample.py"
+BEAM: Final[str] = "gt1r"
+H_PH_PATH: Final[str] = f"{BEAM}/heights/h_ph"
+RESULT_MARKER: Final[str] = "SEAICE_RESULT "
+COMPLETE_MARKER: Final[str] = ".complete"
+PARTS: Final[tuple[str, ...]] = ("throughput", "spark", "memory")
+
+DEFAULT_WORK: Final[Path] = Path("var/bench")
+DEFAULT_PHOTONS: Final[int] = 20_000_000
+DEFAULT_SMALL_PHOTONS: Final[int] = 5_000_000
+DEFAULT_CHUNK_PHOTONS: Final[int] = 2_000_000
+DEFAULT_GRANULES: Final[int] = 4
+DEFAULT_KM: Final[float] = 100.0
+DEFAULT_SPARK_MAX_PHOTONS: Final[int] = 500_000
+DEFAULT_MASTERS: Final[tuple[str, ...]] = ("local[1]", "local[2]")
+DEFAULT_SEED: Final[int] = 0
+
+TARGET_THROUGHPUT_RATIO: Final[float] = 3.0
+TARGET_MAP_REDUCE_SPEEDUP: Final[float] = 1.7
+TARGET_PEAK_RSS_MIB: Final[float] = 2048.0
+#: Peak RSS of the big beam may exceed the small beam's by this factor and still count as "flat".
+FLAT_RSS_TOLERANCE: Final[float] = 1.25
+KIB_PER_MIB: Final[float] = 1024.0
+BYTES_PER_MIB: Final[float] = 1024.0 * 1024.0
+
+T = TypeVar("T")
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs (simulated once, reused from the work folder)
+# ----------------------------------------------------------------------------------------------
+
+
+def beam_path(work: Path, n_photons: int, seed: int) -> Path:
+    """Cache file of a simulated benchmark beam."""
+    return work / f"beam_{BEAM}_{n_photons}_seed{seed}.h5"
+
+
+def ensure_beam(work: Path, n_photons: int, seed: int) -> Path:
+    """Write the benchmark beam unless a complete copy is cached (written to a temp name first)."""
+    out = beam_path(work, n_photons, seed)
+    if out.exists():
+        print(f"reusing {out}", flush=True)
+        return out
+    work.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    print(f"simulating {n_photons:,}-photon beam -> {out} ...", flush=True)
+    t0 = time.perf_counter()
+    write_benchmark_beam(partial, TruthWorld(), n_photons=n_photons, seed=seed)
+    os.replace(partial, out)
+    print(f"  done in {time.perf_counter() - t0:.1f} s", flush=True)
+    return out
+
+
+def day_dir(work: Path, granules: int, km: float) -> Path:
+    """Cache folder of a simulated day."""
+    return work / f"day_{granules}x{km:g}km"
+
+
+def ensure_day(work: Path, granules: int, km: float) -> list[Path]:
+    """Simulate the day (no Sentinel-2 scenes) unless cached; return its ATL03 granules."""
+    out = day_dir(work, granules, km)
+    if not (out / COMPLETE_MARKER).exists():
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"simulating day {granules} x {km:g} km -> {out} ...", flush=True)
+        result = simulate_day(SimConfig(granules=granules, km=km, scenes_per_granule=0), out)
+        (out / COMPLETE_MARKER).write_text(result.summary() + "\n")
+        print(f"  done in {result.seconds:.1f} s", flush=True)
+    else:
+        print(f"reusing {out}", flush=True)
+    return sorted((out / "catalog" / "icesat2").glob("ATL03_*.h5"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Best-of-N wall and CPU time of one measured step."""
+
+    wall_s: float
+    cpu_s: float
+
+
+def timed(fn: Callable[[], T], repeats: int) -> tuple[Timing, T]:
+    """Run ``fn`` ``repeats`` times; the fastest wall time (and its CPU time) and the last result."""
+    best: Timing | None = None
+    result: T | None = None
+    for _ in range(max(repeats, 1)):
+        c0, t0 = time.process_time(), time.perf_counter()
+        result = fn()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if best is None or wall < best.wall_s:
+            best = Timing(wall, cpu)
+    assert best is not None
+    return best, result  # type: ignore[return-value]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table (readable as plain text too)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join([line, rule, *body])
+
+
+def verdict(ok: bool) -> str:
+    """MET / MISSED."""
+    return "MET" if ok else "MISSED"
+
+
+def n_photons_of(path: Path) -> int:
+    """Photons of the benchmark beam."""
+    with h5py.File(path, "r") as f:
+        return int(f[H_PH_PATH].shape[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Throughput
+# ----------------------------------------------------------------------------------------------
+
+
+def floor_pass(path: Path, chunk: int) -> float:
+    """The practical floor: read ``h_ph`` in slices of ``chunk`` photons with h5py and sum it."""
+    total = 0.0
+    with h5py.File(path, "r") as f:
+        dset = f[H_PH_PATH]
+        n = int(dset.shape[0])
+        for start in range(0, n, chunk):
+            total += float(np.sum(dset[start : start + chunk], dtype=np.float64))
+    return total
+
+
+def read_pass(path: Path, chunk: int) -> int:
+    """The read step of ``resample_beam`` alone: ``read_photons`` over every segment chunk."""
+    n = 0
+    for start, stop in iter_segment_chunks(path, BEAM, chunk):
+        n += len(read_photons(path, BEAM, start, stop))
+    return n
+
+
+def resample_pass(path: Path, chunk: int) -> int:
+    """The measured operation: ``resample_beam`` of the strong beam; returns the 2 m bins."""
+    frame = resample_beam(path, BEAM, ResampleConfig(beams=(BEAM,)), max_photons=chunk)
+    return len(frame)
+
+
+def profile_resample(path: Path, chunk: int, top: int) -> str:
+    """cProfile top entries (by cumulative and by own time) of one ``resample_beam`` run."""
+    prof = cProfile.Profile()
+    prof.enable()
+    resample_pass(path, chunk)
+    prof.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out).strip_dirs()
+    out.write("=== by cumulative time ===\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    out.write("=== by own (tottime) time ===\n")
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Part 1: resample vs read vs floor, single core, same process, back to back."""
+    path = ensure_beam(args.work, args.photons, args.seed)
+    n = n_photons_of(path)
+    chunk = args.chunk_photons
+    print(f"\n[throughput] {n:,} photons, chunks of {chunk:,}, {args.repeats} repeat(s) each", flush=True)
+    floor_pass(path, chunk)  # warm the page cache so no side pays for the first disk read
+    floor_t, _ = timed(lambda: floor_pass(path, chunk), args.repeats)
+    print(f"  floor     {floor_t.wall_s:8.2f} s", flush=True)
+    read_t, n_read = timed(lambda: read_pass(path, chunk), args.repeats)
+    print(f"  read      {read_t.wall_s:8.2f} s", flush=True)
+    res_t, n_bins = timed(lambda: resample_pass(path, chunk), args.repeats)
+    print(f"  resample  {res_t.wall_s:8.2f} s", flush=True)
+    floor_again, _ = timed(lambda: floor_pass(path, chunk), args.repeats)
+    floor_best = min(floor_t.wall_s, floor_again.wall_s)
+    compute_s = max(res_t.wall_s - read_t.wall_s, 0.0)
+    result: dict[str, Any] = {
+        "beam_file": str(path),
+        "n_photons": n,
+        "n_photons_read": n_read,
+        "n_bins": n_bins,
+        "chunk_photons": chunk,
+        "repeats": args.repeats,
+        "floor_s": floor_best,
+        "floor_s_before_after": [floor_t.wall_s, floor_again.wall_s],
+        "read_s": read_t.wall_s,
+        "resample_s": res_t.wall_s,
+        "compute_s": compute_s,
+        "cpu_over_wall": {
+            "floor": floor_t.cpu_s / floor_t.wall_s,
+            "read": read_t.cpu_s / read_t.wall_s,
+            "resample": res_t.cpu_s / res_t.wall_s,
+        },
+        "photons_per_s": {
+            "floor": n / floor_best,
+            "read": n / read_t.wall_s,
+            "resample": n / res_t.wall_s,
+        },
+        "ratio_resample_over_floor": res_t.wall_s / floor_best,
+        "ratio_read_over_floor": read_t.wall_s / floor_best,
+        "share_read_in_resample": read_t.wall_s / res_t.wall_s,
+        "target_ratio_max": TARGET_THROUGHPUT_RATIO,
+    }
+    result["target_met"] = result["ratio_resample_over_floor"] <= TARGET_THROUGHPUT_RATIO
+    if args.profile > 0:
+        result["profile"] = profile_resample(path, chunk, args.profile)
+    return result
+
+
+def report_throughput(r: dict[str, Any]) -> str:
+    """Table of part 1."""
+    pps = r["photons_per_s"]
+    cow = r["cpu_over_wall"]
+    rows = [
+        ["floor: h5py read h_ph + sum", f"{r['floor_s']:.2f}", f"{pps['floor'] / 1e6:.2f}", "1.00",
+         f"{cow['floor']:.2f}"],
+        ["read_photons, all chunks", f"{r['read_s']:.2f}", f"{pps['read'] / 1e6:.2f}",
+         f"{r['ratio_read_over_floor']:.2f}", f"{cow['read']:.2f}"],
+        ["resample - read (compute)", f"{r['compute_s']:.2f}", "", f"{r['compute_s'] / r['floor_s']:.2f}", ""],
+        ["resample_beam", f"{r['resample_s']:.2f}", f"{pps['resample'] / 1e6:.2f}",
+         f"{r['ratio_resample_over_floor']:.2f}", f"{cow['resample']:.2f}"],
+    ]
+    head = (f"## throughput: {r['n_photons']:,} photons ({BEAM}), chunks of {r['chunk_photons']:,}, "
+            f"single core, best of {r['repeats']}; {r['n_bins']:,} 2 m bins")
+    foot = (f"resample / floor = {r['ratio_resample_over_floor']:.2f}x (target <= {TARGET_THROUGHPUT_RATIO:g}x: "
+            f"{verdict(r['target_met'])}); read share of resample = {100 * r['share_read_in_resample']:.0f} %")
+    body = table(["step", "wall (s)", "M photons/s", "x floor", "cpu/wall"], rows)
+    text = f"{head}\n\n{body}\n\n{foot}"
+    if "profile" in r:
+        text += "\n\ncProfile of resample_beam:\n" + r["profile"]
+    return text
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Spark
+# ----------------------------------------------------------------------------------------------
+
+
+def spark_env() -> dict[str, str]:
+    """Environment of ``spark-submit``: this interpreter for driver and workers, loopback only."""
+    env = dict(os.environ)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    env.pop("SEAICE_LAKE", None)
+    return env
+
+
+def spark_submit_path() -> Path:
+    """``spark-submit`` of the interpreter's environment (the virtualenv), else from PATH."""
+    local = Path(sys.executable).parent / "spark-submit"
+    if local.exists():
+        return local
+    found = shutil.which("spark-submit")
+    if found is None:
+        raise SystemExit("spark-submit not found (install pyspark in the virtualenv)")
+    return Path(found)
+
+
+def run_spark_once(master: str, granules: Sequence[Path], max_photons: int, work: Path) -> dict[str, Any]:
+    """One ``spark-submit`` of the resample job into a fresh lake; parses ``SEAICE_RESULT``."""
+    lake = Path(tempfile.mkdtemp(prefix="lake_", dir=work))
+    cmd = [
+        str(spark_submit_path()), "--master", master, "--conf", "spark.ui.enabled=false",
+        str(SPARK_JOB), "--granules", ",".join(str(g.resolve()) for g in granules),
+        "--lake", str(lake.resolve()), "--max-photons", str(max_photons),
+    ]
+    print(f"  {master}: spark-submit ...", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=spark_env(), capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(lake, ignore_errors=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-4000:] + "\n" + proc.stderr[-8000:] + "\n")
+        raise RuntimeError(f"spark-submit --master {master} failed (exit {proc.returncode})")
+    summary = json.loads(lines[-1][len(RESULT_MARKER):])
+    timings = summary["timings_s"]
+    if summary["failed"] or summary["skipped"]:
+        raise RuntimeError(f"spark job reported failures/skips: {summary['failed']} {summary['skipped']}")
+    print(f"    load {timings['load']:.2f} s, map-reduce {timings['map_reduce']:.2f} s, total {wall:.2f} s",
+          flush=True)
+    return {
+        "master": master,
+        "load_s": float(timings["load"]),
+        "map_reduce_s": float(timings["map_reduce"]),
+        "total_s": wall,
+        "rows": int(summary["rows"]),
+        "partitions": len(summary["partitions"]),
+    }
+
+
+def count_work_items(granules: Sequence[Path], max_photons: int) -> int:
+    """Work items the job's driver will plan (same planner, default config)."""
+    from seaice_tasks.spark_jobs.resample import plan_work_items
+
+    items, _ = plan_work_items([str(g) for g in granules], ResampleConfig(), max_photons=max_photons)
+    return len(items)
+
+
+def run_spark(args: argparse.Namespace) -> dict[str, Any]:
+    """Part 2: the Spark job on local[1] and local[2] (each a fresh JVM and lake)."""
+    granules = ensure_day(args.work, args.granules, args.km)
+    if not granules:
+        raise RuntimeError("the simulated day holds no ATL03 granule")
+    n_items = count_work_items(granules, args.spark_max_photons)
+    n_photons = 0
+    for g in granules:
+        with h5py.File(g, "r") as f:
+            n_photons += sum(int(f[f"{b}/heights/h_ph"].shape[0]) for b in f if b.startswith("gt"))
+    print(f"\n[spark] {len(granules)} granules, {n_photons:,} photons (all beams), "
+          f"{n_items} work items of <= {args.spark_max_photons:,} photons (strong beams)", flush=True)
+    runs: list[dict[str, Any]] = []
+    for _ in range(max(args.spark_repeats, 1)):
+        runs.extend(run_spark_once(m, granules, args.spark_max_photons, args.work) for m in args.masters)
+    best: dict[str, dict[str, Any]] = {}
+    for run in runs:  # best (fastest total) run per master
+        if run["master"] not in best or run["total_s"] < best[run["master"]]["total_s"]:
+            best[run["master"]] = run
+    base = best[args.masters[0]]
+    for run in best.values():
+        run["speedup_load"] = base["load_s"] / run["load_s"]
+        run["speedup_map_reduce"] = base["map_reduce_s"] / run["map_reduce_s"]
+        run["speedup_total"] = base["total_s"] / run["total_s"]
+    last = best[args.masters[-1]]
+    return {
+        "granules": [str(g) for g in granules],
+        "n_photons_all_beams": n_photons,
+        "max_photons": args.spark_max_photons,
+        "work_items": n_items,
+        "runs": runs,
+        "best": [best[m] for m in args.masters],
+        "baseline": args.masters[0],
+        "target_map_reduce_speedup_min": TARGET_MAP_REDUCE_SPEEDUP,
+        "target_met": last["speedup_map_reduce"] >= TARGET_MAP_REDUCE_SPEEDUP,
+    }
+
+
+def _cores(master: str) -> str:
+    inner = master[master.find("[") + 1 : master.find("]")] if "[" in master else "?"
+    return inner
+
+
+def report_spark(r: dict[str, Any]) -> str:
+    """Table of part 2 in the style of the papers' Tables II / V."""
+    rows = [
+        [
+            "1", _cores(b["master"]), f"{b['load_s']:.2f}", f"{b['map_reduce_s']:.2f}", f"{b['total_s']:.2f}",
+            f"{b['speedup_load']:.2f}", f"{b['speedup_map_reduce']:.2f}", f"{b['speedup_total']:.2f}",
+        ]
+        for b in r["best"]
+    ]
+    head = (f"## spark: {len(r['granules'])} granules, {r['n_photons_all_beams']:,} photons, "
+            f"{r['work_items']} work items (--max-photons {r['max_photons']:,}), "
+            f"speed-up = T({r['baseline']}) / T(config)")
+    last = r["best"][-1]
+    foot = (f"map-reduce speed-up {last['master']} / {r['baseline']} = {last['speedup_map_reduce']:.2f}x "
+            f"(target >= {TARGET_MAP_REDUCE_SPEEDUP:g}x: {verdict(r['target_met'])}); "
+            f"total (incl. JVM start) {last['speedup_total']:.2f}x; rows per run: "
+            f"{', '.join(str(b['rows']) for b in r['best'])}")
+    body = table(["executors", "cores", "load (s)", "map-reduce (s)", "total (s)", "speed-up load",
+                  "speed-up map-reduce", "speed-up total"], rows)
+    return f"{head}\n\n{body}\n\n{foot}"
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Memory
+# ----------------------------------------------------------------------------------------------
+
+_CHILD_IMPORTS = """
+import json, resource, sys
+from seaice_tasks.is2.resample import ResampleConfig, resample_beam
+"""
+_CHILD_RESAMPLE = _CHILD_IMPORTS + """
+frame = resample_beam(sys.argv[1], "gt1r", ResampleConfig(beams=("gt1r",)), max_photons=int(sys.argv[2]))
+out_bytes = int(frame.memory_usage(deep=True).sum())
+rows = len(frame)
+del frame
+print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "output_bytes": out_bytes, "rows": rows}))
+"""
+_CHILD_BASELINE = _CHILD_IMPORTS + """
+print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "output_bytes": 0, "rows": 0}))
+"""
+
+
+def child_rss(code: str, *argv: str) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; its own ``getrusage`` peak RSS (MiB) and output size."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False,
+                          env=dict(os.environ))
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:] + "\n")
+        raise RuntimeError(f"memory child failed (exit {proc.returncode})")
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "peak_rss_mib": doc["maxrss_kib"] / KIB_PER_MIB,  # ru_maxrss is KiB on Linux
+        "output_mib": doc["output_bytes"] / BYTES_PER_MIB,
+        "rows": doc["rows"],
+        "wall_s": wall,
+    }
+
+
+def run_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """Part 3: peak RSS of resample_beam on the small and the big beam, each in a fresh process."""
+    small = ensure_beam(args.work, args.small_photons, args.seed)
+    big = ensure_beam(args.work, args.photons, args.seed)
+    print(f"\n[memory] chunks of {args.chunk_photons:,} photons, one fresh process per measurement", flush=True)
+    base = child_rss(_CHILD_BASELINE)
+    print(f"  imports only: {base['peak_rss_mib']:.0f} MiB", flush=True)
+    rows: list[dict[str, Any]] = [{"case": "imports only", "n_photons": 0, **base}]
+    for path in (small, big):
+        n = n_photons_of(path)
+        m = child_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons))
+        m["working_set_mib"] = m["peak_rss_mib"] - m["output_mib"]
+        print(f"  {n:,} photons: {m['peak_rss_mib']:.0f} MiB (output frame {m['output_mib']:.0f} MiB)", flush=True)
+        rows.append({"case": path.name, "n_photons": n, **m})
+    s, b = rows[1], rows[2]
+    growth = b["peak_rss_mib"] / s["peak_rss_mib"]
+    growth_ws = b["working_set_mib"] / s["working_set_mib"]
+    return {
+        "chunk_photons": args.chunk_photons,
+        "cases": rows,
+        "rss_growth": growth,
+        "working_set_growth": growth_ws,
+        "photon_growth": b["n_photons"] / s["n_photons"],
+        "target_peak_rss_mib_max": TARGET_PEAK_RSS_MIB,
+        "flat_tolerance": FLAT_RSS_TOLERANCE,
+        "target_below_2gb_met": max(s["peak_rss_mib"], b["peak_rss_mib"]) <= TARGET_PEAK_RSS_MIB,
+        "target_flat_met": growth <= FLAT_RSS_TOLERANCE,
+    }
+
+
+def report_memory(r: dict[str, Any]) -> str:
+    """Table of part 3."""
+    rows = []
+    for c in r["cases"]:
+        is_base = c["n_photons"] == 0
+        rows.append([
+            c["case"], "-" if is_base else f"{c['n_photons']:,}", f"{c['peak_rss_mib']:.0f}",
+            "-" if is_base else f"{c['output_mib']:.0f}",
+            "-" if is_base else f"{c['working_set_mib']:.0f}",
+            "-" if is_base else f"{c['rows']:,}", f"{c['wall_s']:.1f}",
+        ])
+    head = f"## memory: peak RSS of a fresh process, resample_beam with chunks of {r['chunk_photons']:,} photons"
+    foot = (f"photons x{r['photon_growth']:.1f} -> peak RSS x{r['rss_growth']:.2f} "
+            f"(flat within {FLAT_RSS_TOLERANCE:g}x: {verdict(r['target_flat_met'])}), "
+            f"peak RSS minus the returned frame x{r['working_set_growth']:.2f}; "
+            f"<= {TARGET_PEAK_RSS_MIB:.0f} MiB: {verdict(r['target_below_2gb_met'])}")
+    body = table(["case", "photons", "peak RSS (MiB)", "returned frame (MiB)", "peak - frame (MiB)",
+                  "2 m bins", "wall (s)"], rows)
+    return f"{head}\n\n{body}\n\n{foot}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers come from."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "threads_env": {v: os.environ[v] for v in _THREAD_VARS},
+        "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line arguments."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                epilog="See docs/benchmarks.md for measured numbers.")
+    p.add_argument("--part", choices=(*PARTS, "all"), default="all", help="which part(s) to run")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="cache of simulated inputs (default var/bench)")
+    p.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the simulated beams")
+    p.add_argument("--photons", type=int, default=DEFAULT_PHOTONS, help="photons of the big beam (parts 1, 3)")
+    p.add_argument("--small-photons", type=int, default=DEFAULT_SMALL_PHOTONS, help="photons of the small beam (3)")
+    p.add_argument("--chunk-photons", type=int, default=DEFAULT_CHUNK_PHOTONS,
+                   help="max_photons per chunk of resample_beam and of the floor read (parts 1, 3)")
+    p.add_argument("--repeats", type=int, default=1, help="repeats per throughput step (best is kept)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also cProfile one resample_beam run and print the top N entries (part 1)")
+    p.add_argument("--granules", type=int, default=DEFAULT_GRANULES, help="granules of the simulated day (2)")
+    p.add_argument("--km", type=float, default=DEFAULT_KM, help="along-track km per granule (2)")
+    p.add_argument("--spark-max-photons", type=int, default=DEFAULT_SPARK_MAX_PHOTONS,
+                   help="--max-photons of the Spark job: photons per work item (2)")
+    p.add_argument("--masters", type=lambda s: tuple(s.split(",")), default=DEFAULT_MASTERS,
+                   help="comma-separated Spark masters; the first is the speed-up baseline (2)")
+    p.add_argument("--spark-repeats", type=int, default=1, help="runs per master, fastest kept (2)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected parts, print their tables and ratios, optionally write JSON."""
+    args = build_parser().parse_args(argv)
+    parts = PARTS if args.part == "all" else (args.part,)
+    args.work.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {
+        "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "argv": list(sys.argv[1:] if argv is None else argv),
+    }
+    runners: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
+        "throughput": (run_throughput, report_throughput),
+        "spark": (run_spark, report_spark),
+        "memory": (run_memory, report_memory),
+    }
+    reports: list[str] = []
+    for part in parts:
+        run, report = runners[part]
+        t0 = time.perf_counter()
+        doc[part] = run(args)
+        doc[part]["part_wall_s"] = time.perf_counter() - t0
+        reports.append(report(doc[part]))
+    doc["machine"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    m = doc["machine"]
+    print(f"\n# resample benchmark -- {m['cpu_count']} CPUs, {m['processor']}, Python {m['python']}, "
+          f"numpy {m['numpy']}, load average {m['loadavg_start']} -> {m['loadavg_end']}\n")
+    print("\n\n".join(reports))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+        print(f"\nresults written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sentinel-2 stage: thin-cloud/shadow filter, colour-threshold labels, U-Net."""
