@@ -18,7 +18,10 @@ Three parts (``--part throughput|spark|memory|all``); inputs are simulated once 
    ``local[2]``: load, map-reduce and total wall time (JVM start included) and the speed-ups
    local[2] / local[1], as in the papers' Tables II and V.  Target: map-reduce >= 1.7x on 2 cores.
 3. **memory** -- peak RSS of a fresh child process running ``resample_beam`` on the big beam and
-   on a smaller one (default 5 M photons), plus a child that only imports the libraries.
+   on a smaller one (default 5 M photons), plus a child that only imports the libraries.  The
+   child reports its own ``VmHWM`` (``/proc/self/status``) and ``getrusage`` ``ru_maxrss``; the
+   table uses VmHWM because Linux carries ``ru_maxrss`` over from the forking parent (this
+   script, a few hundred MiB) across ``execve``, which would hide a small child's peak.
    Target: peak RSS does not grow with the beam size and stays <= 2 GB.
 
 All timings of one part are taken back to back in the same run; compare the RATIOS, not the
@@ -343,6 +346,7 @@ def run_spark_once(master: str, granules: Sequence[Path], max_photons: int, work
         "--lake", str(lake.resolve()), "--max-photons", str(max_photons),
     ]
     print(f"  {master}: spark-submit ...", flush=True)
+    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=spark_env(), capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
@@ -364,7 +368,31 @@ def run_spark_once(master: str, granules: Sequence[Path], max_photons: int, work
         "total_s": wall,
         "rows": int(summary["rows"]),
         "partitions": len(summary["partitions"]),
+        "loadavg_1min_before": load_avg,
     }
+
+
+def run_no_spark(granules: Sequence[Path], max_photons: int, work: Path) -> dict[str, Any]:
+    """The same job with ``--no-spark`` (one Python process, no JVM): the serial reference."""
+    lake = Path(tempfile.mkdtemp(prefix="lake_", dir=work))
+    cmd = [
+        sys.executable, str(SPARK_JOB), "--no-spark", "--granules", ",".join(str(g.resolve()) for g in granules),
+        "--lake", str(lake.resolve()), "--max-photons", str(max_photons),
+    ]
+    print("  no Spark (one process): ...", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=spark_env(), capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(lake, ignore_errors=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-4000:] + "\n" + proc.stderr[-8000:] + "\n")
+        raise RuntimeError(f"--no-spark run failed (exit {proc.returncode})")
+    timings = json.loads(lines[-1][len(RESULT_MARKER):])["timings_s"]
+    print(f"    load {timings['load']:.2f} s, map-reduce {timings['map_reduce']:.2f} s, total {wall:.2f} s",
+          flush=True)
+    return {"master": "none", "load_s": float(timings["load"]), "map_reduce_s": float(timings["map_reduce"]),
+            "total_s": wall}
 
 
 def count_work_items(granules: Sequence[Path], max_photons: int) -> int:
@@ -388,6 +416,7 @@ def run_spark(args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n[spark] {len(granules)} granules, {n_photons:,} photons (all beams), "
           f"{n_items} work items of <= {args.spark_max_photons:,} photons (strong beams)", flush=True)
     runs: list[dict[str, Any]] = []
+    serial = run_no_spark(granules, args.spark_max_photons, args.work) if args.no_spark_baseline else None
     for _ in range(max(args.spark_repeats, 1)):
         runs.extend(run_spark_once(m, granules, args.spark_max_photons, args.work) for m in args.masters)
     best: dict[str, dict[str, Any]] = {}
@@ -407,6 +436,7 @@ def run_spark(args: argparse.Namespace) -> dict[str, Any]:
         "work_items": n_items,
         "runs": runs,
         "best": [best[m] for m in args.masters],
+        "no_spark": serial,
         "baseline": args.masters[0],
         "target_map_reduce_speedup_min": TARGET_MAP_REDUCE_SPEEDUP,
         "target_met": last["speedup_map_reduce"] >= TARGET_MAP_REDUCE_SPEEDUP,
@@ -424,9 +454,18 @@ def report_spark(r: dict[str, Any]) -> str:
         [
             "1", _cores(b["master"]), f"{b['load_s']:.2f}", f"{b['map_reduce_s']:.2f}", f"{b['total_s']:.2f}",
             f"{b['speedup_load']:.2f}", f"{b['speedup_map_reduce']:.2f}", f"{b['speedup_total']:.2f}",
+            f"{b['loadavg_1min_before']:.1f}",
         ]
         for b in r["best"]
     ]
+    serial = r.get("no_spark")
+    if serial is not None:
+        base = r["best"][0]
+        rows.append([
+            "no Spark", "1", f"{serial['load_s']:.2f}", f"{serial['map_reduce_s']:.2f}", f"{serial['total_s']:.2f}",
+            f"{base['load_s'] / serial['load_s']:.2f}", f"{base['map_reduce_s'] / serial['map_reduce_s']:.2f}",
+            f"{base['total_s'] / serial['total_s']:.2f}", "",
+        ])
     head = (f"## spark: {len(r['granules'])} granules, {r['n_photons_all_beams']:,} photons, "
             f"{r['work_items']} work items (--max-photons {r['max_photons']:,}), "
             f"speed-up = T({r['baseline']}) / T(config)")
@@ -435,8 +474,16 @@ def report_spark(r: dict[str, Any]) -> str:
             f"(target >= {TARGET_MAP_REDUCE_SPEEDUP:g}x: {verdict(r['target_met'])}); "
             f"total (incl. JVM start) {last['speedup_total']:.2f}x; rows per run: "
             f"{', '.join(str(b['rows']) for b in r['best'])}")
+    if serial is not None:
+        base = r["best"][0]
+        overhead = base["map_reduce_s"] - serial["map_reduce_s"]
+        amdahl = base["map_reduce_s"] / (overhead + serial["map_reduce_s"] / 2.0)
+        foot += (f"\nno-Spark row: the same job in one Python process (--no-spark). Spark adds "
+                 f"{overhead:.2f} s to map-reduce on {r['baseline']}; if only the resampling work "
+                 f"({serial['map_reduce_s']:.2f} s) halved on 2 cores, map-reduce would speed up "
+                 f"{amdahl:.2f}x")
     body = table(["executors", "cores", "load (s)", "map-reduce (s)", "total (s)", "speed-up load",
-                  "speed-up map-reduce", "speed-up total"], rows)
+                  "speed-up map-reduce", "speed-up total", "load avg before"], rows)
     return f"{head}\n\n{body}\n\n{foot}"
 
 
@@ -447,17 +494,30 @@ def report_spark(r: dict[str, Any]) -> str:
 _CHILD_IMPORTS = """
 import json, resource, sys
 from seaice_tasks.is2.resample import ResampleConfig, resample_beam
+
+
+def peak():
+    # VmHWM: high-water RSS of this process's own address space (fresh at exec).  ru_maxrss is
+    # reported too, but Linux carries it over from the forking parent across execve.
+    hwm = 0
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1])
+    except OSError:
+        pass
+    return {"vmhwm_kib": hwm, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 """
 _CHILD_RESAMPLE = _CHILD_IMPORTS + """
 frame = resample_beam(sys.argv[1], "gt1r", ResampleConfig(beams=("gt1r",)), max_photons=int(sys.argv[2]))
-out_bytes = int(frame.memory_usage(deep=True).sum())
+out_bytes = int(frame.memory_usage(deep=False).sum())  # object cells share one str per column
 rows = len(frame)
 del frame
-print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "output_bytes": out_bytes, "rows": rows}))
+print(json.dumps({**peak(), "output_bytes": out_bytes, "rows": rows}))
 """
 _CHILD_BASELINE = _CHILD_IMPORTS + """
-print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "output_bytes": 0, "rows": 0}))
+print(json.dumps({**peak(), "output_bytes": 0, "rows": 0}))
 """
 
 
@@ -471,8 +531,10 @@ def child_rss(code: str, *argv: str) -> dict[str, Any]:
         sys.stderr.write(proc.stderr[-4000:] + "\n")
         raise RuntimeError(f"memory child failed (exit {proc.returncode})")
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    hwm_kib = doc["vmhwm_kib"] or doc["maxrss_kib"]  # VmHWM absent off Linux: fall back to ru_maxrss
     return {
-        "peak_rss_mib": doc["maxrss_kib"] / KIB_PER_MIB,  # ru_maxrss is KiB on Linux
+        "peak_rss_mib": hwm_kib / KIB_PER_MIB,
+        "ru_maxrss_mib": doc["maxrss_kib"] / KIB_PER_MIB,  # KiB on Linux; includes the parent's at fork
         "output_mib": doc["output_bytes"] / BYTES_PER_MIB,
         "rows": doc["rows"],
         "wall_s": wall,
@@ -490,8 +552,10 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     for path in (small, big):
         n = n_photons_of(path)
         m = child_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons))
-        m["working_set_mib"] = m["peak_rss_mib"] - m["output_mib"]
-        print(f"  {n:,} photons: {m['peak_rss_mib']:.0f} MiB (output frame {m['output_mib']:.0f} MiB)", flush=True)
+        # at the final pd.concat both the per-chunk frames and the concatenated copy are alive
+        m["working_set_mib"] = m["peak_rss_mib"] - 2.0 * m["output_mib"]
+        print(f"  {n:,} photons: {m['peak_rss_mib']:.0f} MiB (returned frame {m['output_mib']:.0f} MiB)",
+              flush=True)
         rows.append({"case": path.name, "n_photons": n, **m})
     s, b = rows[1], rows[2]
     growth = b["peak_rss_mib"] / s["peak_rss_mib"]
@@ -518,15 +582,16 @@ def report_memory(r: dict[str, Any]) -> str:
             c["case"], "-" if is_base else f"{c['n_photons']:,}", f"{c['peak_rss_mib']:.0f}",
             "-" if is_base else f"{c['output_mib']:.0f}",
             "-" if is_base else f"{c['working_set_mib']:.0f}",
-            "-" if is_base else f"{c['rows']:,}", f"{c['wall_s']:.1f}",
+            "-" if is_base else f"{c['rows']:,}", f"{c['ru_maxrss_mib']:.0f}", f"{c['wall_s']:.1f}",
         ])
-    head = f"## memory: peak RSS of a fresh process, resample_beam with chunks of {r['chunk_photons']:,} photons"
+    head = (f"## memory: peak RSS (VmHWM) of a fresh process, resample_beam with chunks of "
+            f"{r['chunk_photons']:,} photons")
     foot = (f"photons x{r['photon_growth']:.1f} -> peak RSS x{r['rss_growth']:.2f} "
             f"(flat within {FLAT_RSS_TOLERANCE:g}x: {verdict(r['target_flat_met'])}), "
-            f"peak RSS minus the returned frame x{r['working_set_growth']:.2f}; "
+            f"streaming working set (peak - 2 x frame) x{r['working_set_growth']:.2f}; "
             f"<= {TARGET_PEAK_RSS_MIB:.0f} MiB: {verdict(r['target_below_2gb_met'])}")
-    body = table(["case", "photons", "peak RSS (MiB)", "returned frame (MiB)", "peak - frame (MiB)",
-                  "2 m bins", "wall (s)"], rows)
+    body = table(["case", "photons", "peak RSS (MiB)", "returned frame (MiB)", "peak - 2 x frame (MiB)",
+                  "2 m bins", "ru_maxrss (MiB)", "wall (s)"], rows)
     return f"{head}\n\n{body}\n\n{foot}"
 
 
@@ -562,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--small-photons", type=int, default=DEFAULT_SMALL_PHOTONS, help="photons of the small beam (3)")
     p.add_argument("--chunk-photons", type=int, default=DEFAULT_CHUNK_PHOTONS,
                    help="max_photons per chunk of resample_beam and of the floor read (parts 1, 3)")
-    p.add_argument("--repeats", type=int, default=1, help="repeats per throughput step (best is kept)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per throughput step (best is kept)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also cProfile one resample_beam run and print the top N entries (part 1)")
     p.add_argument("--granules", type=int, default=DEFAULT_GRANULES, help="granules of the simulated day (2)")
@@ -571,7 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--max-photons of the Spark job: photons per work item (2)")
     p.add_argument("--masters", type=lambda s: tuple(s.split(",")), default=DEFAULT_MASTERS,
                    help="comma-separated Spark masters; the first is the speed-up baseline (2)")
-    p.add_argument("--spark-repeats", type=int, default=1, help="runs per master, fastest kept (2)")
+    p.add_argument("--no-spark-baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the job with --no-spark in one process (2)")
+    p.add_argument("--spark-repeats", type=int, default=2, help="runs per master, fastest kept (2)")
     return p
 
 

@@ -7,7 +7,10 @@ One UTC day of sea-ice processing:
    `inventory/date=<day>`;
 2. `resample_2m` (Spark, `SparkSubmitOperator`, connection `spark_default`, `local[*]` by
    default) turns the day's ATL03 granules into 2 m segment partitions
-   `segments_2m/date=<day>/granule=<g>/beam=<b>` and a `resample_report` of skipped granules.
+   `segments_2m/date=<day>/granule=<g>/beam=<b>` and a `resample_report` of skipped granules;
+3. `s2_labels` (Spark, in parallel) filters thin cloud/shadow and colour-labels the day's
+   Sentinel-2 scenes window by window into `s2_labels/date=<day>/granule=<scene>` (label COG,
+   unusable-mask COG, quicklook) and an `s2_labels_report`.
 
 Later stages (S2 labels, colocation, inference, sea surface and freeboard, validation,
 publishing) hang off these partitions.
@@ -18,7 +21,8 @@ publishing) hang off these partitions.
   catches up.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
   root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`),
-  `resample` (ResampleConfig as a JSON object), `max_photons` (photons per Spark work item).
+  `resample` (ResampleConfig as a JSON object), `max_photons` (photons per Spark work item),
+  `s2_labels` (S2LabelConfig as a JSON object).
 * Every task is a thin call into the `seaice_tasks` package; heavy imports live in task bodies.
 """
 
@@ -70,6 +74,7 @@ def _spark_job(name: str) -> str:
         "date": Param("", type="string", description="YYYY-MM-DD to process; empty = the logical date"),
         "resample": Param({}, type="object", description="ResampleConfig fields (JSON object)"),
         "max_photons": Param(2_000_000, type="integer", minimum=1000, description="photons per Spark work item"),
+        "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
     },
     render_template_as_native_obj=False,
 )
@@ -97,7 +102,16 @@ def seaice_daily() -> None:
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
     )
 
-    discover() >> resample_2m
+    s2_labels = SparkSubmitOperator(
+        task_id="s2_labels",
+        conn_id="spark_default",
+        application=_spark_job("s2_labels.py"),
+        name="seaice-s2-labels-{{ params.date or ds }}",
+        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.s2_labels | tojson }}"],
+        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+
+    discover() >> [resample_2m, s2_labels]
 
 
 DAG = seaice_daily()

@@ -4,6 +4,7 @@
 ``seaice discover --date D``      list a day's inputs in a catalog and commit the inventory
 ``seaice simulate --out DIR``     a simulated polar day with known truth, in the real layouts
 ``seaice resample GRANULE...``    ATL03 -> 2 m segment partitions (spark-submit, or in-process)
+``seaice label-s2 SCENE...``      Sentinel-2 -> filtered colour-label COGs (spark-submit, or in-process)
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 """
 
@@ -138,19 +139,31 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_resample(args: argparse.Namespace) -> int:
+def _run_job(job: Any, argv: list[str], args: argparse.Namespace) -> int:
+    """Run a Spark job module in this process (``--no-spark``) or through ``spark-submit``."""
     import subprocess
 
-    from seaice_tasks.spark_jobs import resample as job
-
-    argv = ["--granules", ",".join(args.granules), "--date", args.date or "", "--lake", args.lake or "",
-            "--config", args.config, "--max-photons", str(args.max_photons)]
     if args.no_spark:
-        return job.main([*argv, "--no-spark"])
+        status: int = job.main([*argv, "--no-spark"])
+        return status
     spark_submit = Path(sys.executable).with_name("spark-submit")
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     cmd = [str(spark_submit), "--master", args.master, "--conf", "spark.ui.enabled=false", job.__file__, *argv]
     return subprocess.run(cmd, env=env, check=False).returncode
+
+
+def _cmd_resample(args: argparse.Namespace) -> int:
+    from seaice_tasks.spark_jobs import resample as job
+
+    return _run_job(job, ["--granules", ",".join(args.granules), "--date", args.date or "", "--lake",
+                          args.lake or "", "--config", args.config, "--max-photons", str(args.max_photons)], args)
+
+
+def _cmd_label_s2(args: argparse.Namespace) -> int:
+    from seaice_tasks.spark_jobs import s2_labels as job
+
+    return _run_job(job, ["--scenes", ",".join(args.scenes), "--date", args.date or "", "--lake", args.lake or "",
+                          "--config", args.config], args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -200,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     p.set_defaults(func=_cmd_resample)
+
+    p = sub.add_parser("label-s2", help="Sentinel-2 scenes -> filtered colour labels in the lake (a Spark job)")
+    p.add_argument("scenes", nargs="*", metavar="SCENE", help="scene folders/files (or use --date)")
+    p.add_argument("--date", default=None, help="UTC day: the S2 scenes of its committed inventory")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--config", default="{}", help="S2LabelConfig fields as JSON")
+    p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
+    p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
+    p.set_defaults(func=_cmd_label_s2)
 
     p = sub.add_parser("demo", help="run the embedded default day through the daily DAG")
     p.add_argument("--workdir", default="var/demo", help="folder for the demo's catalog, lake and Airflow home")

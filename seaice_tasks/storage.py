@@ -463,6 +463,16 @@ class PartitionWriter:
                                f"staged file missing or of the wrong size ({size} != {entry.bytes} bytes)")
         self._files[entry.name] = entry
 
+    def read_staged(self, name: str) -> bytes:
+        """Bytes of a file staged under this writer's token (by this or another process)."""
+        path = posixpath.join(self._staging, name)
+        try:
+            with self.lake.fs.open(path, "rb") as fh:
+                data: bytes = fh.read()
+        except FileNotFoundError as exc:
+            raise StorageError(f"{self.lake.url(STAGING_DIR, self.key.relpath, self.token, name)}: not staged") from exc
+        return data
+
     def write_bytes(self, name: str, data: bytes, rows: int | None = None) -> FileEntry:
         """Stage one file from bytes."""
         self._check_name(name)

@@ -63,6 +63,7 @@ from seaice_tasks.granule import S2SceneId, parse_s2_scene
 from seaice_tasks.io.summary import ProductSummary
 
 __all__ = [
+    "read_bands_overview",
     "S2_NODATA_DN",
     "RASTER_SUFFIXES",
     "S2ReadConfig",
@@ -720,7 +721,7 @@ def valid_mask(dn: npt.ArrayLike, nodata: int = S2_NODATA_DN) -> npt.NDArray[np.
     return mask
 
 
-def _decimated_read(scene: S2Scene, overview_max_px: int) -> npt.NDArray[Any]:
+def read_bands_overview(scene: S2Scene, overview_max_px: int) -> npt.NDArray[Any]:
     """All bands read at most ``overview_max_px`` px on the longest side (nearest neighbour)."""
     rows, cols = scene.shape
     factor = max(1, math.ceil(max(rows, cols) / overview_max_px))
@@ -750,7 +751,7 @@ def valid_fraction(scene: S2Scene, window: Window | None = None, overview_max_px
     if window is not None:
         return float(valid_mask(read_bands(scene, window), scene.nodata).mean())
     if overview_max_px is not None:
-        return float(valid_mask(_decimated_read(scene, overview_max_px), scene.nodata).mean())
+        return float(valid_mask(read_bands_overview(scene, overview_max_px), scene.nodata).mean())
     n_valid = 0
     for win in iter_windows(scene):
         n_valid += int(valid_mask(read_bands(scene, win), scene.nodata).sum())
@@ -870,7 +871,7 @@ def summarize_s2(
                 dtype=info["dtype"],
                 storage_options=storage_options,
             )
-    overview = _decimated_read(scene, OVERVIEW_MAX_PX)
+    overview = read_bands_overview(scene, OVERVIEW_MAX_PX)
     valid = overview != scene.nodata
     frac = float(np.all(valid, axis=0).mean())
     dn_min: dict[str, int | None] = {}

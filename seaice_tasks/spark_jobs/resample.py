@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import sys
 import time
 import uuid
@@ -37,6 +36,7 @@ import pandas as pd
 
 from seaice_tasks.constants import SEGMENT_LENGTH_M
 from seaice_tasks.errors import SeaIceError
+from seaice_tasks.spark_jobs._common import print_result, spark_session, split_uris
 from seaice_tasks.storage import FileEntry, Lake, Manifest, PartitionKey, lake_from_env, storage_options_from_env
 
 __all__ = [
@@ -58,12 +58,7 @@ REPORT_STAGE: Final[str] = "resample_report"
 REPORT_FILE: Final[str] = "report.json"
 DEFAULT_MAX_PHOTONS: Final[int] = 2_000_000
 HALO_SEGMENTS: Final[int] = 1
-RESULT_MARKER: Final[str] = "SEAICE_RESULT "
-#: Driver environment forwarded to executors (storage root and credentials).
-_EXECUTOR_ENV: Final[tuple[str, ...]] = (
-    "SEAICE_LAKE", "SEAICE_LAKE_OPTIONS", "SEAICE_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN",
-)
+
 
 #: Columns of the work-item DataFrame handed to executors (and of the results they return).
 ITEM_COLUMNS: Final[tuple[str, ...]] = (
@@ -317,13 +312,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _granule_list(text: str) -> list[str]:
-    if text.startswith("@"):
-        with open(text[1:]) as fh:
-            return [line.strip() for line in fh if line.strip()]
-    return [g for g in (s.strip() for s in text.split(",")) if g]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point (``spark-submit`` or ``python -m``); prints one ``SEAICE_RESULT {json}`` line."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -331,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resample = _resample_module()
     config = resample.ResampleConfig.from_json(args.config)
     lake = lake_from_env(args.lake or None)
-    granules = _granule_list(args.granules)
+    granules = split_uris(args.granules)
     if args.date and not granules:
         granules = granules_from_inventory(lake, args.date)
     day = args.date or None
@@ -339,22 +327,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_local(granules, lake, config, max_photons=args.max_photons, day=day)
     else:
         summary = _run_spark(granules, lake, config, args, day)
-    print(RESULT_MARKER + json.dumps(summary, sort_keys=True), flush=True)
+    print_result(summary)
     return 0
 
 
 def _run_spark(
     granules: list[str], lake: Lake, config: Any, args: argparse.Namespace, day: str | None
 ) -> dict[str, Any]:
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName("seaice-resample")
-    for name in _EXECUTOR_ENV:
-        if os.environ.get(name):
-            builder = builder.config(f"spark.executorEnv.{name}", os.environ[name])
-    if args.master:
-        builder = builder.master(args.master)
-    spark = builder.getOrCreate()
+    spark = spark_session("seaice-resample", args.master)
     try:
         t0 = time.perf_counter()
         items, skips = plan_work_items(granules, config, max_photons=args.max_photons,

@@ -65,7 +65,7 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert daily["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
     assert "seaice" in daily["tags"] and daily["doc"]
     assert all(r >= 1 for r in daily["retries"])
-    assert daily["tasks"] == ["discover", "resample_2m"]
+    assert daily["tasks"] == ["discover", "resample_2m", "s2_labels"]
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in dags_folder().glob("*.py")))
@@ -110,7 +110,7 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     lake_dir = tmp_path / "lake"
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(small_sim_day.catalog))
     out = _dag_test(env, dt.date(2019, 11, 4), {"max_photons": 50_000})
-    assert out["tis"] == {"discover": "success", "resample_2m": "success"}
+    assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success"}
     lake = Lake(lake_dir)
     inventory = lake.require(PartitionKey("inventory", dt.date(2019, 11, 4)))
     assert inventory.info["counts"] == {"ATL03": 1, "ATL07": 1, "ATL10": 1, "S2": 1}
@@ -118,6 +118,8 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     assert sorted(k.beam for k in segments) == ["gt1r", "gt2r", "gt3r"]  # strong beams, sc_orient 1
     assert all(lake.require(k).rows > 5000 for k in segments)  # 20 km of 2 m bins, minus gaps
     assert lake.require(PartitionKey("resample_report", dt.date(2019, 11, 4))).info["skipped"] == []
+    labels = lake.partitions("s2_labels", dt.date(2019, 11, 4))
+    assert len(labels) == 1 and lake.require(labels[0]).info["class_fractions"]["thick_ice"] > 0.5
 
 
 def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
@@ -129,7 +131,7 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     lake_dir = tmp_path / "lake"
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
     out = _dag_test(env, dt.date(2019, 2, 26))
-    assert out["tis"] == {"discover": "success", "resample_2m": "success"}
+    assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success"}
     manifest = Lake(lake_dir).require(PartitionKey("inventory", dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from seaice_tasks.is2.resample import ResampleConfig
-from seaice_tasks.spark_jobs.resample import RESULT_MARKER, SEGMENTS_STAGE, run_local
+from seaice_tasks.spark_jobs._common import RESULT_MARKER
+from seaice_tasks.spark_jobs.resample import SEGMENTS_STAGE, run_local
 from seaice_tasks.storage import Lake
 
 pytestmark = pytest.mark.integration
@@ -118,6 +119,29 @@ def test_spark_submit_local(small_sim_day, reference: dict[str, str], tmp_path: 
     assert result["failed"] == [] and len(result["partitions"]) == 3
     assert set(result["timings_s"]) == {"load", "map_reduce"}
     assert _manifests(Lake(tmp_path / "lake")) == reference  # same bytes as without Spark
+
+
+def test_s2_labels_spark_submit_local(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from seaice_tasks.s2.scene_labels import S2LabelConfig
+    from seaice_tasks.spark_jobs import s2_labels
+
+    scene = str(small_sim_day.scenes[0])
+    config = '{"window_px": 200}'
+    spark_submit = str(Path(sys.executable).with_name("spark-submit"))
+    proc = subprocess.run(
+        [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", s2_labels.__file__,
+         "--scenes", scene, "--lake", str(tmp_path / "spark"), "--config", config],
+        env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
+                        .removeprefix(RESULT_MARKER))
+    assert result["failed"] == [] and len(result["partitions"]) == 1
+    local = Lake(tmp_path / "local")
+    s2_labels.run_local([scene], local, S2LabelConfig.from_json(config))
+    spark_lake = Lake(tmp_path / "spark")
+    key = spark_lake.partitions("s2_labels")[0]
+    assert spark_lake.require(key).to_json() == local.require(key).to_json()  # same bytes as in-process
 
 
 def test_spark_standalone_cluster(spark_cluster: str, small_sim_day, reference: dict[str, str],  # type: ignore[no-untyped-def]

@@ -122,3 +122,7 @@ def test_simulate_and_resample_commands(tmp_path: Path, capsys: pytest.CaptureFi
     result = json.loads(capsys.readouterr().out.split("SEAICE_RESULT ", 1)[1])
     assert result["failed"] == [] and result["rows"] > 1000
     assert result["partitions"][0].endswith("/beam=gt2r")
+    scene = next((out / "catalog" / "sentinel2").iterdir())
+    assert main(["label-s2", "--no-spark", "--lake", str(lake), "--config", '{"window_px": 128}', str(scene)]) == 0
+    labels = json.loads(capsys.readouterr().out.split("SEAICE_RESULT ", 1)[1])
+    assert labels["failed"] == [] and len(labels["partitions"]) == 1

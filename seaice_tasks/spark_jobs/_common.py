@@ -1,0 +1,49 @@
+"""What every Spark job shares: argument helpers, the session, executor environment, result line."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Final
+
+__all__ = ["RESULT_MARKER", "EXECUTOR_ENV", "split_uris", "spark_session", "print_result"]
+
+#: Prefix of the one JSON line a job prints for its caller (Airflow log, CLI, tests).
+RESULT_MARKER: Final[str] = "SEAICE_RESULT "
+#: Driver environment forwarded to executors (storage root and credentials).
+EXECUTOR_ENV: Final[tuple[str, ...]] = (
+    "SEAICE_LAKE", "SEAICE_LAKE_OPTIONS", "SEAICE_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN",
+)
+
+
+def split_uris(text: str) -> list[str]:
+    """Comma-separated URIs, or ``@file`` with one per line.
+
+    Examples
+    --------
+    >>> split_uris("a.h5, b.h5,")
+    ['a.h5', 'b.h5']
+    """
+    if text.startswith("@"):
+        with open(text[1:]) as fh:
+            return [line.strip() for line in fh if line.strip()]
+    return [u for u in (s.strip() for s in text.split(",")) if u]
+
+
+def spark_session(app_name: str, master: str = "") -> Any:
+    """A Spark session whose executors see the driver's lake variables."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    for name in EXECUTOR_ENV:
+        if os.environ.get(name):
+            builder = builder.config(f"spark.executorEnv.{name}", os.environ[name])
+    if master:
+        builder = builder.master(master)
+    return builder.getOrCreate()
+
+
+def print_result(summary: dict[str, Any]) -> None:
+    """Print the job's one-line JSON result."""
+    print(RESULT_MARKER + json.dumps(summary, sort_keys=True), flush=True)

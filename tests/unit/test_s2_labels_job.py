@@ -1,0 +1,107 @@
+"""The Sentinel-2 label job (windows, two passes, commits, skips) without Spark."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from seaice_tasks.constants import SeaIceClass
+from seaice_tasks.io.s2 import open_s2_scene
+from seaice_tasks.s2.evaluate import evaluate
+from seaice_tasks.s2.scene_labels import LABELS_FILE, QUICKLOOK_FILE, S2_LABELS_STAGE, S2LabelConfig, label_scene
+from seaice_tasks.spark_jobs.s2_labels import REPORT_FILE, REPORT_STAGE, main, run_local
+from seaice_tasks.storage import Lake, PartitionKey
+
+SMALL_WINDOW_PX = 192  # several windows on a 500 px scene, each narrower than the filter's context
+
+
+def _scene_dir(small_sim_day) -> Path:  # type: ignore[no-untyped-def]
+    return Path(small_sim_day.scenes[0])
+
+
+def _truth(small_sim_day, scene_key: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    with rasterio.open(small_sim_day.truth / scene_key / "classes.tif") as ds:
+        return ds.read(1)
+
+
+def test_job_equals_single_pass_and_writes_cogs(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    scene_dir = _scene_dir(small_sim_day)
+    config = S2LabelConfig(window_px=SMALL_WINDOW_PX)
+    lake = Lake(tmp_path / "lake")
+    summary = run_local([str(scene_dir)], lake, config, day="2019-11-04")
+    assert summary["failed"] == [] and summary["skipped"] == [] and len(summary["partitions"]) == 1
+    key = lake.partitions(S2_LABELS_STAGE)[0]
+    man = lake.require(key)
+    assert {f.name for f in man.files} == {LABELS_FILE, "unusable.tif", QUICKLOOK_FILE}
+    with rasterio.MemoryFile(io.BytesIO(lake.open_file(key, LABELS_FILE, verify=True))) as mem, mem.open() as ds:
+        labels = ds.read(1)
+        scene = open_s2_scene(scene_dir)
+        assert ds.crs.to_epsg() == scene.epsg and ds.shape == scene.shape and ds.nodata == 255
+        assert ds.colormap(1)[0][:3] == (255, 0, 0)
+    whole = label_scene(scene, S2LabelConfig(window_px=10_000))
+    np.testing.assert_array_equal(labels, whole.labels)  # windows + halo + scene stats == one pass
+    fractions = man.info["class_fractions"]
+    assert fractions["thick_ice"] > 0.7 and 0 <= man.info["cloud_fraction"] < 0.5
+    assert lake.open_file(key, QUICKLOOK_FILE)[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = evaluate(_truth(small_sim_day, key.item or ""), labels)
+    assert metrics["pixel_accuracy"] > 0.85  # cloudy scene, filtered labels vs truth
+
+
+def test_filter_off_gives_raw_colour_labels(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    lake = Lake(tmp_path / "lake")
+    run_local([str(_scene_dir(small_sim_day))], lake, S2LabelConfig(apply_filter=False, flag_unusable=False))
+    key = lake.partitions(S2_LABELS_STAGE)[0]
+    assert lake.require(key).info["filter_stats"] is None
+    assert lake.require(key).info["cloud_fraction"] == 0.0
+
+
+def test_bad_scenes_are_skipped_with_reasons(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = _scene_dir(small_sim_day)
+    missing = tmp_path / "missing" / good.name
+    shutil.copytree(good, missing)
+    next(missing.glob("*_B03.tif")).unlink()
+    nodata = tmp_path / "nodata" / good.name
+    shutil.copytree(good, nodata)
+    for band in nodata.glob("*_B0?.tif"):
+        with rasterio.open(band, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:
+            ds.write(np.zeros((1, *ds.shape), dtype=np.uint16))
+    lake = Lake(tmp_path / "lake")
+    summary = run_local([str(missing), str(nodata), str(good)], lake, S2LabelConfig(), day="2019-11-04")
+    reasons = {s["uri"]: s["reason"] for s in summary["skipped"]}
+    assert set(reasons) == {str(missing), str(nodata)}
+    assert "B03" in reasons[str(missing)] and "no valid pixel" in reasons[str(nodata)]
+    assert len(summary["partitions"]) == 1  # the good scene went on
+    report = json.loads(lake.open_file(PartitionKey(REPORT_STAGE, lake.partitions(S2_LABELS_STAGE)[0].date),
+                                       REPORT_FILE))
+    assert len(report["skipped"]) == 2
+
+
+def test_fully_clouded_scene_is_a_recorded_skip(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cloudy = tmp_path / _scene_dir(small_sim_day).name
+    shutil.copytree(_scene_dir(small_sim_day), cloudy)
+    for band in cloudy.glob("*_B0?.tif"):
+        with rasterio.open(band, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as ds:
+            data = ds.read(1)
+            data[data > 0] = 9500  # opaque cloud everywhere: bright and flat
+            ds.write(data[None])
+    lake = Lake(tmp_path / "lake")
+    summary = run_local([str(cloudy)], lake, S2LabelConfig())
+    assert summary["partitions"] == []
+    assert "fully clouded" in summary["skipped"][0]["reason"]
+
+
+def test_main_reads_inventory(small_sim_day, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from seaice_tasks.catalog import run_discover
+
+    lake_dir = tmp_path / "lake"
+    run_discover("2019-11-04", catalog=str(small_sim_day.catalog), lake=str(lake_dir))
+    assert main(["--date", "2019-11-04", "--lake", str(lake_dir), "--no-spark"]) == 0
+    out = json.loads(capsys.readouterr().out.split("SEAICE_RESULT ", 1)[1])
+    assert len(out["partitions"]) == 1 and out["partitions"][0].startswith(S2_LABELS_STAGE)
+    assert int(SeaIceClass.UNLABELED) == 255
