@@ -99,15 +99,22 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     table = lake.read_table(manifest.key).to_pandas()
     for uri in table["uri"]:
         print(_one_line(inspect_path(uri)))
-    report = lake.manifest(PartitionKey("resample_report", dt.date.fromisoformat(day)))
     segments = lake.partitions("segments_2m", dt.date.fromisoformat(day))
     print(f"\n== 2 m segments: {len(segments)} partition(s)")
     for key in segments:
         print(f"   {lake.partition_url(key)}  {lake.require(key).rows:,} bins")
-    if report is not None:
-        for skip in report.info.get("skipped", []):
-            print(f"   skipped: {skip['uri']}: {skip['reason']}")
-        for fail in report.info.get("failed", []):
-            print(f"   failed: {fail['partition']}: {fail['reason']}")
+    labels = lake.partitions("s2_labels", dt.date.fromisoformat(day))
+    print(f"\n== Sentinel-2 labels: {len(labels)} scene(s)")
+    for key in labels:
+        info = lake.require(key).info
+        fr = info["class_fractions"]
+        print(f"   {lake.partition_url(key)}  thick {fr['thick_ice']:.1%} thin {fr['thin_ice']:.1%} "
+              f"water {fr['open_water']:.1%}, cloud/shadow {info['cloud_fraction']:.1%}")
+    for stage in ("resample_report", "s2_labels_report"):
+        report = lake.manifest(PartitionKey(stage, dt.date.fromisoformat(day)))
+        for skip in (report.info.get("skipped", []) if report else []):
+            print(f"   {stage}: skipped {skip['uri']}: {skip['reason']}")
+        for fail in (report.info.get("failed", []) if report else []):
+            print(f"   {stage}: failed {fail.get('partition') or fail.get('scene')}: {fail['reason']}")
     print(f"\nseaice demo: done; outputs under {lake_dir} (Airflow log {log_path})")
     return 0
