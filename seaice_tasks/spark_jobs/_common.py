@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["RESULT_MARKER", "EXECUTOR_ENV", "split_uris", "spark_session", "print_result"]
+if TYPE_CHECKING:
+    from seaice_tasks.storage import Lake
+
+__all__ = [
+    "RESULT_MARKER",
+    "EXECUTOR_ENV",
+    "REPORT_FILE",
+    "split_uris",
+    "spark_session",
+    "print_result",
+    "inventory_uris",
+    "write_report",
+]
 
 #: Prefix of the one JSON line a job prints for its caller (Airflow log, CLI, tests).
 RESULT_MARKER: Final[str] = "SEAICE_RESULT "
+#: File of a job's day-level report partition (``<stage>/date=D/report.json``).
+REPORT_FILE: Final[str] = "report.json"
 #: Driver environment forwarded to executors (storage root and credentials).
 EXECUTOR_ENV: Final[tuple[str, ...]] = (
     "SEAICE_LAKE", "SEAICE_LAKE_OPTIONS", "SEAICE_S3_ENDPOINT_URL",
@@ -47,3 +62,23 @@ def spark_session(app_name: str, master: str = "") -> Any:
 def print_result(summary: dict[str, Any]) -> None:
     """Print the job's one-line JSON result."""
     print(RESULT_MARKER + json.dumps(summary, sort_keys=True), flush=True)
+
+
+def inventory_uris(lake: Lake, day: str, kind: str) -> list[str]:
+    """URIs of one kind (``ATL03``, ``S2`` ...) in the day's committed inventory, sorted."""
+    from seaice_tasks.storage import PartitionKey
+
+    table = lake.read_table(PartitionKey("inventory", dt.date.fromisoformat(day))).to_pandas()
+    return sorted(table.loc[table["kind"] == kind, "uri"].tolist())
+
+
+def write_report(lake: Lake, stage: str, day: str | None, summary: dict[str, Any], config: Any) -> None:
+    """Commit a job's day report: the summary without timings, skips and failures in the manifest."""
+    if not day:
+        return
+    from seaice_tasks.storage import PartitionKey
+
+    doc = {k: v for k, v in summary.items() if k != "timings_s"}
+    with lake.writer(PartitionKey(stage, dt.date.fromisoformat(day)), config) as writer:
+        writer.write_bytes(REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
+        writer.info = {"skipped": summary["skipped"], "failed": summary["failed"]}

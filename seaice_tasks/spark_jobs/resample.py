@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import logging
 import math
 import sys
@@ -36,7 +35,13 @@ import pandas as pd
 
 from seaice_tasks.constants import SEGMENT_LENGTH_M
 from seaice_tasks.errors import SeaIceError
-from seaice_tasks.spark_jobs._common import print_result, spark_session, split_uris
+from seaice_tasks.spark_jobs._common import (
+    inventory_uris,
+    print_result,
+    spark_session,
+    split_uris,
+    write_report,
+)
 from seaice_tasks.storage import FileEntry, Lake, Manifest, PartitionKey, lake_from_env, storage_options_from_env
 
 __all__ = [
@@ -47,7 +52,6 @@ __all__ = [
     "run_item",
     "commit_results",
     "run_local",
-    "granules_from_inventory",
     "main",
 ]
 
@@ -55,7 +59,6 @@ log = logging.getLogger("seaice_tasks.spark_jobs.resample")
 
 SEGMENTS_STAGE: Final[str] = "segments_2m"
 REPORT_STAGE: Final[str] = "resample_report"
-REPORT_FILE: Final[str] = "report.json"
 DEFAULT_MAX_PHOTONS: Final[int] = 2_000_000
 HALO_SEGMENTS: Final[int] = 1
 
@@ -232,16 +235,6 @@ def commit_results(
     return manifests, failures
 
 
-def _write_report(lake: Lake, day: str | None, summary: dict[str, Any], config: Any) -> None:
-    if not day:
-        return
-    key = PartitionKey(REPORT_STAGE, dt.date.fromisoformat(day))
-    doc = {k: v for k, v in summary.items() if k not in ("timings_s",)}
-    with lake.writer(key, config) as writer:
-        writer.write_bytes(REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
-        writer.info = {"skipped": summary["skipped"], "failed": summary["failed"]}
-
-
 def _summary(manifests: list[Manifest], skips: list[dict[str, str]], failures: list[dict[str, str]],
              timings: dict[str, float]) -> dict[str, Any]:
     return {
@@ -270,14 +263,8 @@ def run_local(
     manifests, failures = commit_results(lake, results, config)
     t2 = time.perf_counter()
     summary = _summary(manifests, skips, failures, {"load": t1 - t0, "map_reduce": t2 - t1})
-    _write_report(lake, day, summary, config)
+    write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
-
-
-def granules_from_inventory(lake: Lake, day: str) -> list[str]:
-    """ATL03 URIs of the day's committed inventory."""
-    table = lake.read_table(PartitionKey("inventory", dt.date.fromisoformat(day))).to_pandas()
-    return sorted(table.loc[table["kind"] == "ATL03", "uri"].tolist())
 
 
 def _items_frame(items: Sequence[WorkItem]) -> pd.DataFrame:
@@ -321,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lake = lake_from_env(args.lake or None)
     granules = split_uris(args.granules)
     if args.date and not granules:
-        granules = granules_from_inventory(lake, args.date)
+        granules = inventory_uris(lake, args.date, "ATL03")
     day = args.date or None
     if args.no_spark:
         summary = run_local(granules, lake, config, max_photons=args.max_photons, day=day)
@@ -352,7 +339,7 @@ def _run_spark(
     finally:
         spark.stop()
     summary = _summary(manifests, skips, failures, {"load": t1 - t0, "map_reduce": t2 - t1})
-    _write_report(lake, day, summary, config)
+    write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 
 

@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import datetime as dt
 import io
-import json
 import logging
 import os
 import sys
@@ -35,7 +34,13 @@ import numpy as np
 import pandas as pd
 
 from seaice_tasks.errors import SeaIceError
-from seaice_tasks.spark_jobs._common import print_result, spark_session, split_uris
+from seaice_tasks.spark_jobs._common import (
+    inventory_uris,
+    print_result,
+    spark_session,
+    split_uris,
+    write_report,
+)
 from seaice_tasks.storage import Lake, PartitionKey, lake_from_env
 
 __all__ = ["ScenePlan", "plan_scenes", "run_local", "main", "REPORT_STAGE"]
@@ -43,7 +48,6 @@ __all__ = ["ScenePlan", "plan_scenes", "run_local", "main", "REPORT_STAGE"]
 log = logging.getLogger("seaice_tasks.spark_jobs.s2_labels")
 
 REPORT_STAGE: Final[str] = "s2_labels_report"
-REPORT_FILE: Final[str] = "report.json"
 _HIST_SCHEMA: Final[str] = "scene string, window long, hist array<long>"
 _LABEL_SCHEMA: Final[str] = "scene string, window long, name string, error string"
 _ITEM_SCHEMA: Final[str] = (
@@ -207,16 +211,6 @@ def _commit(plans: Sequence[ScenePlan], label_rows: Sequence[dict[str, Any]], co
     return committed, skips, failures
 
 
-def _report(lake: Lake, day: str | None, summary: dict[str, Any], config: Any) -> None:
-    if not day:
-        return
-    key = PartitionKey(REPORT_STAGE, dt.date.fromisoformat(day))
-    with lake.writer(key, config) as writer:
-        doc = {k: v for k, v in summary.items() if k != "timings_s"}
-        writer.write_bytes(REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
-        writer.info = {"skipped": summary["skipped"], "failed": summary["failed"]}
-
-
 def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None = None) -> dict[str, Any]:
     """The same job in one process (CLI ``seaice label-s2 --no-spark``, unit tests)."""
     t0 = time.perf_counter()
@@ -229,7 +223,7 @@ def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None =
     t2 = time.perf_counter()
     summary = {"partitions": committed, "skipped": skips + more_skips, "failed": failures,
                "timings_s": {"load": t1 - t0, "map_reduce": t2 - t1}}
-    _report(lake, day, summary, config)
+    write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 
 
@@ -270,14 +264,8 @@ def _run_spark(uris: Sequence[str], lake: Lake, config: Any, master: str, day: s
         spark.stop()
     summary = {"partitions": committed, "skipped": skips + more_skips, "failed": failures,
                "timings_s": {"load": t1 - t0, "map_reduce": t2 - t1}}
-    _report(lake, day, summary, config)
+    write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
-
-
-def scenes_from_inventory(lake: Lake, day: str) -> list[str]:
-    """Sentinel-2 scene URIs of the day's committed inventory."""
-    table = lake.read_table(PartitionKey("inventory", dt.date.fromisoformat(day))).to_pandas()
-    return sorted(table.loc[table["kind"] == "S2", "uri"].tolist())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lake = lake_from_env(args.lake or None)
     uris = split_uris(args.scenes)
     if args.date and not uris:
-        uris = scenes_from_inventory(lake, args.date)
+        uris = inventory_uris(lake, args.date, "S2")
     day = args.date or None
     summary = (run_local(uris, lake, config, day=day) if args.no_spark
                else _run_spark(uris, lake, config, args.master, day))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from seaice_tasks.is2.resample import ResampleConfig, resample_granule
+from seaice_tasks.spark_jobs._common import REPORT_FILE
 from seaice_tasks.spark_jobs.resample import (
-    REPORT_FILE,
     REPORT_STAGE,
     SEGMENTS_STAGE,
     main,

@@ -15,7 +15,8 @@ from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.io.s2 import open_s2_scene
 from seaice_tasks.s2.evaluate import evaluate
 from seaice_tasks.s2.scene_labels import LABELS_FILE, QUICKLOOK_FILE, S2_LABELS_STAGE, S2LabelConfig, label_scene
-from seaice_tasks.spark_jobs.s2_labels import REPORT_FILE, REPORT_STAGE, main, run_local
+from seaice_tasks.spark_jobs._common import REPORT_FILE
+from seaice_tasks.spark_jobs.s2_labels import REPORT_STAGE, main, run_local
 from seaice_tasks.storage import Lake, PartitionKey
 
 SMALL_WINDOW_PX = 192  # several windows on a 500 px scene, each narrower than the filter's context
