@@ -14,7 +14,23 @@ targets, then segment whole scenes tile by tile.  Here
   forgot), averaging class probabilities where the end-aligned edge tiles overlap;
 * :func:`evaluate_unet` gives pixel accuracy, per-class IoU, mean IoU and the confusion matrix
   against a reference raster (e.g. the simulator's truth ``classes.tif``);
-* :func:`save_model` / :func:`load_model` store ``model.safetensors`` and ``model_card.json``.
+* :func:`save_model` / :func:`load_model` store ``model.safetensors`` and ``model_card.json``;
+* :func:`label_scene_unet` segments a Sentinel-2 scene on disk, feeding the U-Net the input view
+  selected by :attr:`S2LabelConfig.apply_filter <seaice_tasks.s2.scene_labels.S2LabelConfig>`
+  (:func:`unet_input_image`), and :func:`write_unet_partition` commits the result as a label COG
+  (class colour table, the bands' grid) in stage :data:`S2_UNET_STAGE`.
+
+Input views.  The authors trained on grey tiles of the raw RGB composite but fed the *shadow-free*
+filter output (0/155/255) to the model in their Spark inference (METHOD.md §2.4, §13 row 18).  Here
+a model may be trained on either view or both (``seaice_tasks.s2.unet_experiment`` trains on both,
+with the filtered colour labels of :func:`~seaice_tasks.s2.scene_labels.label_scene` as targets for
+both), and inference applies exactly the training preprocessing to the view it is asked for:
+
+* ``"original"`` (``apply_filter=False``): the 8-bit composite;
+* ``"filtered"`` (``apply_filter=True``): the shadow-free image of
+  :func:`~seaice_tasks.s2.cloud_shadow.remove_thin_cloud_shadow` (scene-wide statistics) repeated
+  into three equal channels, so its grey level is the filter level itself (255 ice, 155 thin,
+  0 water).
 
 Class codes everywhere: 0 thick ice, 1 thin ice, 2 open water, 255 unlabeled (the authors' U-Net
 used 0 thin, 1 thick, 2 water internally; only the order of the output channels differs).
@@ -41,6 +57,7 @@ from seaice_tasks import __version__
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import CLASS_NAMES, UNLABELED, SeaIceClass
 from seaice_tasks.errors import ConfigError
+from seaice_tasks.io.s2 import S2Scene, read_reflectance, rgb_composite
 from seaice_tasks.models.losses import MaskedCrossEntropy
 from seaice_tasks.models.unet import (
     DECODER_DROPOUTS,
@@ -51,7 +68,11 @@ from seaice_tasks.models.unet import (
     count_parameters,
     probabilities,
 )
+from seaice_tasks.s2.cloud_shadow import FilterStats, remove_thin_cloud_shadow
+from seaice_tasks.s2.color_labels import LABEL_COLORMAP, class_fractions
 from seaice_tasks.s2.evaluate import DEFAULT_CLASSES, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy
+from seaice_tasks.s2.scene_labels import S2LabelConfig, quicklook_png
+from seaice_tasks.storage import Lake, Manifest, PartitionKey
 from seaice_tasks.train.dataset import (
     DEFAULT_MIN_LABELLED_FRACTION,
     DEFAULT_TILE_PX,
@@ -77,6 +98,16 @@ __all__ = [
     "evaluate_unet",
     "save_model",
     "load_model",
+    "S2_UNET_STAGE",
+    "UNET_LABELS_FILE",
+    "UNET_QUICKLOOK_FILE",
+    "VIEW_ORIGINAL",
+    "VIEW_FILTERED",
+    "input_view",
+    "unet_input_image",
+    "label_scene_unet",
+    "model_card_summary",
+    "write_unet_partition",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,6 +126,16 @@ DEFAULT_LR: Final[float] = 1e-3
 #: Fraction of tiles held out for validation (authors: ``train_test_split(test_size=0.2)``).
 DEFAULT_VAL_FRACTION: Final[float] = 0.2
 _HASH_CHUNK_BYTES: Final[int] = 1 << 20
+#: Lake stage of the U-Net label COGs (beside the colour labels' ``s2_labels``).
+S2_UNET_STAGE: Final[str] = "s2_unet_labels"
+UNET_LABELS_FILE: Final[str] = "labels.tif"
+UNET_QUICKLOOK_FILE: Final[str] = "quicklook.png"
+#: Names of the two U-Net input views (the P2 "original" and "filtered" validation sets).
+VIEW_ORIGINAL: Final[str] = "original"
+VIEW_FILTERED: Final[str] = "filtered"
+#: Card fields copied into the label partition's manifest.
+_CARD_SUMMARY_FIELDS: Final[tuple[str, ...]] = ("name", "weights_sha256", "param_count", "code_version",
+                                               "torch_version", "card_format")
 _MIN_LEVELS: Final[int] = 2
 #: Axes of an RGB image (rows, cols, channel) and its channel count.
 _RGB_NDIM: Final[int] = 3
@@ -541,3 +582,199 @@ def load_model(path_dir: str | os.PathLike[str], device: str = "cpu") -> LoadedU
     config = UNetConfig.from_dict(card["config"])
     log.info("loaded U-Net %s (code %s, %d parameters)", folder, card.get("code_version"), card.get("param_count"))
     return LoadedUNet(model=model, config=config, card=card)
+
+
+# --------------------------------------------------------------------------------------------------
+# scenes on disk -> label partitions
+
+
+def input_view(label_config: S2LabelConfig) -> str:
+    """Name of the U-Net input view a label config selects.
+
+    Examples
+    --------
+    >>> input_view(S2LabelConfig()), input_view(S2LabelConfig(apply_filter=False))
+    ('filtered', 'original')
+    """
+    return VIEW_FILTERED if label_config.apply_filter else VIEW_ORIGINAL
+
+
+def unet_input_image(
+    rgb: RGBImage,
+    valid: BoolImage,
+    label_config: S2LabelConfig | None = None,
+    *,
+    stats: FilterStats | None = None,
+) -> RGBImage:
+    """The 8-bit image the U-Net sees for one scene: the composite or the shadow-free image.
+
+    Training and inference both call this, then :func:`~seaice_tasks.train.dataset.preprocess_tile`
+    per tile (through :class:`~seaice_tasks.train.dataset.TileDataset` / :func:`predict_scene`).
+
+    Parameters
+    ----------
+    rgb : numpy.ndarray of uint8, shape (rows, cols, 3)
+        8-bit composite (:func:`seaice_tasks.io.s2.rgb_composite`).
+    valid : numpy.ndarray of bool, shape (rows, cols)
+        False outside the footprint (set to 0 in the output).
+    label_config : S2LabelConfig, optional
+        ``apply_filter`` False: the composite ("original" view); True (default): the authors'
+        thin-cloud/shadow filter output with ``label_config.filter``, repeated into 3 channels
+        ("filtered" view; grey = 255 ice, 155 thin, 0 water).
+    stats : FilterStats, optional
+        Scene-wide filter statistics when ``rgb`` is a window of a larger scene (None: computed
+        from this image, which is exact for a whole scene).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (rows, cols, 3)
+
+    Examples
+    --------
+    >>> img = np.full((5, 5, 3), 220, dtype=np.uint8); img[0, 0] = 10
+    >>> ok = np.ones((5, 5), dtype=bool)
+    >>> cfg = S2LabelConfig(apply_filter=False)
+    >>> bool((unet_input_image(img, ok, cfg) == img).all())
+    True
+    """
+    cfg = label_config if label_config is not None else S2LabelConfig()
+    image = np.asarray(rgb, dtype=np.uint8)
+    mask = np.asarray(valid, dtype=bool)
+    if not cfg.apply_filter:
+        out: RGBImage = np.where(mask[..., None], image, np.uint8(0)).astype(np.uint8)
+        return out
+    free = remove_thin_cloud_shadow(image, mask, cfg.filter, stats=stats)
+    grey3: RGBImage = np.repeat(free[..., None], _RGB_NDIM, axis=-1)
+    return grey3
+
+
+def label_scene_unet(
+    model: UNet,
+    scene: S2Scene,
+    s2_label_config: S2LabelConfig | None = None,
+    unet_config: UNetConfig | None = None,
+) -> LabelImage:
+    """U-Net class codes of a whole Sentinel-2 scene on disk.
+
+    Reads the scene, builds the composite with ``s2_label_config.read``, the input view with
+    :func:`unet_input_image` (filter output when ``apply_filter``, else the composite; the filter's
+    statistics are those of the whole scene, as in
+    :func:`~seaice_tasks.s2.scene_labels.label_scene`) and segments it with :func:`predict_scene`.
+    The unusable mask is *not* applied: the U-Net labels every valid pixel.
+
+    Parameters
+    ----------
+    model : UNet
+        Trained on the same view (see the model card's ``training_data``).
+    scene : S2Scene
+        From :func:`seaice_tasks.io.s2.open_s2_scene`.  Read whole (a 10,980 px tile is
+        ~360 MB of RGB; window it by hand for smaller memory).
+    s2_label_config : S2LabelConfig, optional
+        Composite stretch, filter settings and the view (``apply_filter``).
+    unet_config : UNetConfig, optional
+        Tile size and inference batch (use the training config).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape ``scene.shape``
+        0 thick ice, 1 thin ice, 2 open water, 255 exactly where the scene has no data.
+    """
+    cfg = s2_label_config if s2_label_config is not None else S2LabelConfig()
+    rgb, valid = rgb_composite(read_reflectance(scene), cfg.read)
+    image = unet_input_image(rgb, valid, cfg)
+    labels = predict_scene(model, image, valid, unet_config)
+    log.info("label_scene_unet: %s (%s view), %d x %d px, classes %s", scene.source, input_view(cfg),
+             *labels.shape, class_fractions(labels))
+    return labels
+
+
+def model_card_summary(model_card: Mapping[str, Any]) -> dict[str, Any]:
+    """The card fields recorded in a label partition: name, weights sha256, size, versions, width.
+
+    Examples
+    --------
+    >>> model_card_summary({"name": "m", "weights_sha256": "ab", "architecture": {"base_filters": 8}})
+    {'name': 'm', 'weights_sha256': 'ab', 'base_filters': 8}
+    """
+    out = {k: model_card[k] for k in _CARD_SUMMARY_FIELDS if k in model_card}
+    arch = model_card.get("architecture")
+    if isinstance(arch, Mapping):
+        out.update({k: arch[k] for k in ("base_filters", "levels") if k in arch})
+    cfg = model_card.get("config")
+    if isinstance(cfg, Mapping) and "tile_px" in cfg:
+        out["tile_px"] = cfg["tile_px"]
+    data = model_card.get("training_data")
+    if isinstance(data, Mapping) and "views" in data:
+        out["training_views"] = data["views"]
+    return out
+
+
+def write_unet_partition(
+    lake: Lake,
+    key: PartitionKey,
+    scene: S2Scene,
+    labels: LabelImage,
+    config: UNetConfig,
+    model_card: Mapping[str, Any],
+    *,
+    label_config: S2LabelConfig | None = None,
+    token: str | None = None,
+) -> Manifest:
+    """Commit a U-Net label COG (+ quicklook) of a scene, like the colour labels' partition.
+
+    Parameters
+    ----------
+    lake : Lake
+    key : PartitionKey
+        Usually ``PartitionKey(S2_UNET_STAGE, date, scene_key)``.
+    scene : S2Scene
+        The scene the labels are of: the COG gets its CRS and transform (the bands' grid).
+    labels : numpy.ndarray of uint8, shape ``scene.shape``
+        From :func:`label_scene_unet`.
+    config : UNetConfig
+        The model's configuration (the partition's config).
+    model_card : mapping
+        The model card (:func:`save_model` / :attr:`LoadedUNet.card`); its summary
+        (:func:`model_card_summary`: name, weights sha256, ...) goes into ``info["model"]``.
+    label_config : S2LabelConfig, optional
+        The input view and composite used (recorded in ``info``; default ``S2LabelConfig()``).
+    token : str, optional
+        Staging token (see :meth:`Lake.writer`).
+
+    Returns
+    -------
+    Manifest
+        ``info``: ``source``, ``class_fractions``, ``valid_fraction``, ``shape``, ``crs``,
+        ``view``, ``label_config``, ``model``.
+
+    Raises
+    ------
+    ValueError
+        When ``labels`` is not a (rows, cols) array of the scene's shape.
+    """
+    from affine import Affine
+
+    lab = np.asarray(labels, dtype=np.uint8)
+    if lab.shape != tuple(scene.shape):
+        raise ValueError(f"write_unet_partition: labels {lab.shape} do not match the scene {scene.shape}")
+    lcfg = label_config if label_config is not None else S2LabelConfig()
+    summary = model_card_summary(model_card)
+    n_valid = int(np.count_nonzero(lab != UNLABELED))
+    with lake.writer(key, config, token=token) as writer:
+        writer.write_cog(UNET_LABELS_FILE, lab, crs=scene.crs, transform=Affine(*scene.transform),
+                         nodata=int(UNLABELED), colormap=LABEL_COLORMAP,
+                         tags={"classes": "0 thick ice, 1 thin ice, 2 open water, 255 unlabeled",
+                               "model_weights_sha256": str(summary.get("weights_sha256", "")),
+                               "input_view": input_view(lcfg)})
+        writer.write_bytes(UNET_QUICKLOOK_FILE, quicklook_png(scene, lab, lcfg))
+        writer.info = {
+            "source": scene.source,
+            "class_fractions": class_fractions(lab),
+            "valid_fraction": n_valid / lab.size if lab.size else 0.0,
+            "shape": list(scene.shape),
+            "crs": scene.crs,
+            "view": input_view(lcfg),
+            "label_config": lcfg.to_dict(),
+            "model": summary,
+        }
+    return lake.require(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import subprocess
@@ -24,22 +25,32 @@ from seaice_tasks.errors import ConfigError
 from seaice_tasks.io.s2 import open_s2_scene, read_reflectance, rgb_composite
 from seaice_tasks.models.losses import FOCAL_ALPHA, FocalLoss, MaskedCrossEntropy
 from seaice_tasks.models.unet import PAPER_PARAM_COUNT, UNet, count_parameters, probabilities
-from seaice_tasks.s2.color_labels import color_labels
+from seaice_tasks.s2 import unet_experiment
+from seaice_tasks.s2.color_labels import LABEL_COLORMAP, color_labels
+from seaice_tasks.s2.scene_labels import S2LabelConfig
 from seaice_tasks.s2.unet import (
     CARD_NAME,
+    S2_UNET_STAGE,
+    UNET_LABELS_FILE,
+    UNET_QUICKLOOK_FILE,
     WEIGHTS_NAME,
     UNetConfig,
     build_unet,
     evaluate_unet,
+    input_view,
+    label_scene_unet,
     load_model,
     predict_scene,
     predict_scene_proba,
     save_model,
     train_unet,
+    unet_input_image,
+    write_unet_partition,
 )
 from seaice_tasks.sim.geometry import SimConfig, plan_day
 from seaice_tasks.sim.s2 import TRUTH_CLASSES_NAME, write_s2_scene
 from seaice_tasks.sim.world import TruthWorld, WorldConfig
+from seaice_tasks.storage import Lake, PartitionKey
 from seaice_tasks.train.dataset import (
     TileDataset,
     grey_from_rgb,
@@ -349,3 +360,84 @@ def test_tiny_unet_learns_from_auto_labels(sim_scenes: list[tuple[Any, Any, Any,
     assert result["pixel_accuracy"] >= result["majority_rate"] + MIN_GAIN_OVER_MAJORITY
     assert result["mean_iou"] >= MIN_MEAN_IOU
     assert np.asarray(result["confusion_matrix"]).sum() == result["n_pixels"] > 0
+
+
+# -- U-Net label partitions and the four-set experiment ---------------------------------------------
+
+#: A 1.28 km (128 px) cloudy simulated scene with a nodata edge, for the partition tests.
+SMALL_SCENE_KM = 1.28
+
+
+@pytest.fixture(scope="module")
+def small_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Band folder of one small cloudy simulated scene."""
+    tmp = tmp_path_factory.mktemp("unet_small")
+    config = SimConfig(scene_km=SMALL_SCENE_KM, granules=1, world=SIM_WORLD)
+    fp = plan_day(config).scenes[0]
+    return write_s2_scene(TruthWorld(config.world), fp, config, tmp / "s2", tmp / "truth", clouds=True, workers=1)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_label_scene_unet_labels_exactly_the_valid_pixels(small_scene: Path) -> None:
+    scene = open_s2_scene(small_scene)
+    _, valid = rgb_composite(read_reflectance(scene))
+    assert 0 < int(valid.sum()) < valid.size, "the fixture scene needs a nodata edge"
+    cfg = UNetConfig(tile_px=32, **TINY)  # type: ignore[arg-type]
+    seed_everything(0)
+    model = build_unet(cfg).eval()
+    for label_cfg in (S2LabelConfig(), S2LabelConfig(apply_filter=False)):
+        labels = label_scene_unet(model, scene, label_cfg, cfg)
+        assert labels.shape == scene.shape and labels.dtype == np.uint8
+        assert set(np.unique(labels).tolist()) <= {0, 1, 2, UNLABELED}
+        np.testing.assert_array_equal(labels == UNLABELED, ~valid)
+    # the filtered view is the filter output as grey: three equal channels in {0, 155, 255}
+    rgb, valid = rgb_composite(read_reflectance(scene))
+    image = unet_input_image(rgb, valid, S2LabelConfig())
+    assert np.array_equal(image[..., 0], image[..., 2]) and set(np.unique(image).tolist()) <= {0, 155, 255}
+    assert input_view(S2LabelConfig()) == "filtered"
+
+
+def test_write_unet_partition_round_trip(small_scene: Path, tmp_path: Path) -> None:
+    scene = open_s2_scene(small_scene)
+    _, valid = rgb_composite(read_reflectance(scene))
+    labels = np.where(valid, (np.arange(valid.size).reshape(valid.shape) % 3), UNLABELED).astype(np.uint8)
+    cfg = UNetConfig(tile_px=32, **TINY)  # type: ignore[arg-type]
+    card = {"name": "seaice-s2-unet", "weights_sha256": "ab" * 32, "param_count": 123,
+            "architecture": {"base_filters": 2, "levels": 3}, "config": cfg.to_dict(),
+            "training_data": {"views": ["original", "filtered"]}}
+    lake = Lake(tmp_path / "lake")
+    key = PartitionKey(S2_UNET_STAGE, dt.date(2019, 11, 4), "scene1")
+    manifest = write_unet_partition(lake, key, scene, labels, cfg, card)
+    assert {f.name for f in manifest.files} == {UNET_LABELS_FILE, UNET_QUICKLOOK_FILE}
+    assert manifest.info["model"]["weights_sha256"] == "ab" * 32 and manifest.info["view"] == "filtered"
+    assert manifest.info["model"]["training_views"] == ["original", "filtered"]
+    assert manifest.info["class_fractions"]["unlabeled"] == pytest.approx(1 - valid.mean())
+    assert manifest.config == cfg.to_dict()
+    with rasterio.open(lake.path(key.relpath, UNET_LABELS_FILE)) as ds:
+        np.testing.assert_array_equal(ds.read(1), labels)
+        assert ds.crs.to_string() == scene.crs and tuple(ds.transform)[:6] == pytest.approx(scene.transform)
+        assert (ds.height, ds.width) == scene.shape and ds.nodata == UNLABELED
+        assert ds.colormap(1)[2][:3] == LABEL_COLORMAP[2]
+        assert ds.tags()["model_weights_sha256"] == "ab" * 32
+    with pytest.raises(ValueError, match="do not match"):
+        write_unet_partition(lake, key, scene, labels[1:], cfg, card)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_unet_experiment_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert unet_experiment.main(["--out", str(tmp_path), "--quick"]) == 0
+    metrics = json.loads((tmp_path / unet_experiment.METRICS_FILE).read_text())
+    assert set(metrics["sets"]) == {"cloudy_original", "cloudy_filtered", "clear_original", "clear_filtered"}
+    for result in metrics["sets"].values():
+        for method in ("unet", "color_labels"):
+            assert 0.0 <= result[method]["pixel_accuracy"] <= 1.0
+            assert set(result[method]["per_class_iou"]) == {"0", "1", "2"}
+    assert metrics["training"]["epochs"] == 1 and metrics["training"]["views"] == ["original", "filtered"]
+    assert 0.0 < metrics["targets"]["coverage"] <= 1.0
+    loaded = load_model(tmp_path / "model")
+    assert loaded.card["weights_sha256"] == metrics["model"]["weights_sha256"]
+    lake = Lake(tmp_path / "lake")
+    keys = lake.partitions(S2_UNET_STAGE)
+    assert len(keys) == len(metrics["partitions"]) == 4  # 1 scene x 2 skies x 2 views
+    assert lake.require(keys[0]).info["model"]["weights_sha256"] == metrics["model"]["weights_sha256"]
+    assert "cloudy filtered | unet" in capsys.readouterr().out
