@@ -12,7 +12,9 @@ Three parts (``--part throughput|spark|memory|all``); inputs are simulated once 
    chunks of 2 M photons) against "the practical floor": one pass that reads ``gt1r/heights/h_ph``
    with h5py in chunks of the same size and sums it.  The read step alone (``read_photons`` over
    every chunk) is timed too, so that resample = read + compute is visible.  Target: resample
-   at most 3x the floor.
+   at most 3x the floor.  ``--baseline-module PATH`` also times ``resample_beam`` of another
+   copy of ``seaice_tasks/is2/resample.py`` (e.g. the code before an optimisation) back to back
+   in the same process, and checks that both return the same frame, bit for bit.
 2. **spark** -- the Spark job ``seaice_tasks/spark_jobs/resample.py`` on a simulated day
    (default 4 granules x 100 km, no Sentinel-2 scenes) with ``--master local[1]`` and
    ``local[2]``: load, map-reduce and total wall time (JVM start included) and the speed-ups
@@ -22,6 +24,9 @@ Three parts (``--part throughput|spark|memory|all``); inputs are simulated once 
    child reports its own ``VmHWM`` (``/proc/self/status``) and ``getrusage`` ``ru_maxrss``; the
    table uses VmHWM because Linux carries ``ru_maxrss`` over from the forking parent (this
    script, a few hundred MiB) across ``execve``, which would hide a small child's peak.
+   The production path is measured the same way: the job's per-work-item path
+   (``seaice_tasks.spark_jobs.resample.run_local`` with a lake directory: each item is resampled
+   and staged to the lake as a part file, so no process ever holds a whole beam's bins).
    Target: peak RSS does not grow with the beam size and stays <= 2 GB.
 
 All timings of one part are taken back to back in the same run; compare the RATIOS, not the
@@ -49,6 +54,7 @@ import argparse  # noqa: E402
 import cProfile  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime as dt  # noqa: E402
+import importlib.util  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -60,10 +66,12 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
 from typing import Any, Final, TypeVar  # noqa: E402
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from seaice_tasks.io.atl03 import iter_segment_chunks, read_photons  # noqa: E402
 from seaice_tasks.is2.resample import ResampleConfig, resample_beam  # noqa: E402
@@ -223,6 +231,35 @@ def resample_pass(path: Path, chunk: int) -> int:
     return len(frame)
 
 
+def load_baseline(path: Path) -> ModuleType:
+    """Another copy of ``seaice_tasks/is2/resample.py`` (e.g. before an optimisation) as a module."""
+    spec = importlib.util.spec_from_file_location("resample_baseline", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def baseline_pass(module: ModuleType, path: Path, chunk: int) -> int:
+    """``resample_pass`` with the baseline module's ``resample_beam``."""
+    frame = module.resample_beam(path, BEAM, module.ResampleConfig(beams=(BEAM,)), max_photons=chunk)
+    return len(frame)
+
+
+def same_output(module: ModuleType, path: Path, chunk: int) -> bool:
+    """Whether the baseline and the current ``resample_beam`` return the same frame, bit for bit."""
+    expected = module.resample_beam(path, BEAM, module.ResampleConfig(beams=(BEAM,)), max_photons=chunk)
+    got = resample_beam(path, BEAM, ResampleConfig(beams=(BEAM,)), max_photons=chunk)
+    try:
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    except AssertionError as exc:
+        print(f"  OUTPUTS DIFFER: {exc}", flush=True)
+        return False
+    return True
+
+
 def profile_resample(path: Path, chunk: int, top: int) -> str:
     """cProfile top entries (by cumulative and by own time) of one ``resample_beam`` run."""
     prof = cProfile.Profile()
@@ -249,6 +286,13 @@ def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
     print(f"  floor     {floor_t.wall_s:8.2f} s", flush=True)
     read_t, n_read = timed(lambda: read_pass(path, chunk), args.repeats)
     print(f"  read      {read_t.wall_s:8.2f} s", flush=True)
+    baseline: dict[str, Any] | None = None
+    if args.baseline_module is not None:
+        module = load_baseline(args.baseline_module)
+        base_t, base_bins = timed(lambda: baseline_pass(module, path, chunk), args.repeats)
+        print(f"  baseline  {base_t.wall_s:8.2f} s ({args.baseline_module})", flush=True)
+        baseline = {"module": str(args.baseline_module), "resample_s": base_t.wall_s, "cpu_s": base_t.cpu_s,
+                    "n_bins": base_bins}
     res_t, n_bins = timed(lambda: resample_pass(path, chunk), args.repeats)
     print(f"  resample  {res_t.wall_s:8.2f} s", flush=True)
     floor_again, _ = timed(lambda: floor_pass(path, chunk), args.repeats)
@@ -282,6 +326,11 @@ def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
         "target_ratio_max": TARGET_THROUGHPUT_RATIO,
     }
     result["target_met"] = result["ratio_resample_over_floor"] <= TARGET_THROUGHPUT_RATIO
+    if baseline is not None:
+        baseline["ratio_over_floor"] = baseline["resample_s"] / floor_best
+        baseline["speedup"] = baseline["resample_s"] / res_t.wall_s
+        baseline["identical_output"] = same_output(module, path, chunk)
+        result["baseline"] = baseline
     if args.profile > 0:
         result["profile"] = profile_resample(path, chunk, args.profile)
     return result
@@ -300,11 +349,19 @@ def report_throughput(r: dict[str, Any]) -> str:
         ["resample_beam", f"{r['resample_s']:.2f}", f"{pps['resample'] / 1e6:.2f}",
          f"{r['ratio_resample_over_floor']:.2f}", f"{cow['resample']:.2f}"],
     ]
+    base = r.get("baseline")
+    if base is not None:
+        rows.append([f"baseline resample_beam ({Path(base['module']).name})", f"{base['resample_s']:.2f}",
+                     f"{r['n_photons'] / base['resample_s'] / 1e6:.2f}", f"{base['ratio_over_floor']:.2f}",
+                     f"{base['cpu_s'] / base['resample_s']:.2f}"])
     head = (f"## throughput: {r['n_photons']:,} photons ({BEAM}), chunks of {r['chunk_photons']:,}, "
             f"single core, best of {r['repeats']}; {r['n_bins']:,} 2 m bins")
     foot = (f"resample / floor = {r['ratio_resample_over_floor']:.2f}x (target <= {TARGET_THROUGHPUT_RATIO:g}x: "
             f"{verdict(r['target_met'])}); read share of resample = {100 * r['share_read_in_resample']:.0f} %")
     body = table(["step", "wall (s)", "M photons/s", "x floor", "cpu/wall"], rows)
+    if base is not None:
+        foot += (f"\nbaseline / resample_beam = {base['speedup']:.2f}x faster; same frame, bit for bit: "
+                 f"{base['identical_output']} (baseline bins {base['n_bins']:,})")
     text = f"{head}\n\n{body}\n\n{foot}"
     if "profile" in r:
         text += "\n\ncProfile of resample_beam:\n" + r["profile"]
@@ -510,11 +567,32 @@ def peak():
     return {"vmhwm_kib": hwm, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 """
 _CHILD_RESAMPLE = _CHILD_IMPORTS + """
+if len(sys.argv) > 3:  # a baseline copy of resample.py
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("resample_baseline", sys.argv[3])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["resample_baseline"] = module
+    spec.loader.exec_module(module)
+    resample_beam, ResampleConfig = module.resample_beam, module.ResampleConfig
 frame = resample_beam(sys.argv[1], "gt1r", ResampleConfig(beams=("gt1r",)), max_photons=int(sys.argv[2]))
 out_bytes = int(frame.memory_usage(deep=False).sum())  # object cells share one str per column
 rows = len(frame)
 del frame
 print(json.dumps({**peak(), "output_bytes": out_bytes, "rows": rows}))
+"""
+_CHILD_JOB = _CHILD_IMPORTS + """
+import shutil, tempfile
+from seaice_tasks.spark_jobs.resample import run_local
+from seaice_tasks.storage import Lake
+
+lake_dir = tempfile.mkdtemp(prefix="lake_mem_", dir=sys.argv[3])
+try:
+    summary = run_local([sys.argv[1]], Lake(lake_dir), ResampleConfig(beams=("gt1r",)), max_photons=int(sys.argv[2]))
+finally:
+    shutil.rmtree(lake_dir, ignore_errors=True)
+if summary["failed"] or summary["skipped"] or not summary["rows"]:
+    raise SystemExit(f"run_local failed: {summary['failed']} {summary['skipped']}")
+print(json.dumps({**peak(), "output_bytes": 0, "rows": summary["rows"]}))
 """
 _CHILD_BASELINE = _CHILD_IMPORTS + """
 print(json.dumps({**peak(), "output_bytes": 0, "rows": 0}))
@@ -552,15 +630,34 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     for path in (small, big):
         n = n_photons_of(path)
         m = child_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons))
-        # at the final pd.concat both the per-chunk frames and the concatenated copy are alive
-        m["working_set_mib"] = m["peak_rss_mib"] - 2.0 * m["output_mib"]
+        # the returned frame is built column by column from the per-chunk columns (each chunk's
+        # piece is freed once copied), so at the end the bins are held about once, not twice
+        m["working_set_mib"] = m["peak_rss_mib"] - m["output_mib"]
         print(f"  {n:,} photons: {m['peak_rss_mib']:.0f} MiB (returned frame {m['output_mib']:.0f} MiB)",
               flush=True)
         rows.append({"case": path.name, "n_photons": n, **m})
+    if args.baseline_module is not None:  # the same with the baseline copy of resample.py
+        for path in (small, big):
+            n = n_photons_of(path)
+            m = child_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons), str(args.baseline_module))
+            m["working_set_mib"] = m["peak_rss_mib"] - 2.0 * m["output_mib"]  # pd.concat held it twice
+            print(f"  {n:,} photons, baseline: {m['peak_rss_mib']:.0f} MiB", flush=True)
+            rows.append({"case": f"baseline {path.name}", "n_photons": n, "path": "baseline", **m})
+    for path in (small, big):  # production path: per work item, staged to a lake
+        n = n_photons_of(path)
+        m = child_rss(_CHILD_JOB, str(path.resolve()), str(args.chunk_photons), str(args.work.resolve()))
+        m["working_set_mib"] = m["peak_rss_mib"]  # no beam-sized frame is held
+        print(f"  {n:,} photons, run_local + lake: {m['peak_rss_mib']:.0f} MiB", flush=True)
+        rows.append({"case": f"run_local {path.name}", "n_photons": n, "path": "job", **m})
     s, b = rows[1], rows[2]
+    js, jb = rows[-2], rows[-1]
     growth = b["peak_rss_mib"] / s["peak_rss_mib"]
     growth_ws = b["working_set_mib"] / s["working_set_mib"]
+    job_growth = jb["peak_rss_mib"] / js["peak_rss_mib"]
     return {
+        "job_rss_growth": job_growth,
+        "target_job_flat_met": job_growth <= FLAT_RSS_TOLERANCE,
+        "target_job_below_2gb_met": max(js["peak_rss_mib"], jb["peak_rss_mib"]) <= TARGET_PEAK_RSS_MIB,
         "chunk_photons": args.chunk_photons,
         "cases": rows,
         "rss_growth": growth,
@@ -578,9 +675,10 @@ def report_memory(r: dict[str, Any]) -> str:
     rows = []
     for c in r["cases"]:
         is_base = c["n_photons"] == 0
+        is_job = c.get("path") == "job"
         rows.append([
             c["case"], "-" if is_base else f"{c['n_photons']:,}", f"{c['peak_rss_mib']:.0f}",
-            "-" if is_base else f"{c['output_mib']:.0f}",
+            "-" if is_base or is_job else f"{c['output_mib']:.0f}",
             "-" if is_base else f"{c['working_set_mib']:.0f}",
             "-" if is_base else f"{c['rows']:,}", f"{c['ru_maxrss_mib']:.0f}", f"{c['wall_s']:.1f}",
         ])
@@ -588,9 +686,14 @@ def report_memory(r: dict[str, Any]) -> str:
             f"{r['chunk_photons']:,} photons")
     foot = (f"photons x{r['photon_growth']:.1f} -> peak RSS x{r['rss_growth']:.2f} "
             f"(flat within {FLAT_RSS_TOLERANCE:g}x: {verdict(r['target_flat_met'])}), "
-            f"streaming working set (peak - 2 x frame) x{r['working_set_growth']:.2f}; "
+            f"streaming working set (peak - frame) x{r['working_set_growth']:.2f}; "
             f"<= {TARGET_PEAK_RSS_MIB:.0f} MiB: {verdict(r['target_below_2gb_met'])}")
-    body = table(["case", "photons", "peak RSS (MiB)", "returned frame (MiB)", "peak - 2 x frame (MiB)",
+    if "job_rss_growth" in r:
+        foot += (f"\nproduction path (run_local: per work item, staged to a lake): photons "
+                 f"x{r['photon_growth']:.1f} -> peak RSS x{r['job_rss_growth']:.2f} (flat within "
+                 f"{FLAT_RSS_TOLERANCE:g}x: {verdict(r['target_job_flat_met'])}); <= {TARGET_PEAK_RSS_MIB:.0f} MiB: "
+                 f"{verdict(r['target_job_below_2gb_met'])}")
+    body = table(["case", "photons", "peak RSS (MiB)", "returned frame (MiB)", "working set (MiB)",
                   "2 m bins", "ru_maxrss (MiB)", "wall (s)"], rows)
     return f"{head}\n\n{body}\n\n{foot}"
 
@@ -628,6 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-photons", type=int, default=DEFAULT_CHUNK_PHOTONS,
                    help="max_photons per chunk of resample_beam and of the floor read (parts 1, 3)")
     p.add_argument("--repeats", type=int, default=3, help="repeats per throughput step (best is kept)")
+    p.add_argument("--baseline-module", type=Path, default=None, metavar="PATH",
+                   help="also time resample_beam of this copy of resample.py, back to back, and check "
+                        "that its output is identical (1); and measure its peak RSS (3)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also cProfile one resample_beam run and print the top N entries (part 1)")
     p.add_argument("--granules", type=int, default=DEFAULT_GRANULES, help="granules of the simulated day (2)")

@@ -5,14 +5,17 @@ shots or bins):
 
 1. **Shot auxiliaries on all photons** (§3.3): shot key = ``pce_mframe_cnt * 200 + ph_id_pulse - 1``;
    ``pcnt`` = photons of the shot (any confidence), ``pcnth`` = those with
-   ``signal_conf_ph[:, surface_type] >= min_signal_conf``; ``np.unique`` + ``np.bincount``.
+   ``signal_conf_ph[:, surface_type] >= min_signal_conf``; a run-length encoding of the shot
+   keys (photons of a shot are consecutive; runs are sorted and summed only when they are not).
 2. **Background** (§3.3): each photon takes the ``bckgrd_atlas`` row of its 50-shot window, found
    by the key ``pce_mframe_cnt * 4 + (ph_id_pulse - 1) // 50`` (nearest key when absent), see
    :func:`background_rows`.
 3. **Selection** (§3.1): ``signal_conf_ph[:, 2] >= 3`` and ``quality_ph == 0`` (configurable),
    finite height / along-track distance / time; optionally drop "specular" shots.
-4. **Binning** (§3.2, §3.4): absolute grid, bin index ``floor(x_atc / 2)``; a stable sort by bin,
-   ``np.add.reduceat`` for sums, ``np.lexsort((value, bin))`` + index arithmetic for medians.
+4. **Binning** (§3.2, §3.4): absolute grid, bin index ``floor(x_atc / 2)``; a stable sort by bin
+   (skipped when the bins are already non-decreasing, as along track), ``np.add.reduceat`` for
+   sums, and for medians / FPB quantiles the bins of equal photon count stacked into one matrix
+   and ``np.partition``-ed along its rows (exact; see :meth:`_Groups.ranked_sorted`).
    Empty bins are never emitted.
 5. **Corrections** (§3.6): 20 m segment values interpolated (``np.interp``) to the bin centre
    along track, over finite values only.
@@ -25,8 +28,10 @@ Streaming (:func:`resample_beam`): chunks of segment rows from
 (``segment_dist_x`` is not a multiple of 2 m), so a 2 m bin -- and a laser shot -- can straddle
 two chunks.  Each chunk is processed with a one-chunk look-ahead: selected photons whose FPB
 window starts at or after the first window of the next chunk are *carried* into the next chunk,
-and shot counts are taken over the previous, current and next chunks' shot keys.  The result is
-identical, bit for bit, to processing the whole beam at once (tested).
+and shot counts are taken over the previous, current and next chunks' shot tables (each chunk's
+computed once).  The result is identical, bit for bit, to processing the whole beam at once
+(tested).  The output frame is assembled column by column from the chunks' columns, so the bins
+are not held twice at the end.
 
 Column meanings and units: ``docs/segments_2m.md`` and :data:`seaice_tasks.schemas.SEGMENTS_2M_SCHEMA`.
 """
@@ -34,10 +39,11 @@ Column meanings and units: ``docs/segments_2m.md`` and :data:`seaice_tasks.schem
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
@@ -278,10 +284,90 @@ def shot_keys(pce_mframe_cnt: npt.ArrayLike, ph_id_pulse: npt.ArrayLike) -> IntA
     return frame * SHOTS_PER_MAJOR_FRAME + (pulse - 1)
 
 
+def _run_starts(values: IntArray) -> IntArray:
+    """Index of the first element of each run of equal consecutive values."""
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.empty(values.size, dtype=bool)
+    change[0] = True
+    np.not_equal(values[1:], values[:-1], out=change[1:])
+    return np.flatnonzero(change).astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ShotTable:
+    """Photons (``total``) and signal photons (``high``) per shot, by ascending unique shot key."""
+
+    keys: IntArray
+    total: IntArray
+    high: IntArray
+
+    @classmethod
+    def empty(cls) -> _ShotTable:
+        zero = np.zeros(0, dtype=np.int64)
+        return cls(zero, zero, zero)
+
+    @classmethod
+    def summed(cls, keys: IntArray, total: IntArray, high: IntArray) -> _ShotTable:
+        """``total`` and ``high`` summed over equal keys (any order; sorted only when needed)."""
+        if keys.size > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
+            order = np.argsort(keys, kind="stable")
+            keys, total, high = keys[order], total[order], high[order]
+        starts = _run_starts(keys)
+        if starts.size == keys.size:
+            return cls(keys, total, high)
+        return cls(keys[starts], np.add.reduceat(total, starts), np.add.reduceat(high, starts))
+
+    @classmethod
+    def merged(cls, tables: list[_ShotTable]) -> _ShotTable:
+        """One table of several (counts of a shot present in several tables are added)."""
+        return cls.summed(
+            np.concatenate([t.keys for t in tables]),
+            np.concatenate([t.total for t in tables]),
+            np.concatenate([t.high for t in tables]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _ShotRuns:
+    """Run-length encoding of a block's photon shot keys: runs of consecutive equal keys.
+
+    The photons of a shot are consecutive in ATL03, so there is about one run per shot; the
+    encoding is exact for any order (a shot split into several runs is summed by :meth:`table`).
+    """
+
+    keys: IntArray
+    lengths: IntArray
+    high: IntArray
+
+    @classmethod
+    def of(cls, keys: IntArray, signal: BoolArray | None = None) -> _ShotRuns:
+        starts = _run_starts(keys)
+        lengths = np.diff(np.append(starts, keys.size)).astype(np.int64)
+        if signal is None or starts.size == 0:
+            high = np.zeros(starts.size, dtype=np.int64)
+        else:
+            high = np.add.reduceat(signal, starts, dtype=np.int64)
+        return cls(keys[starts], lengths, high)
+
+    def table(self) -> _ShotTable:
+        return _ShotTable.summed(self.keys, self.lengths, self.high)
+
+    def counts(self, table: _ShotTable) -> tuple[IntArray, IntArray]:
+        """``pcnt`` and ``pcnth`` of every photon of the runs, looked up in ``table``."""
+        idx = np.searchsorted(table.keys, self.keys)
+        if self.keys.size and (idx.max() >= table.keys.size or not np.array_equal(table.keys[idx], self.keys)):
+            raise ValueError("query holds shot keys absent from keys")
+        return np.repeat(table.total[idx], self.lengths), np.repeat(table.high[idx], self.lengths)
+
+
 def shot_counts(
     keys: npt.ArrayLike, is_signal: npt.ArrayLike, query: npt.ArrayLike | None = None
 ) -> tuple[IntArray, IntArray]:
     """Photons per shot (``pcnt``) and signal photons per shot (``pcnth``), per photon.
+
+    Photons of a shot are consecutive in ATL03, so the counts come from a run-length encoding of
+    ``keys`` (no sort); runs of one shot that are not adjacent are summed after sorting the runs.
 
     Parameters
     ----------
@@ -308,17 +394,10 @@ def shot_counts(
     signal = np.asarray(is_signal, dtype=bool)
     if k.shape != signal.shape:
         raise ValueError(f"keys {k.shape} and is_signal {signal.shape} differ in shape")
-    uniq, inverse = np.unique(k, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    total = np.bincount(inverse, minlength=uniq.size).astype(np.int64)
-    high = np.bincount(inverse[signal], minlength=uniq.size).astype(np.int64)
-    if query is None:
-        return total[inverse], high[inverse]
-    q = np.asarray(query, dtype=np.int64)
-    idx = np.searchsorted(uniq, q)
-    if q.size and (idx.max() >= uniq.size or not np.array_equal(uniq[idx], q)):
-        raise ValueError("query holds shot keys absent from keys")
-    return total[idx], high[idx]
+    k, signal = k.ravel(), signal.ravel()
+    runs = _ShotRuns.of(k, signal)
+    q_runs = runs if query is None else _ShotRuns.of(np.asarray(query, dtype=np.int64).ravel())
+    return q_runs.counts(runs.table())
 
 
 def background_rows(
@@ -366,11 +445,15 @@ def background_rows(
     window = np.minimum(window, BCKGRD_ROWS_PER_FRAME - 1)
     bg_key = sorted_frame * BCKGRD_ROWS_PER_FRAME + window
     ph_key = frame * BCKGRD_ROWS_PER_FRAME + (pulse - 1) // SHOTS_PER_BCKGRD_ROW
-    right = np.clip(np.searchsorted(bg_key, ph_key, side="left"), 0, bg_key.size - 1)
+    # Photons come in runs of one 50-shot window: look up each run once, then repeat.
+    starts = _run_starts(ph_key)
+    run_key = ph_key[starts]
+    right = np.clip(np.searchsorted(bg_key, run_key, side="left"), 0, bg_key.size - 1)
     left = np.clip(right - 1, 0, bg_key.size - 1)
-    take_right = np.abs(bg_key[right] - ph_key) < np.abs(bg_key[left] - ph_key)
-    take_right |= bg_key[right] == ph_key
-    return order[np.where(take_right, right, left)].astype(np.int64)
+    take_right = np.abs(bg_key[right] - run_key) < np.abs(bg_key[left] - run_key)
+    take_right |= bg_key[right] == run_key
+    run_row = order[np.where(take_right, right, left)].astype(np.int64)
+    return np.repeat(run_row, np.diff(np.append(starts, ph_key.size)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -380,84 +463,181 @@ def background_rows(
 
 @dataclasses.dataclass(frozen=True)
 class _Groups:
-    """Photons sorted by a group key: ``order`` (stable), group ``starts`` / ``counts`` / ``keys``."""
+    """Photons sorted by a group key: ``order`` (stable), group ``starts`` / ``counts`` / ``keys``.
+
+    ``identity`` is True when the key is already non-decreasing (the usual case along track):
+    ``order`` is then ``arange(N)`` and :meth:`take` returns its input without a gather.
+    """
 
     order: IntArray
     starts: IntArray
     counts: IntArray
     keys: IntArray
     key: IntArray
+    identity: bool = False
 
     @classmethod
     def of(cls, key: IntArray) -> _Groups:
-        order = np.argsort(key, kind="stable").astype(np.int64)
-        sk = key[order]
-        if sk.size == 0:
+        if key.size == 0:
             empty = np.zeros(0, dtype=np.int64)
-            return cls(order, empty, empty, empty, key)
-        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]]).astype(np.int64)
-        counts = np.diff(np.r_[starts, sk.size]).astype(np.int64)
-        return cls(order, starts, counts, sk[starts], key)
+            return cls(empty, empty, empty, empty, key, True)
+        identity = bool(np.all(key[1:] >= key[:-1]))
+        if identity:  # a stable sort of a non-decreasing key is the identity
+            order = np.arange(key.size, dtype=np.int64)
+            sk = key
+        else:
+            order = np.argsort(key, kind="stable").astype(np.int64)
+            sk = key[order]
+        starts = _run_starts(sk)
+        counts = np.diff(np.append(starts, sk.size)).astype(np.int64)
+        return cls(order, starts, counts, sk[starts], key, identity)
+
+    def take(self, values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """``values`` in group order (the input itself when the key was already sorted)."""
+        return values if self.identity else values[self.order]
+
+    def gather(self, values: npt.NDArray[Any]) -> FloatArray:
+        """``values`` in group order as float64 (no copy when already both)."""
+        out: FloatArray = self.take(values).astype(np.float64, copy=False)
+        return out
+
+    # The ``*_sorted`` methods take values already in group order (:meth:`gather`), so that the
+    # sum, standard deviation and median of one column share a single gather.
+
+    def sum_sorted(self, vs: FloatArray) -> FloatArray:
+        out: FloatArray = np.add.reduceat(vs, self.starts)
+        return out
+
+    def mean_sorted(self, vs: FloatArray) -> FloatArray:
+        return self.sum_sorted(vs) / self.counts
+
+    def std_sorted(self, vs: FloatArray, mean: FloatArray) -> FloatArray:
+        """Population standard deviation (two-pass)."""
+        dev = vs - np.repeat(mean, self.counts)
+        out: FloatArray = np.sqrt(np.add.reduceat(dev * dev, self.starts) / self.counts)
+        return out
 
     def sum(self, values: npt.NDArray[Any]) -> FloatArray:
-        return np.add.reduceat(values[self.order].astype(np.float64), self.starts)
+        return self.sum_sorted(self.gather(values))
 
     def mean(self, values: npt.NDArray[Any]) -> FloatArray:
         return self.sum(values) / self.counts
 
     def std(self, values: npt.NDArray[Any], mean: FloatArray) -> FloatArray:
-        """Population standard deviation (two-pass)."""
-        dev = values[self.order].astype(np.float64) - np.repeat(mean, self.counts)
-        return np.sqrt(np.add.reduceat(dev * dev, self.starts) / self.counts)
+        return self.std_sorted(self.gather(values), mean)
 
-    def value_sorted(self, values: npt.NDArray[Any]) -> FloatArray:
-        """Values sorted by (group, value): groups keep their ``starts`` (NaN last in a group).
+    @functools.cached_property
+    def _by_size(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """Groups stacked by size: ``(group order, photon order, sizes, bucket bounds)``.
 
-        Equivalent to ``v[np.lexsort((v, key))]`` but about twice as fast: a global value rank
-        combined with the group rank into one int64 key, sorted once (already group-major).
+        ``group order``: groups sorted (stably) by size; ``photon order``: the group-ordered
+        photons of those groups in that order, so that the groups of one size are one contiguous
+        ``(groups, size)`` block; ``sizes[i]`` is the size of bucket ``i``, whose groups are
+        ``group order[bounds[i]:bounds[i + 1]]``.
         """
-        v = values.astype(np.float64)[self.order]
-        n = v.size
+        groups = np.argsort(self.counts, kind="stable").astype(np.int64)
+        sizes = self.counts[groups]
+        bounds = np.append(_run_starts(sizes), sizes.size).astype(np.int64)
+        offsets = np.cumsum(sizes) - sizes  # first stacked photon of each group
+        photons = np.repeat(self.starts[groups] - offsets, sizes) + np.arange(int(sizes.sum()), dtype=np.int64)
+        return groups, photons, sizes[bounds[:-1]], bounds
+
+    def _value_sorted(self, vs: FloatArray) -> FloatArray:
+        """Values sorted by (group, value): groups keep their ``starts`` (NaN last in a group)."""
+        n = vs.size
         rank = np.empty(n, dtype=np.int64)
-        rank[np.argsort(v)] = np.arange(n, dtype=np.int64)
+        rank[np.argsort(vs)] = np.arange(n, dtype=np.int64)
         group_rank = np.repeat(np.arange(self.counts.size, dtype=np.int64), self.counts)
-        out: FloatArray = v[np.argsort(group_rank * n + rank, kind="stable")]
+        out: FloatArray = vs[np.argsort(group_rank * n + rank, kind="stable")]
+        return out
+
+    def ranked_sorted(
+        self, vs: FloatArray, ranks_of_size: Callable[[IntArray], list[IntArray]]
+    ) -> list[FloatArray]:
+        """Order statistics ``sorted(group)[rank]`` of every group, for ranks set by group size.
+
+        ``vs`` in group order; ``ranks_of_size(sizes)`` gives, for an array of group sizes, the
+        wanted 0-based ranks within a group of each size (one array per statistic; NaN sorts
+        last).  Groups of equal size are stacked into one ``(groups, size)`` matrix that is
+        ``partition``-ed along its rows at those ranks -- exact, one small partition per
+        distinct group size instead of a global sort.  The values at given ranks do not depend
+        on how ties are ordered, except for -0.0 vs +0.0: values holding a negative zero take the
+        global-sort path so that results stay bit-identical to it.
+        """
+        if bool(np.any(np.signbit(vs) & (vs == 0))):
+            ordered = self._value_sorted(vs)
+            return [ordered[self.starts + r] for r in ranks_of_size(self.counts)]
+        groups, photons, sizes, bounds = self._by_size
+        bucket_ranks = ranks_of_size(sizes)
+        stacked = vs[photons]
+        outs = [np.empty(self.counts.size, dtype=np.float64) for _ in bucket_ranks]
+        first = 0
+        for i, size in enumerate(sizes.tolist()):
+            lo, hi = int(bounds[i]), int(bounds[i + 1])
+            last = first + (hi - lo) * size
+            rows = stacked[first:last].reshape(hi - lo, size)
+            wanted = sorted({int(r[i]) for r in bucket_ranks})
+            if size > 1:
+                rows.partition(wanted, axis=1)
+            for out, r in zip(outs, bucket_ranks, strict=True):
+                out[lo:hi] = rows[:, int(r[i])]
+            first = last
+        result: list[FloatArray] = []
+        for out in outs:
+            unstacked = np.empty_like(out)
+            unstacked[groups] = out
+            result.append(unstacked)
+        return result
+
+    def median_sorted(self, vs: FloatArray) -> FloatArray:
+        lo, hi = self.ranked_sorted(vs, lambda size: [(size - 1) // 2, size // 2])
+        out: FloatArray = 0.5 * (lo + hi)
         return out
 
     def median(self, values: npt.NDArray[Any]) -> FloatArray:
-        vs = self.value_sorted(values)
-        lo = self.starts + (self.counts - 1) // 2
-        hi = self.starts + self.counts // 2
-        out: FloatArray = 0.5 * (vs[lo] + vs[hi])
-        return out
+        return self.median_sorted(self.gather(values))
+
+    def quantiles_sorted(self, vs: FloatArray, qs: tuple[float, ...]) -> list[FloatArray]:
+        """Linear-interpolation quantiles (``numpy.quantile`` default method) per group."""
+
+        def low_high(size: IntArray) -> list[IntArray]:
+            out: list[IntArray] = []
+            for q in qs:
+                lo = np.floor(q * (size - 1)).astype(np.int64)
+                out += [lo, np.minimum(lo + 1, size - 1)]
+            return out
+
+        values = self.ranked_sorted(vs, low_high)
+        result: list[FloatArray] = []
+        for i, q in enumerate(qs):
+            pos = q * (self.counts - 1)
+            lo = np.floor(pos).astype(np.int64)
+            a, b = values[2 * i], values[2 * i + 1]
+            result.append(a + (pos - lo) * (b - a))
+        return result
 
     def quantile(self, values: npt.NDArray[Any], q: float) -> FloatArray:
         """Linear-interpolation quantile (``numpy.quantile`` default method) per group."""
-        vs = self.value_sorted(values)
-        pos = q * (self.counts - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, self.counts - 1)
-        frac = pos - lo
-        a, b = vs[self.starts + lo], vs[self.starts + hi]
-        out: FloatArray = a + frac * (b - a)
-        return out
+        return self.quantiles_sorted(self.gather(values), (q,))[0]
 
 
 def _wrapped_mean_deg(groups: _Groups, lon: FloatArray) -> FloatArray:
     """Mean longitude per group that is correct across the ±180° meridian."""
-    ls = lon[groups.order]
+    ls = groups.take(lon)
     ref = np.repeat(ls[groups.starts], groups.counts)
     dev = np.mod(ls - ref + _DEG_HALF_TURN, _DEG_FULL_TURN) - _DEG_HALF_TURN
     mean = ls[groups.starts] + np.add.reduceat(dev, groups.starts) / groups.counts
-    return np.mod(mean + _DEG_HALF_TURN, _DEG_FULL_TURN) - _DEG_HALF_TURN
+    out: FloatArray = np.mod(mean + _DEG_HALF_TURN, _DEG_FULL_TURN) - _DEG_HALF_TURN
+    return out
 
 
 def _mean_time_ns(groups: _Groups, t_ns: IntArray) -> IntArray:
     """Mean of int64 nanosecond times per group, exact (offsets from each group's first photon)."""
-    ts = t_ns[groups.order]
+    ts = groups.take(t_ns)
     t0 = ts[groups.starts]
     offset = np.add.reduceat(ts - np.repeat(t0, groups.counts), groups.starts)
-    return t0 + np.round(offset / groups.counts).astype(np.int64)
+    out: IntArray = t0 + np.round(offset / groups.counts).astype(np.int64)
+    return out
 
 
 def bin_statistics(bin_index: npt.ArrayLike, values: npt.ArrayLike) -> pd.DataFrame:
@@ -528,24 +708,40 @@ class _CorrectionGrid:
         for name, values in source.items():
             v = values[order]
             ok = np.isfinite(v) & np.isfinite(xs)
-            xv, vv = xs[ok], v[ok]
+            # all finite: share ``xs`` itself, so that :meth:`at_all` finds the distances once
+            xv, vv = (xs, v) if bool(ok.all()) else (xs[ok], v[ok])
             if name in _ANGLE_COLUMNS and vv.size:
                 vv = np.unwrap(vv, period=_DEG_FULL_TURN)
             series[name] = (xv, vv)
         return cls(series)
 
     def at(self, name: str, x: FloatArray, max_distance_m: float) -> FloatArray:
-        xv, vv = self.series[name]
-        if xv.size == 0 or x.size == 0:
-            return np.full(x.shape, np.nan)
-        out = np.interp(x, xv, vv)
-        right = np.clip(np.searchsorted(xv, x), 0, xv.size - 1)
-        left = np.clip(right - 1, 0, xv.size - 1)
-        distance = np.minimum(np.abs(x - xv[left]), np.abs(x - xv[right]))
-        out = np.where(distance <= max_distance_m, out, np.nan)
-        if name in _ANGLE_COLUMNS:
-            out = np.mod(out, _DEG_FULL_TURN)
-        return out
+        return self.at_all((name,), x, max_distance_m)[name]
+
+    def at_all(self, names: Iterable[str], x: FloatArray, max_distance_m: float) -> dict[str, FloatArray]:
+        """Corrections ``names`` at ``x``: NaN farther than ``max_distance_m`` from a finite value.
+
+        The "near a finite value" mask is computed once per distinct set of segment centres.
+        """
+        near: dict[int, BoolArray] = {}
+        result: dict[str, FloatArray] = {}
+        for name in names:
+            xv, vv = self.series[name]
+            if xv.size == 0 or x.size == 0:
+                result[name] = np.full(x.shape, np.nan)
+                continue
+            out = np.interp(x, xv, vv)
+            mask = near.get(id(xv))
+            if mask is None:
+                right = np.clip(np.searchsorted(xv, x), 0, xv.size - 1)
+                left = np.clip(right - 1, 0, xv.size - 1)
+                distance = np.minimum(np.abs(x - xv[left]), np.abs(x - xv[right]))
+                mask = near[id(xv)] = distance <= max_distance_m
+            out = np.where(mask, out, np.nan)
+            if name in _ANGLE_COLUMNS:
+                out = np.mod(out, _DEG_FULL_TURN)
+            result[name] = out
+        return result
 
 
 def _column(frame: pd.DataFrame, name: str, n: int) -> FloatArray:
@@ -607,22 +803,36 @@ def _nearest_index(axis: FloatArray, values: FloatArray) -> IntArray:
 
 
 def _fpb_per_bin(
-    groups_bin: _Groups, bins: IntArray, h: FloatArray, shot: IntArray, cube: _FpbCube, per_window: int
+    groups_bin: _Groups,
+    bins: IntArray,
+    h: FloatArray,
+    shot: IntArray,
+    cube: _FpbCube,
+    per_window: int,
+    h_bin_sorted: FloatArray | None = None,
 ) -> FloatArray:
-    """FPB correction (m) of each bin, from its FPB window's width (h10..h90) and strength."""
-    window = np.floor_divide(bins, per_window)
-    groups = _Groups.of(window)
-    width_ns = (
-        (groups.quantile(h, FPB_HIGH_QUANTILE) - groups.quantile(h, FPB_LOW_QUANTILE))
-        / (SPEED_OF_LIGHT_M_S / 2.0)
-        / NS_TO_S
-    )
-    ss = shot[groups.order]
+    """FPB correction (m) of each bin, from its FPB window's width (h10..h90) and strength.
+
+    With one bin per window the bin groups are the window groups (``h_bin_sorted``: ``h``
+    already in bin-group order, when the caller has it).
+    """
+    if per_window == 1:
+        groups = groups_bin
+        hs = groups.gather(h) if h_bin_sorted is None else h_bin_sorted
+    else:
+        groups = _Groups.of(np.floor_divide(bins, per_window))
+        hs = groups.gather(h)
+    h_high, h_low = groups.quantiles_sorted(hs, (FPB_HIGH_QUANTILE, FPB_LOW_QUANTILE))
+    width_ns = (h_high - h_low) / (SPEED_OF_LIGHT_M_S / 2.0) / NS_TO_S
+    ss = groups.take(shot)
     n_shots = np.maximum.reduceat(ss, groups.starts) - np.minimum.reduceat(ss, groups.starts) + 1
     strength = groups.counts / n_shots
     fpb_window = cube.lookup_m(strength, width_ns)
+    if per_window == 1:
+        return fpb_window
     bin_window = np.floor_divide(groups_bin.keys, per_window)
-    return fpb_window[np.searchsorted(groups.keys, bin_window)]
+    out: FloatArray = fpb_window[np.searchsorted(groups.keys, bin_window)]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -635,63 +845,91 @@ _PHOTON_FIELDS: Final[tuple[str, ...]] = (
 )
 
 
+#: Per-bin output columns of one block (numpy arrays; ``time_utc`` as int64 ns, without the
+#: constant ``granule`` / ``beam`` columns, added by :func:`_frame`).
+_Columns = dict[str, npt.NDArray[Any]]
+
+
 def _empty_photons() -> _Photons:
     ints = ("bin", "t_ns", "shot", "pcnt", "pcnth")
     return {k: np.zeros(0, dtype=np.int64 if k in ints else np.float64) for k in _PHOTON_FIELDS}
-
-
-def _concat(a: _Photons, b: _Photons) -> _Photons:
-    return {k: np.concatenate([a[k], b[k]]) for k in _PHOTON_FIELDS}
 
 
 def _take(p: _Photons, mask: BoolArray) -> _Photons:
     return {k: v[mask] for k, v in p.items()}
 
 
+def _shot_inputs(photons: PhotonBlock, config: ResampleConfig) -> tuple[IntArray, BoolArray]:
+    """Shot key and "signal" flag (``pcnth``) of every photon of a block."""
+    keys = shot_keys(photons.pce_mframe_cnt, photons.ph_id_pulse)
+    is_signal: BoolArray = photons.signal_conf[:, config.surface_type] >= config.min_signal_conf
+    return keys, is_signal
+
+
 def _select(
     photons: PhotonBlock,
-    context_keys: IntArray,
-    context_signal: BoolArray,
+    keys: IntArray,
+    is_signal: BoolArray,
+    runs: _ShotRuns,
+    shots: _ShotTable,
     bckgrd: pd.DataFrame | None,
     config: ResampleConfig,
+    carry: _Photons | None = None,
 ) -> _Photons:
-    """Shot counts, background and selection of one block; returns the selected photons."""
-    keys = shot_keys(photons.pce_mframe_cnt, photons.ph_id_pulse)
-    is_signal = photons.signal_conf[:, config.surface_type] >= config.min_signal_conf
-    pcnt, pcnth = shot_counts(context_keys, context_signal, keys)
-    x = photons.x_atc_m.astype(np.float64)
-    h = photons.h_ph_m.astype(np.float64)
-    dt_s = photons.delta_time_s.astype(np.float64)
-    keep = is_signal & np.isfinite(x) & np.isfinite(h) & np.isfinite(dt_s)
+    """Shot counts, background and selection of one block; returns ``carry`` + selected photons.
+
+    ``keys`` / ``is_signal``: :func:`_shot_inputs` of the block; ``runs``: their run-length
+    encoding; ``shots``: the shot table (:class:`_ShotTable`) of the block and its neighbours;
+    ``carry``: photons carried from the previous block, placed first (each field is written
+    once into its final array: no separate gather + concatenate).
+    """
+    pcnt, pcnth = runs.counts(shots)
+    x = np.asarray(photons.x_atc_m, dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(photons.h_ph_m) & np.isfinite(photons.delta_time_s)
+    keep = is_signal & finite
     if config.nominal_quality_only:
         keep &= photons.quality_ph == QUALITY_NOMINAL
     if config.max_signal_photons_per_shot is not None:
         keep &= pcnth <= config.max_signal_photons_per_shot
-    n_bad = int((is_signal & ~(np.isfinite(x) & np.isfinite(h) & np.isfinite(dt_s))).sum())
+    n_bad = int((is_signal & ~finite).sum())
     if n_bad:
         log.warning("%s: %d signal photons with non-finite height/x_atc/time dropped", photons.beam, n_bad)
+    del finite
     idx = np.flatnonzero(keep)
+    del keep
+    n_carry = 0 if carry is None else int(carry["bin"].size)
+    pool: _Photons = {}
+
+    def put(name: str, source: npt.NDArray[Any], dtype: type[np.generic], *, gathered: bool = False) -> None:
+        out = np.empty(n_carry + idx.size, dtype=dtype)
+        if carry is not None and n_carry:
+            out[:n_carry] = carry[name]
+        if gathered:
+            out[n_carry:] = source
+        elif source.dtype == out.dtype:
+            np.take(source, idx, out=out[n_carry:])
+        else:
+            out[n_carry:] = source[idx]
+        pool[name] = out
+
+    put("x", x, np.float64)
+    put("bin", np.floor(pool["x"][n_carry:] / config.bin_size_m).astype(np.int64), np.int64, gathered=True)
+    put("h", photons.h_ph_m, np.float64)
+    put("lat", photons.lat_deg, np.float64)
+    put("lon", photons.lon_deg, np.float64)
+    put("dt", photons.delta_time_s, np.float64)
+    put("t_ns", photons.time_utc.astype("datetime64[ns]", copy=False).view(np.int64), np.int64)
+    put("shot", keys, np.int64)
+    put("pcnt", pcnt, np.int64)
+    put("pcnth", pcnth, np.int64)
     if bckgrd is not None and len(bckgrd):
         rows = background_rows(photons.pce_mframe_cnt[idx], photons.ph_id_pulse[idx], bckgrd["pce_mframe_cnt"])
-        bcnt = bckgrd["bckgrd_counts"].to_numpy(dtype=np.float64)[rows]
-        brate = bckgrd["bckgrd_rate"].to_numpy(dtype=np.float64)[rows]
+        put("bcnt", bckgrd["bckgrd_counts"].to_numpy(dtype=np.float64)[rows], np.float64, gathered=True)
+        put("brate", bckgrd["bckgrd_rate"].to_numpy(dtype=np.float64)[rows], np.float64, gathered=True)
     else:
-        bcnt = brate = np.full(idx.size, np.nan)
-    xs = x[idx]
-    return {
-        "bin": np.floor(xs / config.bin_size_m).astype(np.int64),
-        "x": xs,
-        "h": h[idx],
-        "lat": photons.lat_deg[idx].astype(np.float64),
-        "lon": photons.lon_deg[idx].astype(np.float64),
-        "dt": dt_s[idx],
-        "t_ns": photons.time_utc[idx].astype("datetime64[ns]").astype(np.int64),
-        "shot": keys[idx],
-        "pcnt": pcnt[idx],
-        "pcnth": pcnth[idx],
-        "bcnt": bcnt,
-        "brate": brate,
-    }
+        put("bcnt", np.full(idx.size, np.nan), np.float64, gathered=True)
+        put("brate", np.full(idx.size, np.nan), np.float64, gathered=True)
+    return {k: pool[k] for k in _PHOTON_FIELDS}
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -704,40 +942,45 @@ def _bins(
     cube: _FpbCube | None,
     bckgrd_missing: bool,
     config: ResampleConfig,
-    *,
-    beam: str,
-    granule: str,
-) -> pd.DataFrame:
-    """Per-bin product of selected photons (all of whose bins and FPB windows are complete)."""
+) -> _Columns:
+    """Per-bin columns of selected photons (all of whose bins and FPB windows are complete).
+
+    Every column is built once in its output dtype (see :func:`_frame`); each photon column is
+    gathered into bin order once and shared by its mean, standard deviation and median.
+    """
     if p["bin"].size == 0:
-        return _empty_frame()
+        return {}
     g = _Groups.of(p["bin"])
     n_bins = g.keys.size
-    cols: dict[str, Any] = {
-        "granule": np.full(n_bins, granule, dtype=object),
-        "beam": np.full(n_bins, beam, dtype=object),
+    x_atc = g.keys.astype(np.float64) * config.bin_size_m
+    cols: _Columns = {
         "bin_index": g.keys,
-        "x_atc_m": g.keys.astype(np.float64) * config.bin_size_m,
+        "x_atc_m": x_atc,
         "lat_deg": g.mean(p["lat"]),
         "lon_deg": _wrapped_mean_deg(g, p["lon"]),
         "delta_time_s": g.mean(p["dt"]),
-        "time_utc": pd.to_datetime(_mean_time_ns(g, p["t_ns"]), unit="ns", utc=True),
+        "time_utc": _mean_time_ns(g, p["t_ns"]),
         "n_photons": g.counts.astype(np.int32),
         "single_photon": g.counts == 1,
     }
-    h_mean = g.mean(p["h"])
-    cols.update(h_mean_m=h_mean, h_median_m=g.median(p["h"]), h_std_m=g.std(p["h"], h_mean))
+    hs = g.gather(p["h"])
+    h_mean = g.mean_sorted(hs)
+    h_median = g.median_sorted(hs)
+    cols.update(h_mean_m=h_mean, h_median_m=h_median, h_std_m=g.std_sorted(hs, h_mean))
     for name in ("pcnt", "pcnth", "bcnt", "brate"):
-        mean = g.mean(p[name])
+        vs = g.gather(p[name])
+        mean = g.mean_sorted(vs)
         cols[f"{name}_mean"] = mean
-        cols[f"{name}_sd"] = g.std(p[name], mean)
-        cols[f"{name}_median"] = g.median(p[name])
+        cols[f"{name}_sd"] = g.std_sorted(vs, mean)
+        cols[f"{name}_median"] = g.median_sorted(vs)
+        del vs
     cols["bckgrd_missing"] = np.full(n_bins, bckgrd_missing)
-    centre = cols["x_atc_m"] + config.bin_size_m / 2.0
+    centre = x_atc + config.bin_size_m / 2.0
+    corrections = grid.at_all(_CORRECTION_SOURCES.values(), centre, config.max_correction_distance_m)
     for out, src in _CORRECTION_SOURCES.items():
-        cols[out] = grid.at(src, centre, config.max_correction_distance_m)
+        cols[out] = corrections[src]
     if cube is not None:
-        fpb = _fpb_per_bin(g, p["bin"], p["h"], p["shot"], cube, config.bins_per_fpb_window)
+        fpb = _fpb_per_bin(g, p["bin"], p["h"], p["shot"], cube, config.bins_per_fpb_window, hs)
     else:
         fpb = np.zeros(n_bins)
     total = np.sum([cols[c] for c in _SUBTRACTED[config.correction]], axis=0) + fpb
@@ -746,10 +989,38 @@ def _bins(
         fpb_corr_m=fpb,
         fpb_available=np.full(n_bins, cube is not None),
         h_cor_mean_m=h_mean - total,
-        h_cor_median_m=cols["h_median_m"] - total,
+        h_cor_median_m=h_median - total,
     )
-    frame = pd.DataFrame({c: cols[c] for c in OUTPUT_COLUMNS})
-    return frame.astype({c: d for c, d in _COLUMN_DTYPES.items() if d != "datetime64[ns, UTC]"})
+    return cols
+
+
+def _frame(parts: list[_Columns], *, beam: str, granule: str) -> pd.DataFrame:
+    """One DataFrame (:data:`OUTPUT_COLUMNS`) of the per-block columns ``parts`` (emptied here).
+
+    Columns are concatenated one at a time and each block's piece is released right after, and
+    the frame adopts the arrays without copying or consolidating them: the peak is the output
+    plus one column, not twice the output (``pd.concat`` of per-block frames).
+    """
+    parts = [part for part in parts if part and part["bin_index"].size]
+    if not parts:
+        return _empty_frame()
+    n_rows = sum(int(part["bin_index"].size) for part in parts)
+    cols: dict[str, Any] = {}
+    for name, dtype in _COLUMN_DTYPES.items():
+        if name == "granule":
+            cols[name] = np.full(n_rows, granule, dtype=object)
+            continue
+        if name == "beam":
+            cols[name] = np.full(n_rows, beam, dtype=object)
+            continue
+        pieces = [part.pop(name) for part in parts]
+        values = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        del pieces
+        if name == "time_utc":
+            cols[name] = pd.to_datetime(values, unit="ns", utc=True)
+        else:
+            cols[name] = values.astype(dtype, copy=False)
+    return pd.DataFrame(cols, copy=False)
 
 
 def _fpb_cube(fpb_tables: Mapping[str, Any] | None) -> _FpbCube | None:
@@ -797,18 +1068,12 @@ def resample_photons(
         (documented in ``docs/segments_2m.md``).  No selected photon -> an empty frame with the
         same columns and dtypes.
     """
-    keys = shot_keys(photons.pce_mframe_cnt, photons.ph_id_pulse)
-    is_signal = photons.signal_conf[:, config.surface_type] >= config.min_signal_conf
-    selected = _select(photons, keys, is_signal, bckgrd, config)
-    return _bins(
-        selected,
-        _CorrectionGrid.from_segments(segments),
-        _fpb_cube(fpb_tables),
-        bckgrd is None,
-        config,
-        beam=beam,
-        granule=granule,
-    )
+    keys, is_signal = _shot_inputs(photons, config)
+    runs = _ShotRuns.of(keys, is_signal)
+    selected = _select(photons, keys, is_signal, runs, runs.table(), bckgrd, config)
+    del keys, is_signal, runs
+    cols = _bins(selected, _CorrectionGrid.from_segments(segments), _fpb_cube(fpb_tables), bckgrd is None, config)
+    return _frame([cols], beam=beam, granule=granule)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -910,21 +1175,26 @@ def resample_beam(
     per_window = config.bins_per_fpb_window
     blocks = _blocks(text, beam, chunks, storage_options)
     current = next(blocks, None)
-    previous_keys = np.zeros(0, dtype=np.int64)
-    previous_signal = np.zeros(0, dtype=bool)
+    # Shot keys, their run-length encoding and shot table are computed once per block and
+    # reused while the block is the "next", the current and the previous one.
+    if current is not None:
+        keys, signal = _shot_inputs(current, config)
+        runs = _ShotRuns.of(keys, signal)
+        table = runs.table()
+    previous_table = _ShotTable.empty()
     carry = _empty_photons()
     last_cut: int | None = None
-    frames: list[pd.DataFrame] = []
+    parts: list[_Columns] = []
     n_chunks = 0
     while current is not None:
         following = next(blocks, None)
-        keys = shot_keys(current.pce_mframe_cnt, current.ph_id_pulse)
-        signal = current.signal_conf[:, config.surface_type] >= config.min_signal_conf
-        ctx_keys, ctx_signal = [previous_keys, keys], [previous_signal, signal]
+        context = [previous_table, table]
         if following is not None:
-            ctx_keys.append(shot_keys(following.pce_mframe_cnt, following.ph_id_pulse))
-            ctx_signal.append(following.signal_conf[:, config.surface_type] >= config.min_signal_conf)
-        pool = _concat(carry, _select(current, np.concatenate(ctx_keys), np.concatenate(ctx_signal), bckgrd, config))
+            next_keys, next_signal = _shot_inputs(following, config)
+            next_runs = _ShotRuns.of(next_keys, next_signal)
+            next_table = next_runs.table()
+            context.append(next_table)
+        pool = _select(current, keys, signal, runs, _ShotTable.merged(context), bckgrd, config, carry)
         x_next = following.x_atc_m[np.isfinite(following.x_atc_m)] if following is not None else np.zeros(0)
         if x_next.size == 0 and following is not None:
             emit = np.zeros(pool["bin"].size, dtype=bool)  # nothing binnable ahead yet: keep carrying
@@ -937,13 +1207,24 @@ def resample_beam(
                             "x=%.1f m may be split", text, beam, cut * config.bin_size_m)
             last_cut = cut if last_cut is None else max(cut, last_cut)
             emit = pool["bin"] < cut
-        frames.append(_bins(_take(pool, emit), grid, cube, bckgrd is None, config, beam=beam, granule=granule))
-        carry = _take(pool, ~emit)
-        previous_keys, previous_signal = keys, signal
+        del x_next
+        n_emit = int(np.count_nonzero(emit))
+        if n_emit == emit.size:
+            emitted, carry = pool, _empty_photons()
+        elif bool(emit[:n_emit].all()):  # bins sorted along track: emit a prefix, copy the rest
+            emitted = {k: v[:n_emit] for k, v in pool.items()}
+            carry = {k: v[n_emit:].copy() for k, v in pool.items()}
+        else:
+            emitted, carry = _take(pool, emit), _take(pool, ~emit)
+        del pool, emit
+        parts.append(_bins(emitted, grid, cube, bckgrd is None, config))
+        del emitted
+        previous_table = table
         current = following
+        if following is not None:
+            keys, signal, runs, table = next_keys, next_signal, next_runs, next_table
         n_chunks += 1
-    non_empty = [f for f in frames if len(f)]
-    out = pd.concat(non_empty, ignore_index=True) if non_empty else _empty_frame()
+    out = _frame(parts, beam=beam, granule=granule)
     log.info("%s %s: %d chunks -> %d bins of %d photons", text, beam, n_chunks, len(out),
              int(out["n_photons"].sum()) if len(out) else 0)
     return out
