@@ -25,7 +25,7 @@ import pyarrow as pa
 from seaice_tasks.config import DiscoverConfig
 from seaice_tasks.constants import S2_BANDS
 from seaice_tasks.errors import GranuleNameError
-from seaice_tasks.granule import parse_granule, parse_s2_scene
+from seaice_tasks.granule import S2SceneId, parse_granule, parse_s2_scene
 from seaice_tasks.schemas import INVENTORY_SCHEMA
 from seaice_tasks.storage import Lake, Manifest, PartitionKey, lake_from_env, storage_options_from_env
 
@@ -128,8 +128,9 @@ def scan_catalog(
             )
         elif lower.endswith(_RASTER_SUFFIXES):
             parent = posixpath.dirname(path)
-            if _BAND_RE.search(name) and _scene_or_none(posixpath.basename(parent)) is not None:
-                s2_folders.setdefault(parent, {})[_BAND_RE.search(name).group(1)] = size  # type: ignore[union-attr]
+            band = _BAND_RE.search(name)
+            if band is not None and _scene_or_none(posixpath.basename(parent)) is not None:
+                s2_folders.setdefault(parent, {})[band.group(1)] = size
                 continue
             scene = _scene_or_none(name)
             if scene is not None:
@@ -154,7 +155,7 @@ def scan_catalog(
     return items, skips
 
 
-def _scene_or_none(name: str) -> Any:
+def _scene_or_none(name: str) -> S2SceneId | None:
     try:
         return parse_s2_scene(name)
     except GranuleNameError:

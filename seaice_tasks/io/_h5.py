@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import h5py
 import numpy as np
@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: HDF5 attribute holding a dataset's fill value.
+FILL_VALUE_ATTR: Final[str] = "_FillValue"
 
 
 @contextlib.contextmanager
@@ -149,21 +152,21 @@ def read_float(
     path: str,
     sel: slice | tuple[Any, ...] = slice(None),
     *,
-    required: bool = True,
     all_fill_ok: bool = True,
 ) -> npt.NDArray[np.float64]:
-    """Read a float dataset with fill values as NaN.
+    """Float64 read with fill values as NaN (``> 3e38`` for floats, ``_FillValue`` for integers).
 
     Parameters
     ----------
-    required : bool
-        If False, a missing dataset gives ``None``-like behaviour: an all-NaN array cannot be
-        sized, so callers pass ``required=False`` only with a known length via :func:`has_path`.
     all_fill_ok : bool
         If False, a non-empty dataset holding only fill values raises :class:`AllFillError`.
     """
-    del required  # reads are always required here; callers check has_path for optional ones
-    out = fill_to_nan(read_dataset(f, path, sel))
+    raw = read_dataset(f, path, sel)
+    out = fill_to_nan(raw)
+    if np.issubdtype(raw.dtype, np.integer):
+        fill = f[path].attrs.get(FILL_VALUE_ATTR, None)
+        if fill is not None:
+            out[raw == fill] = np.nan
     if not all_fill_ok and out.size and np.isnan(out).all():
         raise AllFillError(f.filename, f"{path} holds only fill values")
     return out

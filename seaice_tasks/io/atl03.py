@@ -42,7 +42,15 @@ from seaice_tasks.config import ReaderConfig
 from seaice_tasks.constants import BEAMS, H5_FILL_THRESHOLD, ScOrient, SurfaceType, is_strong
 from seaice_tasks.errors import AllFillError, CorruptFileError, GranuleNameError, MissingVariableError
 from seaice_tasks.granule import GranuleId, parse_granule
-from seaice_tasks.io._h5 import check_product, fill_to_nan, has_path, open_h5, read_dataset, require_group
+from seaice_tasks.io._h5 import (
+    check_product,
+    fill_to_nan,
+    has_path,
+    open_h5,
+    read_dataset,
+    read_float,
+    require_group,
+)
 from seaice_tasks.io._time import delta_time_to_utc
 from seaice_tasks.io.summary import BeamSummary, ProductSummary, Strength
 
@@ -96,7 +104,6 @@ _SC_ORIENTATION_NAMES: Final[Mapping[str, ScOrient]] = types.MappingProxyType(
     {"backward": ScOrient.BACKWARD, "forward": ScOrient.FORWARD, "transition": ScOrient.TRANSITION}
 )
 _BEAM_RE: Final[re.Pattern[str]] = re.compile(r"^gt[123][lr]$")
-_FILL_VALUE_ATTR: Final[str] = "_FillValue"
 #: Rows read at a time when looking for the first / last non-fill value of a dataset.
 _EDGE_SCAN_BLOCK: Final[int] = 65_536
 
@@ -504,21 +511,6 @@ def _require_rows(f: h5py.File, path: str) -> int:
     return _n_rows(f, path)
 
 
-def _fill_value(f: h5py.File, path: str) -> Any:
-    return f[path].attrs.get(_FILL_VALUE_ATTR, None)
-
-
-def _read_float(f: h5py.File, path: str, sel: slice = slice(None)) -> npt.NDArray[np.float64]:
-    """Float64 read with fill -> NaN (``> 3e38`` for floats, ``_FillValue`` for integers)."""
-    raw = read_dataset(f, path, sel)
-    out = fill_to_nan(raw)
-    if np.issubdtype(raw.dtype, np.integer):
-        fill = _fill_value(f, path)
-        if fill is not None:
-            out[raw == fill] = np.nan
-    return out
-
-
 def _read_int64(f: h5py.File, path: str, sel: slice = slice(None)) -> npt.NDArray[np.int64]:
     return read_dataset(f, path, sel).astype(np.int64, copy=False)
 
@@ -782,11 +774,11 @@ def read_segments(
         columns: dict[str, Any] = {}
         for name, template in SEGMENT_REQUIRED_PATHS.items():
             p = _fmt(template, beam)
-            columns[name] = _read_float(f, p, sel) if name == "segment_dist_x_m" else _read_int64(f, p, sel)
+            columns[name] = read_float(f, p, sel) if name == "segment_dist_x_m" else _read_int64(f, p, sel)
         for name, template in SEGMENT_OPTIONAL_PATHS.items():
             p = _fmt(template, beam)
             if has_path(f, p):
-                columns[name] = _read_float(f, p, sel)
+                columns[name] = read_float(f, p, sel)
             else:
                 log.warning("%s: optional dataset %s missing; column %s is NaN", text, p, name)
                 columns[name] = np.full(seg_stop - seg_start, np.nan)
@@ -848,7 +840,7 @@ def read_photons(
         beg = _read_int64(f, seg_paths["ph_index_beg"], sel)
         cnt = _read_int64(f, seg_paths["segment_ph_cnt"], sel)
         seg_id = _read_int64(f, seg_paths["segment_id"], sel)
-        seg_x = _read_float(f, seg_paths["segment_dist_x_m"], sel)
+        seg_x = read_float(f, seg_paths["segment_dist_x_m"], sel)
         if beg.shape != cnt.shape or beg.shape != seg_id.shape or beg.shape != seg_x.shape:
             raise CorruptFileError(text, f"{beam}/geolocation arrays have different lengths")
         p0, p1 = photon_slice(beg, cnt)
@@ -866,7 +858,7 @@ def read_photons(
         h_ph = np.where(np.abs(h_raw) > H5_FILL_THRESHOLD, np.nan, h_raw).astype(np.float32)
         if h_ph.size and np.isnan(h_ph).all():
             raise AllFillError(text, f"{paths['h_ph_m']} holds only fill values in photons [{p0}, {p1})")
-        delta_time = _read_float(f, paths["delta_time_s"], ph)
+        delta_time = read_float(f, paths["delta_time_s"], ph)
         dist_raw = read_dataset(f, paths["dist_ph_along_m"], ph)
         dist_along = np.where(np.abs(dist_raw) > H5_FILL_THRESHOLD, np.nan, dist_raw).astype(np.float32)
         signal_conf = read_dataset(f, paths["signal_conf"], ph).astype(np.int8, copy=False)
@@ -883,8 +875,8 @@ def read_photons(
             seg_stop=seg_stop,
             ph_start=p0,
             h_ph_m=h_ph,
-            lat_deg=_read_float(f, paths["lat_deg"], ph),
-            lon_deg=_read_float(f, paths["lon_deg"], ph),
+            lat_deg=read_float(f, paths["lat_deg"], ph),
+            lon_deg=read_float(f, paths["lon_deg"], ph),
             delta_time_s=delta_time,
             time_utc=delta_time_to_utc(delta_time, epoch),
             dist_ph_along_m=dist_along,
@@ -947,12 +939,12 @@ def read_bckgrd(
         for name, template in BCKGRD_REQUIRED_PATHS.items():
             p = _fmt(template, beam)
             is_int = name in ("pce_mframe_cnt", "bckgrd_counts")
-            columns[name] = _read_int64(f, p) if is_int else _read_float(f, p)
+            columns[name] = _read_int64(f, p) if is_int else read_float(f, p)
         n_rows = len(columns["delta_time"])
         for name, template in BCKGRD_OPTIONAL_PATHS.items():
             p = _fmt(template, beam)
             if has_path(f, p):
-                columns[name] = _read_float(f, p)
+                columns[name] = read_float(f, p)
             else:
                 log.warning("%s: optional dataset %s missing; column %s is NaN", text, p, name)
                 columns[name] = np.full(n_rows, np.nan)
