@@ -35,39 +35,37 @@ absolute numbers, which depend on the machine and on whatever else runs on it.
 
 from __future__ import annotations
 
-import os
+from _bench import (
+    BYTES_PER_MIB,
+    CHILD_PEAK,
+    REPO_ROOT,
+    child_rss,
+    cores_of,
+    pin_threads,
+    run_job_once,
+    run_parts,
+    table,
+    timed,
+    verdict,
+)
 
 # Single-threaded numerical libraries: must be set before numpy is imported (also inherited by
 # the child processes and Spark Python workers started from here, so 2 Spark cores = 2 threads).
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
-for _var in _THREAD_VARS:
-    os.environ[_var] = "1"
+pin_threads()
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
-import dataclasses  # noqa: E402
-import datetime as dt  # noqa: E402
 import importlib.util  # noqa: E402
 import io  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
+import os  # noqa: E402
 import pstats  # noqa: E402
 import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
-from typing import Any, Final, TypeVar  # noqa: E402
+from typing import Any, Final  # noqa: E402
 
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
@@ -80,11 +78,9 @@ from seaice_tasks.sim.day import simulate_day  # noqa: E402
 from seaice_tasks.sim.geometry import SimConfig  # noqa: E402
 from seaice_tasks.sim.world import TruthWorld  # noqa: E402
 
-REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[1]
 SPARK_JOB: Final[Path] = REPO_ROOT / "seaice_tasks" / "spark_jobs" / "resample.py"
 BEAM: Final[str] = "gt1r"
 H_PH_PATH: Final[str] = f"{BEAM}/heights/h_ph"
-RESULT_MARKER: Final[str] = "SEAICE_RESULT "
 COMPLETE_MARKER: Final[str] = ".complete"
 PARTS: Final[tuple[str, ...]] = ("throughput", "spark", "memory")
 
@@ -103,10 +99,6 @@ TARGET_MAP_REDUCE_SPEEDUP: Final[float] = 1.7
 TARGET_PEAK_RSS_MIB: Final[float] = 2048.0
 #: Peak RSS of the big beam may exceed the small beam's by this factor and still count as "flat".
 FLAT_RSS_TOLERANCE: Final[float] = 1.25
-KIB_PER_MIB: Final[float] = 1024.0
-BYTES_PER_MIB: Final[float] = 1024.0 * 1024.0
-
-T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,42 +149,6 @@ def ensure_day(work: Path, granules: int, km: float) -> list[Path]:
 # ----------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Timing:
-    """Best-of-N wall and CPU time of one measured step."""
-
-    wall_s: float
-    cpu_s: float
-
-
-def timed(fn: Callable[[], T], repeats: int) -> tuple[Timing, T]:
-    """Run ``fn`` ``repeats`` times; the fastest wall time (and its CPU time) and the last result."""
-    best: Timing | None = None
-    result: T | None = None
-    for _ in range(max(repeats, 1)):
-        c0, t0 = time.process_time(), time.perf_counter()
-        result = fn()
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        if best is None or wall < best.wall_s:
-            best = Timing(wall, cpu)
-    assert best is not None
-    return best, result  # type: ignore[return-value]
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table (readable as plain text too)."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    return "\n".join([line, rule, *body])
-
-
-def verdict(ok: bool) -> str:
-    """MET / MISSED."""
-    return "MET" if ok else "MISSED"
 
 
 def n_photons_of(path: Path) -> int:
@@ -373,49 +329,22 @@ def report_throughput(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def spark_env() -> dict[str, str]:
-    """Environment of ``spark-submit``: this interpreter for driver and workers, loopback only."""
-    env = dict(os.environ)
-    env["PYSPARK_PYTHON"] = sys.executable
-    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    env["SPARK_LOCAL_IP"] = "127.0.0.1"
-    env.pop("SEAICE_LAKE", None)
-    return env
+def _job_args(granules: Sequence[Path], max_photons: int) -> list[str]:
+    return ["--granules", ",".join(str(g.resolve()) for g in granules), "--max-photons", str(max_photons)]
 
 
-def spark_submit_path() -> Path:
-    """``spark-submit`` of the interpreter's environment (the virtualenv), else from PATH."""
-    local = Path(sys.executable).parent / "spark-submit"
-    if local.exists():
-        return local
-    found = shutil.which("spark-submit")
-    if found is None:
-        raise SystemExit("spark-submit not found (install pyspark in the virtualenv)")
-    return Path(found)
+def _check_result(summary: dict[str, Any]) -> None:
+    if summary["failed"] or summary["skipped"]:
+        raise RuntimeError(f"spark job reported failures/skips: {summary['failed']} {summary['skipped']}")
 
 
 def run_spark_once(master: str, granules: Sequence[Path], max_photons: int, work: Path) -> dict[str, Any]:
     """One ``spark-submit`` of the resample job into a fresh lake; parses ``SEAICE_RESULT``."""
-    lake = Path(tempfile.mkdtemp(prefix="lake_", dir=work))
-    cmd = [
-        str(spark_submit_path()), "--master", master, "--conf", "spark.ui.enabled=false",
-        str(SPARK_JOB), "--granules", ",".join(str(g.resolve()) for g in granules),
-        "--lake", str(lake.resolve()), "--max-photons", str(max_photons),
-    ]
     print(f"  {master}: spark-submit ...", flush=True)
-    load_avg = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=spark_env(), capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    shutil.rmtree(lake, ignore_errors=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout[-4000:] + "\n" + proc.stderr[-8000:] + "\n")
-        raise RuntimeError(f"spark-submit --master {master} failed (exit {proc.returncode})")
-    summary = json.loads(lines[-1][len(RESULT_MARKER):])
+    run = run_job_once(SPARK_JOB, _job_args(granules, max_photons), master, work)
+    summary, wall = run["summary"], run["wall_s"]
     timings = summary["timings_s"]
-    if summary["failed"] or summary["skipped"]:
-        raise RuntimeError(f"spark job reported failures/skips: {summary['failed']} {summary['skipped']}")
+    _check_result(summary)
     print(f"    load {timings['load']:.2f} s, map-reduce {timings['map_reduce']:.2f} s, total {wall:.2f} s",
           flush=True)
     return {
@@ -425,27 +354,16 @@ def run_spark_once(master: str, granules: Sequence[Path], max_photons: int, work
         "total_s": wall,
         "rows": int(summary["rows"]),
         "partitions": len(summary["partitions"]),
-        "loadavg_1min_before": load_avg,
+        "loadavg_1min_before": run["loadavg_1min_before"],
     }
 
 
 def run_no_spark(granules: Sequence[Path], max_photons: int, work: Path) -> dict[str, Any]:
     """The same job with ``--no-spark`` (one Python process, no JVM): the serial reference."""
-    lake = Path(tempfile.mkdtemp(prefix="lake_", dir=work))
-    cmd = [
-        sys.executable, str(SPARK_JOB), "--no-spark", "--granules", ",".join(str(g.resolve()) for g in granules),
-        "--lake", str(lake.resolve()), "--max-photons", str(max_photons),
-    ]
     print("  no Spark (one process): ...", flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=spark_env(), capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    shutil.rmtree(lake, ignore_errors=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout[-4000:] + "\n" + proc.stderr[-8000:] + "\n")
-        raise RuntimeError(f"--no-spark run failed (exit {proc.returncode})")
-    timings = json.loads(lines[-1][len(RESULT_MARKER):])["timings_s"]
+    run = run_job_once(SPARK_JOB, _job_args(granules, max_photons), None, work)
+    wall = run["wall_s"]
+    timings = run["summary"]["timings_s"]
     print(f"    load {timings['load']:.2f} s, map-reduce {timings['map_reduce']:.2f} s, total {wall:.2f} s",
           flush=True)
     return {"master": "none", "load_s": float(timings["load"]), "map_reduce_s": float(timings["map_reduce"]),
@@ -500,16 +418,11 @@ def run_spark(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _cores(master: str) -> str:
-    inner = master[master.find("[") + 1 : master.find("]")] if "[" in master else "?"
-    return inner
-
-
 def report_spark(r: dict[str, Any]) -> str:
     """Table of part 2 in the style of the papers' Tables II / V."""
     rows = [
         [
-            "1", _cores(b["master"]), f"{b['load_s']:.2f}", f"{b['map_reduce_s']:.2f}", f"{b['total_s']:.2f}",
+            "1", cores_of(b["master"]), f"{b['load_s']:.2f}", f"{b['map_reduce_s']:.2f}", f"{b['total_s']:.2f}",
             f"{b['speedup_load']:.2f}", f"{b['speedup_map_reduce']:.2f}", f"{b['speedup_total']:.2f}",
             f"{b['loadavg_1min_before']:.1f}",
         ]
@@ -548,23 +461,8 @@ def report_spark(r: dict[str, Any]) -> str:
 # 3. Memory
 # ----------------------------------------------------------------------------------------------
 
-_CHILD_IMPORTS = """
-import json, resource, sys
+_CHILD_IMPORTS = CHILD_PEAK + """
 from seaice_tasks.is2.resample import ResampleConfig, resample_beam
-
-
-def peak():
-    # VmHWM: high-water RSS of this process's own address space (fresh at exec).  ru_maxrss is
-    # reported too, but Linux carries it over from the forking parent across execve.
-    hwm = 0
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
-    except OSError:
-        pass
-    return {"vmhwm_kib": hwm, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 """
 _CHILD_RESAMPLE = _CHILD_IMPORTS + """
 if len(sys.argv) > 3:  # a baseline copy of resample.py
@@ -599,23 +497,15 @@ print(json.dumps({**peak(), "output_bytes": 0, "rows": 0}))
 """
 
 
-def child_rss(code: str, *argv: str) -> dict[str, Any]:
-    """Run ``code`` in a fresh interpreter; its own ``getrusage`` peak RSS (MiB) and output size."""
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False,
-                          env=dict(os.environ))
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:] + "\n")
-        raise RuntimeError(f"memory child failed (exit {proc.returncode})")
-    doc = json.loads(proc.stdout.strip().splitlines()[-1])
-    hwm_kib = doc["vmhwm_kib"] or doc["maxrss_kib"]  # VmHWM absent off Linux: fall back to ru_maxrss
+def resample_rss(code: str, *argv: str) -> dict[str, Any]:
+    """Peak RSS (MiB) of ``code`` in a fresh interpreter, with its output size and rows."""
+    m = child_rss(code, *argv)
     return {
-        "peak_rss_mib": hwm_kib / KIB_PER_MIB,
-        "ru_maxrss_mib": doc["maxrss_kib"] / KIB_PER_MIB,  # KiB on Linux; includes the parent's at fork
-        "output_mib": doc["output_bytes"] / BYTES_PER_MIB,
-        "rows": doc["rows"],
-        "wall_s": wall,
+        "peak_rss_mib": m["peak_rss_mib"],
+        "ru_maxrss_mib": m["ru_maxrss_mib"],
+        "output_mib": m["output_bytes"] / BYTES_PER_MIB,
+        "rows": m["rows"],
+        "wall_s": m["wall_s"],
     }
 
 
@@ -624,12 +514,12 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     small = ensure_beam(args.work, args.small_photons, args.seed)
     big = ensure_beam(args.work, args.photons, args.seed)
     print(f"\n[memory] chunks of {args.chunk_photons:,} photons, one fresh process per measurement", flush=True)
-    base = child_rss(_CHILD_BASELINE)
+    base = resample_rss(_CHILD_BASELINE)
     print(f"  imports only: {base['peak_rss_mib']:.0f} MiB", flush=True)
     rows: list[dict[str, Any]] = [{"case": "imports only", "n_photons": 0, **base}]
     for path in (small, big):
         n = n_photons_of(path)
-        m = child_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons))
+        m = resample_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons))
         # the returned frame is built column by column from the per-chunk columns (each chunk's
         # piece is freed once copied), so at the end the bins are held about once, not twice
         m["working_set_mib"] = m["peak_rss_mib"] - m["output_mib"]
@@ -639,13 +529,13 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     if args.baseline_module is not None:  # the same with the baseline copy of resample.py
         for path in (small, big):
             n = n_photons_of(path)
-            m = child_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons), str(args.baseline_module))
+            m = resample_rss(_CHILD_RESAMPLE, str(path), str(args.chunk_photons), str(args.baseline_module))
             m["working_set_mib"] = m["peak_rss_mib"] - 2.0 * m["output_mib"]  # pd.concat held it twice
             print(f"  {n:,} photons, baseline: {m['peak_rss_mib']:.0f} MiB", flush=True)
             rows.append({"case": f"baseline {path.name}", "n_photons": n, "path": "baseline", **m})
     for path in (small, big):  # production path: per work item, staged to a lake
         n = n_photons_of(path)
-        m = child_rss(_CHILD_JOB, str(path.resolve()), str(args.chunk_photons), str(args.work.resolve()))
+        m = resample_rss(_CHILD_JOB, str(path.resolve()), str(args.chunk_photons), str(args.work.resolve()))
         m["working_set_mib"] = m["peak_rss_mib"]  # no beam-sized frame is held
         print(f"  {n:,} photons, run_local + lake: {m['peak_rss_mib']:.0f} MiB", flush=True)
         rows.append({"case": f"run_local {path.name}", "n_photons": n, "path": "job", **m})
@@ -703,21 +593,6 @@ def report_memory(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    """Where the numbers come from."""
-    return {
-        "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "h5py": h5py.__version__,
-        "threads_env": {v: os.environ[v] for v in _THREAD_VARS},
-        "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Command-line arguments."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -752,35 +627,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected parts, print their tables and ratios, optionally write JSON."""
     args = build_parser().parse_args(argv)
     parts = PARTS if args.part == "all" else (args.part,)
-    args.work.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {
-        "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "argv": list(sys.argv[1:] if argv is None else argv),
-    }
-    runners: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
+    runners = {
         "throughput": (run_throughput, report_throughput),
         "spark": (run_spark, report_spark),
         "memory": (run_memory, report_memory),
     }
-    reports: list[str] = []
-    for part in parts:
-        run, report = runners[part]
-        t0 = time.perf_counter()
-        doc[part] = run(args)
-        doc[part]["part_wall_s"] = time.perf_counter() - t0
-        reports.append(report(doc[part]))
-    doc["machine"]["loadavg_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
-    m = doc["machine"]
-    print(f"\n# resample benchmark -- {m['cpu_count']} CPUs, {m['processor']}, Python {m['python']}, "
-          f"numpy {m['numpy']}, load average {m['loadavg_start']} -> {m['loadavg_end']}\n")
-    print("\n\n".join(reports))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
-        print(f"\nresults written to {args.json}")
+    run_parts("resample benchmark", args, parts, runners, argv, libraries=("numpy", "h5py"))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())
