@@ -36,6 +36,8 @@ from typing import Any, Final, TypeVar
 from seaice_tasks.spark_jobs._common import RESULT_MARKER
 
 __all__ = [
+    "best_per_master",
+    "spark_rows",
     "THREAD_VARS",
     "REPO_ROOT",
     "RESULT_MARKER",
@@ -299,3 +301,32 @@ def run_parts(
         args.json.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
         print(f"\nresults written to {args.json}")
     return doc
+
+
+def best_per_master(runs: Sequence[dict[str, Any]], masters: Sequence[str]) -> list[dict[str, Any]]:
+    """The fastest (total) run of each master, in ``masters`` order, with speed-ups vs the first.
+
+    Adds ``speedup_load``, ``speedup_map_reduce`` and ``speedup_total`` = T(masters[0]) / T(run).
+    """
+    best: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        if run["master"] not in best or run["total_s"] < best[run["master"]]["total_s"]:
+            best[run["master"]] = run
+    base = best[masters[0]]
+    for run in best.values():
+        run["speedup_load"] = base["load_s"] / run["load_s"]
+        run["speedup_map_reduce"] = base["map_reduce_s"] / run["map_reduce_s"]
+        run["speedup_total"] = base["total_s"] / run["total_s"]
+    return [best[m] for m in masters]
+
+
+def spark_rows(best: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Table rows (papers' Tables II / V style) of :func:`best_per_master`'s runs."""
+    return [
+        [
+            "1", cores_of(b["master"]), f"{b['load_s']:.2f}", f"{b['map_reduce_s']:.2f}", f"{b['total_s']:.2f}",
+            f"{b['speedup_load']:.2f}", f"{b['speedup_map_reduce']:.2f}", f"{b['speedup_total']:.2f}",
+            f"{b['loadavg_1min_before']:.1f}",
+        ]
+        for b in best
+    ]

@@ -39,11 +39,12 @@ from _bench import (
     BYTES_PER_MIB,
     CHILD_PEAK,
     REPO_ROOT,
+    best_per_master,
     child_rss,
-    cores_of,
     pin_threads,
     run_job_once,
     run_parts,
+    spark_rows,
     table,
     timed,
     verdict,
@@ -394,40 +395,24 @@ def run_spark(args: argparse.Namespace) -> dict[str, Any]:
     serial = run_no_spark(granules, args.spark_max_photons, args.work) if args.no_spark_baseline else None
     for _ in range(max(args.spark_repeats, 1)):
         runs.extend(run_spark_once(m, granules, args.spark_max_photons, args.work) for m in args.masters)
-    best: dict[str, dict[str, Any]] = {}
-    for run in runs:  # best (fastest total) run per master
-        if run["master"] not in best or run["total_s"] < best[run["master"]]["total_s"]:
-            best[run["master"]] = run
-    base = best[args.masters[0]]
-    for run in best.values():
-        run["speedup_load"] = base["load_s"] / run["load_s"]
-        run["speedup_map_reduce"] = base["map_reduce_s"] / run["map_reduce_s"]
-        run["speedup_total"] = base["total_s"] / run["total_s"]
-    last = best[args.masters[-1]]
+    best = best_per_master(runs, args.masters)
     return {
         "granules": [str(g) for g in granules],
         "n_photons_all_beams": n_photons,
         "max_photons": args.spark_max_photons,
         "work_items": n_items,
         "runs": runs,
-        "best": [best[m] for m in args.masters],
+        "best": best,
         "no_spark": serial,
         "baseline": args.masters[0],
         "target_map_reduce_speedup_min": TARGET_MAP_REDUCE_SPEEDUP,
-        "target_met": last["speedup_map_reduce"] >= TARGET_MAP_REDUCE_SPEEDUP,
+        "target_met": best[-1]["speedup_map_reduce"] >= TARGET_MAP_REDUCE_SPEEDUP,
     }
 
 
 def report_spark(r: dict[str, Any]) -> str:
     """Table of part 2 in the style of the papers' Tables II / V."""
-    rows = [
-        [
-            "1", cores_of(b["master"]), f"{b['load_s']:.2f}", f"{b['map_reduce_s']:.2f}", f"{b['total_s']:.2f}",
-            f"{b['speedup_load']:.2f}", f"{b['speedup_map_reduce']:.2f}", f"{b['speedup_total']:.2f}",
-            f"{b['loadavg_1min_before']:.1f}",
-        ]
-        for b in r["best"]
-    ]
+    rows = spark_rows(r["best"])
     serial = r.get("no_spark")
     if serial is not None:
         base = r["best"][0]
