@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ __all__ = [
     "print_result",
     "inventory_uris",
     "write_report",
+    "record_mapper",
 ]
 
 #: Prefix of the one JSON line a job prints for its caller (Airflow log, CLI, tests).
@@ -82,3 +85,32 @@ def write_report(lake: Lake, stage: str, day: str | None, summary: dict[str, Any
     with lake.writer(PartitionKey(stage, dt.date.fromisoformat(day)), config) as writer:
         writer.write_bytes(REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
         writer.info = {"skipped": summary["skipped"], "failed": summary["failed"]}
+
+
+def record_mapper(
+    fn_path: str, config_path: str, config_json: str, lake_url: str, columns: Sequence[str]
+) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """A ``mapInPandas`` function applying ``fn(record, config, lake) -> row`` to every work item.
+
+    Functions and config classes travel as ``"module:name"`` strings and the config as JSON, so
+    the closure pickles small; executors import them and build the lake from ``lake_url``.
+    """
+    cols = list(columns)
+
+    def run(frames: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+
+        from seaice_tasks.storage import lake_from_env
+
+        fn = _resolve(fn_path)
+        config = _resolve(config_path).from_json(config_json)
+        lake = lake_from_env(lake_url)
+        for frame in frames:
+            yield pd.DataFrame([fn(rec, config, lake) for rec in frame.to_dict("records")], columns=cols)
+
+    return run
+
+
+def _resolve(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)

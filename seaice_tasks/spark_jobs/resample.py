@@ -27,7 +27,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -38,6 +38,7 @@ from seaice_tasks.errors import SeaIceError
 from seaice_tasks.spark_jobs._common import (
     inventory_uris,
     print_result,
+    record_mapper,
     spark_session,
     split_uris,
     write_report,
@@ -271,18 +272,9 @@ def _items_frame(items: Sequence[WorkItem]) -> pd.DataFrame:
     return pd.DataFrame([dataclasses.asdict(i) for i in items], columns=list(ITEM_COLUMNS))
 
 
-def _executor_fn(config_json: str, lake_root: str) -> Any:
-    """The ``mapInPandas`` function (closure over plain strings, so it pickles small)."""
-
-    def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        resample = _resample_module()
-        config = resample.ResampleConfig.from_json(config_json)
-        lake = lake_from_env(lake_root)
-        for frame in frames:
-            rows = [run_item(WorkItem(**rec), config, lake) for rec in frame.to_dict("records")]
-            yield pd.DataFrame(rows, columns=[c.split()[0] for c in RESULT_SCHEMA.split(", ")])
-
-    return run
+def run_record(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
+    """:func:`run_item` of a work-item record (a row of the items DataFrame)."""
+    return run_item(WorkItem(**rec), config, lake)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,7 +325,10 @@ def _run_spark(
             "seg_stop long, read_start long, read_stop long, x_lo double, x_hi double, token string"
         )).repartition(n_parts)
         t1 = time.perf_counter()
-        results = df.mapInPandas(_executor_fn(config.to_json(), lake.url()), schema=RESULT_SCHEMA).collect()
+        fn = record_mapper("seaice_tasks.spark_jobs.resample:run_record",  # __name__ is __main__ here
+                           "seaice_tasks.is2.resample:ResampleConfig", config.to_json(), lake.url(),
+                           [c.split()[0] for c in RESULT_SCHEMA.split(", ")])
+        results = df.mapInPandas(fn, schema=RESULT_SCHEMA).collect()
         manifests, failures = commit_results(lake, [r.asDict() for r in results], config)
         t2 = time.perf_counter()
     finally:

@@ -27,7 +27,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -37,6 +37,7 @@ from seaice_tasks.errors import SeaIceError
 from seaice_tasks.spark_jobs._common import (
     inventory_uris,
     print_result,
+    record_mapper,
     spark_session,
     split_uris,
     write_report,
@@ -48,6 +49,9 @@ __all__ = ["ScenePlan", "plan_scenes", "run_local", "main", "REPORT_STAGE"]
 log = logging.getLogger("seaice_tasks.spark_jobs.s2_labels")
 
 REPORT_STAGE: Final[str] = "s2_labels_report"
+_CONFIG_PATH: Final[str] = "seaice_tasks.s2.scene_labels:S2LabelConfig"
+#: Importable name of this module (``__name__`` is ``__main__`` under spark-submit).
+_MODULE: Final[str] = "seaice_tasks.spark_jobs.s2_labels"
 _HIST_SCHEMA: Final[str] = "scene string, window long, hist array<long>"
 _LABEL_SCHEMA: Final[str] = "scene string, window long, name string, error string"
 _ITEM_SCHEMA: Final[str] = (
@@ -227,20 +231,6 @@ def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None =
     return summary
 
 
-def _executor(fn_name: str, config_json: str, lake_url: str, columns: list[str]) -> Any:
-    def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from seaice_tasks.s2.scene_labels import S2LabelConfig
-        from seaice_tasks.spark_jobs import s2_labels
-
-        config = S2LabelConfig.from_json(config_json)
-        lake = lake_from_env(lake_url)
-        fn = getattr(s2_labels, fn_name)
-        for frame in frames:
-            yield pd.DataFrame([fn(rec, config, lake) for rec in frame.to_dict("records")], columns=columns)
-
-    return run
-
-
 def _run_spark(uris: Sequence[str], lake: Lake, config: Any, master: str, day: str | None) -> dict[str, Any]:
     spark = spark_session("seaice-s2-labels", master)
     try:
@@ -251,12 +241,14 @@ def _run_spark(uris: Sequence[str], lake: Lake, config: Any, master: str, day: s
         stats: dict[str, Any] = {}
         if config.apply_filter and plans:
             df = spark.createDataFrame(_items(plans, {}), schema=_ITEM_SCHEMA).repartition(n)
-            fn = _executor("histogram_item", config.to_json(), lake.url(), ["scene", "window", "hist"])
+            fn = record_mapper(f"{_MODULE}:histogram_item", _CONFIG_PATH, config.to_json(), lake.url(),
+                               ["scene", "window", "hist"])
             stats = _scene_stats(plans, [r.asDict() for r in df.mapInPandas(fn, schema=_HIST_SCHEMA).collect()])
         rows: list[dict[str, Any]] = []
         if plans:
             df = spark.createDataFrame(_items(plans, stats), schema=_ITEM_SCHEMA).repartition(n)
-            fn = _executor("label_item", config.to_json(), lake.url(), ["scene", "window", "name", "error"])
+            fn = record_mapper(f"{_MODULE}:label_item", _CONFIG_PATH, config.to_json(), lake.url(),
+                               ["scene", "window", "name", "error"])
             rows = [r.asDict() for r in df.mapInPandas(fn, schema=_LABEL_SCHEMA).collect()]
         committed, more_skips, failures = _commit(plans, rows, config, lake, stats)
         t2 = time.perf_counter()
