@@ -44,7 +44,7 @@ from seaice_tasks.s2.color_labels import (
     color_labels,
     labels_to_rgb,
 )
-from seaice_tasks.storage import Lake, Manifest, PartitionKey
+from seaice_tasks.storage import Lake, Manifest, PartitionKey, PartitionWriter
 
 __all__ = [
     "S2LabelConfig",
@@ -56,6 +56,7 @@ __all__ = [
     "label_scene",
     "mosaic",
     "quicklook_png",
+    "stage_scene_files",
     "write_scene_partition",
     "S2_LABELS_STAGE",
     "LABELS_FILE",
@@ -235,6 +236,33 @@ def _affine(scene: S2Scene) -> Any:
     return Affine(*scene.transform)
 
 
+def stage_scene_files(writer: PartitionWriter, scene: S2Scene, result: SceneLabels,
+                      config: S2LabelConfig) -> dict[str, Any]:
+    """Stage labels COG, unusable-mask COG and quicklook in ``writer``; return the manifest info.
+
+    Executors call this with a writer on the job's shared token (the driver adopts the files and
+    commits); :func:`write_scene_partition` calls it and commits in one process.
+    """
+    unusable = np.where(result.valid, result.unusable.astype(np.uint8), _UNUSABLE_NODATA).astype(np.uint8)
+    fractions = class_fractions(result.labels)
+    valid_px = int(result.valid.sum())
+    writer.write_cog(LABELS_FILE, result.labels, crs=scene.crs, transform=_affine(scene),
+                     nodata=int(SeaIceClass.UNLABELED), colormap=LABEL_COLORMAP,
+                     tags={"classes": "0 thick ice, 1 thin ice, 2 open water, 255 unlabeled"})
+    writer.write_cog(UNUSABLE_FILE, unusable, crs=scene.crs, transform=_affine(scene),
+                     nodata=_UNUSABLE_NODATA, tags={"values": "0 usable, 1 opaque cloud/shadow"})
+    writer.write_bytes(QUICKLOOK_FILE, quicklook_png(scene, result.labels, config))
+    return {
+        "source": scene.source,
+        "class_fractions": fractions,
+        "cloud_fraction": float(result.unusable.sum() / valid_px) if valid_px else 0.0,
+        "valid_fraction": float(valid_px / result.labels.size) if result.labels.size else 0.0,
+        "filter_stats": dataclasses.asdict(result.stats) if result.stats is not None else None,
+        "shape": list(scene.shape),
+        "crs": scene.crs,
+    }
+
+
 def write_scene_partition(
     lake: Lake,
     key: PartitionKey,
@@ -245,23 +273,6 @@ def write_scene_partition(
     token: str | None = None,
 ) -> Manifest:
     """Commit labels COG, unusable-mask COG and quicklook with fractions in the manifest."""
-    unusable = np.where(result.valid, result.unusable.astype(np.uint8), _UNUSABLE_NODATA).astype(np.uint8)
-    fractions = class_fractions(result.labels)
-    valid_px = int(result.valid.sum())
     with lake.writer(key, config, token=token) as writer:
-        writer.write_cog(LABELS_FILE, result.labels, crs=scene.crs, transform=_affine(scene),
-                         nodata=int(SeaIceClass.UNLABELED), colormap=LABEL_COLORMAP,
-                         tags={"classes": "0 thick ice, 1 thin ice, 2 open water, 255 unlabeled"})
-        writer.write_cog(UNUSABLE_FILE, unusable, crs=scene.crs, transform=_affine(scene),
-                         nodata=_UNUSABLE_NODATA, tags={"values": "0 usable, 1 opaque cloud/shadow"})
-        writer.write_bytes(QUICKLOOK_FILE, quicklook_png(scene, result.labels, config))
-        writer.info = {
-            "source": scene.source,
-            "class_fractions": fractions,
-            "cloud_fraction": float(result.unusable.sum() / valid_px) if valid_px else 0.0,
-            "valid_fraction": float(valid_px / result.labels.size) if result.labels.size else 0.0,
-            "filter_stats": dataclasses.asdict(result.stats) if result.stats is not None else None,
-            "shape": list(scene.shape),
-            "crs": scene.crs,
-        }
+        writer.info = stage_scene_files(writer, scene, result, config)
     return lake.require(key)

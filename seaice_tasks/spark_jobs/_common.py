@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import importlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ __all__ = [
     "inventory_uris",
     "write_report",
     "record_mapper",
+    "DEFAULT_TASKS_PER_CORE",
+    "balanced_bins",
+    "task_dataframe",
 ]
 
 #: Prefix of the one JSON line a job prints for its caller (Airflow log, CLI, tests).
@@ -33,6 +37,8 @@ EXECUTOR_ENV: Final[tuple[str, ...]] = (
     "SEAICE_LAKE", "SEAICE_LAKE_OPTIONS", "SEAICE_S3_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN",
 )
+#: Spark tasks per executor core a job's work items are packed into (see :func:`task_dataframe`).
+DEFAULT_TASKS_PER_CORE: Final[int] = 2
 
 
 def split_uris(text: str) -> list[str]:
@@ -94,6 +100,7 @@ def record_mapper(
 
     Functions and config classes travel as ``"module:name"`` strings and the config as JSON, so
     the closure pickles small; executors import them and build the lake from ``lake_url``.
+    ``fn`` returns one row (a dict) or a list of rows (e.g. the work items planned from one granule).
     """
     cols = list(columns)
 
@@ -106,7 +113,11 @@ def record_mapper(
         config = _resolve(config_path).from_json(config_json)
         lake = lake_from_env(lake_url)
         for frame in frames:
-            yield pd.DataFrame([fn(rec, config, lake) for rec in frame.to_dict("records")], columns=cols)
+            rows: list[dict[str, Any]] = []
+            for rec in frame.to_dict("records"):
+                out = fn(rec, config, lake)
+                rows.extend(out if isinstance(out, list) else [out])
+            yield pd.DataFrame(rows, columns=cols)
 
     return run
 
@@ -114,3 +125,64 @@ def record_mapper(
 def _resolve(path: str) -> Any:
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def balanced_bins(weights: Sequence[float], n_bins: int) -> list[list[int]]:
+    """Indices of ``weights`` packed into at most ``n_bins`` bins of near-equal total weight.
+
+    Longest-processing-time first: the heaviest remaining item goes to the lightest bin (ties to
+    the lower bin).  Deterministic; empty bins are dropped; each bin lists its indices in order.
+
+    Examples
+    --------
+    >>> balanced_bins([5, 1, 4, 2, 3], 2)
+    [[0, 1, 3], [2, 4]]
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    order = sorted(range(len(weights)), key=lambda i: (-float(weights[i]), i))
+    heap = [(0.0, b) for b in range(min(n_bins, max(len(weights), 1)))]
+    bins: list[list[int]] = [[] for _ in heap]
+    for i in order:
+        load, b = heapq.heappop(heap)
+        bins[b].append(i)
+        heapq.heappush(heap, (load + float(weights[i]), b))
+    return [sorted(b) for b in bins if b]
+
+
+def _items_of(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return batch
+
+
+def task_dataframe(
+    spark: Any,
+    rows: Sequence[Mapping[str, Any]],
+    schema: str,
+    weights: Sequence[float] | None = None,
+    tasks_per_core: int = DEFAULT_TASKS_PER_CORE,
+) -> Any:
+    """A DataFrame of work-item ``rows`` in ``tasks_per_core`` x cores partitions of equal weight.
+
+    Each Spark task costs a fixed overhead in its Python worker (~0.1 s measured in local mode,
+    docs/benchmarks.md), so many small items are packed into a few tasks per core with
+    :func:`balanced_bins` (``weights``: e.g. photons per item; equal by default).  The bins become
+    the partitions directly (``parallelize`` of one bin per slice), with no shuffle.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+    rows : sequence of mapping
+        One mapping per work item, holding (at least) the columns of ``schema``, Python values.
+    schema : str
+        Spark DDL of the columns, in order.
+    weights : sequence of float, optional
+        Relative cost per row.
+    tasks_per_core : int
+        Partitions per core of ``spark.sparkContext.defaultParallelism``.
+    """
+    columns = [c.split()[0] for c in schema.split(", ")]
+    n_tasks = max(1, min(len(rows), tasks_per_core * int(spark.sparkContext.defaultParallelism)))
+    bins = balanced_bins(list(weights) if weights is not None else [1.0] * len(rows), n_tasks)
+    data = [[tuple(rows[i][c] for c in columns) for i in b] for b in bins]
+    rdd = spark.sparkContext.parallelize(data, max(len(data), 1)).flatMap(_items_of)
+    return spark.createDataFrame(rdd, schema=schema)

@@ -5,16 +5,19 @@ Usage::
     spark-submit seaice_tasks/spark_jobs/resample.py --granules a.h5,b.h5 --lake ROOT --config '{...}'
     spark-submit seaice_tasks/spark_jobs/resample.py --date 2019-11-04 --lake ROOT   # from the inventory
 
-The driver splits each selected beam into segment-range chunks of at most ``--max-photons``
-photons (work items).  Each item reads its photon slice plus one 20 m segment of halo on either
-side and keeps only the 2 m bins it owns (bin start in ``[x_lo, x_hi)``, the chunk's boundaries
-snapped to the 2 m grid), so a bin split by a chunk boundary is computed once, from all its
-photons.  Executors run the pure :func:`seaice_tasks.is2.resample.resample_photons` through
-``mapInPandas`` and stage one part file per item under a shared token; the driver commits each
-(granule, beam) partition once all its items succeeded.  A granule that cannot be read is
-skipped with its reason recorded in the ``resample_report`` partition of the day; the others go
-on.  The same code runs on ``local[*]`` and on a standalone cluster, and without Spark
-(:func:`run_local`) for the CLI and the tests.
+Load phase: executors plan the granules (one row each: info and segment tables read, each
+selected beam split into segment-range chunks of at most ``--max-photons`` photons, the work
+items) and the driver collects the items; an unreadable granule comes back as a skip row. The
+items are packed by photon count into ``--tasks-per-core`` Spark tasks per core (each task costs
+a fixed Python-worker overhead, docs/benchmarks.md). Each item reads its photon slice plus one
+20 m segment of halo on either side and keeps only the 2 m bins it owns (bin start in ``[x_lo,
+x_hi)``, the chunk's boundaries snapped to the 2 m grid), so a bin split by a chunk boundary is
+computed once, from all its photons. Executors run the pure
+:func:`seaice_tasks.is2.resample.resample_photons` through ``mapInPandas`` and stage one part
+file per item under a shared token; the driver commits each (granule, beam) partition once all
+its items succeeded. A granule that cannot be read is skipped with its reason recorded in the
+``resample_report`` partition of the day; the others go on. The same code runs on ``local[*]``
+and on a standalone cluster, and without Spark (:func:`run_local`) for the CLI and the tests.
 """
 
 from __future__ import annotations
@@ -31,24 +34,26 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 
 from seaice_tasks.constants import SEGMENT_LENGTH_M
 from seaice_tasks.errors import SeaIceError
 from seaice_tasks.spark_jobs._common import (
+    DEFAULT_TASKS_PER_CORE,
     inventory_uris,
     print_result,
     record_mapper,
     spark_session,
     split_uris,
+    task_dataframe,
     write_report,
 )
-from seaice_tasks.storage import FileEntry, Lake, Manifest, PartitionKey, lake_from_env, storage_options_from_env
+from seaice_tasks.storage import FileEntry, Lake, Manifest, PartitionKey, lake_from_env
 
 __all__ = [
     "SEGMENTS_STAGE",
     "REPORT_STAGE",
     "WorkItem",
+    "plan_granule",
     "plan_work_items",
     "run_item",
     "commit_results",
@@ -62,13 +67,23 @@ SEGMENTS_STAGE: Final[str] = "segments_2m"
 REPORT_STAGE: Final[str] = "resample_report"
 DEFAULT_MAX_PHOTONS: Final[int] = 2_000_000
 HALO_SEGMENTS: Final[int] = 1
+#: Importable names for executors (``__name__`` is ``__main__`` under spark-submit).
+_MODULE: Final[str] = "seaice_tasks.spark_jobs.resample"
+_CONFIG_PATH: Final[str] = "seaice_tasks.is2.resample:ResampleConfig"
 
 
 #: Columns of the work-item DataFrame handed to executors (and of the results they return).
 ITEM_COLUMNS: Final[tuple[str, ...]] = (
     "granule_uri", "granule", "date", "beam", "part", "seg_start", "seg_stop",
-    "read_start", "read_stop", "x_lo", "x_hi", "token",
+    "read_start", "read_stop", "x_lo", "x_hi", "token", "photons",
 )
+#: Spark DDL of the work items (:data:`ITEM_COLUMNS`).
+ITEM_SCHEMA: Final[str] = (
+    "granule_uri string, granule string, date string, beam string, part long, seg_start long, seg_stop long, "
+    "read_start long, read_stop long, x_lo double, x_hi double, token string, photons long"
+)
+#: Rows of the distributed planning pass: the items, or one row per unreadable granule.
+PLAN_SCHEMA: Final[str] = ITEM_SCHEMA + ", skip string"
 RESULT_SCHEMA: Final[str] = (
     "granule string, date string, beam string, token string, name string, rows long, bytes long, "
     "sha256 string, error string, seconds double"
@@ -91,6 +106,8 @@ class WorkItem:
     x_lo: float
     x_hi: float
     token: str
+    #: Photons in ``[seg_start, seg_stop)``: the item's weight when items are packed into tasks.
+    photons: int = 0
 
     @property
     def key(self) -> PartitionKey:
@@ -118,6 +135,56 @@ def _halo_segments(config: Any) -> int:
     return HALO_SEGMENTS + math.ceil(_ownership_step_m(config) / SEGMENT_LENGTH_M)
 
 
+def plan_granule(
+    uri: str,
+    config: Any,
+    *,
+    max_photons: int = DEFAULT_MAX_PHOTONS,
+    token: str,
+    storage_options: dict[str, Any] | None = None,
+) -> list[WorkItem]:
+    """Split one granule's selected beams into work items (reads metadata and segment tables only).
+
+    Raises
+    ------
+    SeaIceError
+        The granule cannot be read or named.
+    """
+    from seaice_tasks.granule import parse_granule
+    from seaice_tasks.io.atl03 import read_atl03_info, read_segments, segment_chunks
+
+    resample = _resample_module()
+    step = _ownership_step_m(config)
+    halo = _halo_segments(config)
+    info = read_atl03_info(uri, storage_options=storage_options)
+    try:
+        gid = parse_granule(uri)
+    except SeaIceError:
+        if info.granule is None:
+            raise
+        gid = info.granule  # from the file's metadata (subsets are renamed)
+    granule, day = gid.granule, gid.date.isoformat()
+    items: list[WorkItem] = []
+    for beam in resample.select_beams({b.beam: b.strength for b in info.beams}, config):
+        segs = read_segments(uri, beam, storage_options=storage_options)
+        n = len(segs)
+        x0 = segs["segment_dist_x_m"].to_numpy(dtype=np.float64)
+        beg = segs["ph_index_beg"].to_numpy()
+        cnt = np.where(beg > 0, segs["segment_ph_cnt"].to_numpy(), 0)
+        chunks = segment_chunks(segs["segment_ph_cnt"].to_numpy(), max_photons, beg) if n else []
+        if not chunks:
+            chunks = [(0, n)]
+        for part, (a, b) in enumerate(chunks):
+            lo = -math.inf if part == 0 else _snap_floor(float(x0[a]), step)
+            hi = math.inf if part == len(chunks) - 1 else _snap_floor(float(x0[b]), step)
+            items.append(WorkItem(
+                granule_uri=uri, granule=granule, date=day, beam=beam, part=part, seg_start=a, seg_stop=b,
+                read_start=max(a - halo, 0), read_stop=min(b + halo, n),
+                x_lo=lo, x_hi=hi, token=token, photons=int(cnt[a:b].sum()),
+            ))
+    return items
+
+
 def plan_work_items(
     granules: Sequence[str],
     config: Any,
@@ -126,7 +193,7 @@ def plan_work_items(
     token: str | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> tuple[list[WorkItem], list[dict[str, str]]]:
-    """Split granules into work items (driver side; reads only metadata and segment tables).
+    """Split granules into work items in this process (:func:`plan_granule` for each).
 
     Returns
     -------
@@ -134,45 +201,33 @@ def plan_work_items(
     skips : list of dict
         ``{"uri", "reason"}`` for granules that cannot be read.
     """
-    from seaice_tasks.granule import parse_granule
-    from seaice_tasks.io.atl03 import read_atl03_info, read_segments, segment_chunks
-
-    resample = _resample_module()
-    step = _ownership_step_m(config)
-    halo = _halo_segments(config)
     token = token or uuid.uuid4().hex
     items: list[WorkItem] = []
     skips: list[dict[str, str]] = []
     for uri in granules:
         try:
-            info = read_atl03_info(uri, storage_options=storage_options)
-            try:
-                gid = parse_granule(uri)
-            except SeaIceError:
-                if info.granule is None:
-                    raise
-                gid = info.granule  # from the file's metadata (subsets are renamed)
-            granule, day = gid.granule, gid.date.isoformat()
-            for beam in resample.select_beams({b.beam: b.strength for b in info.beams}, config):
-                segs = read_segments(uri, beam, storage_options=storage_options)
-                n = len(segs)
-                x0 = segs["segment_dist_x_m"].to_numpy(dtype=np.float64)
-                chunks = segment_chunks(segs["segment_ph_cnt"].to_numpy(), max_photons,
-                                        segs["ph_index_beg"].to_numpy()) if n else []
-                if not chunks:
-                    chunks = [(0, n)]
-                for part, (a, b) in enumerate(chunks):
-                    lo = -math.inf if part == 0 else _snap_floor(float(x0[a]), step)
-                    hi = math.inf if part == len(chunks) - 1 else _snap_floor(float(x0[b]), step)
-                    items.append(WorkItem(
-                        granule_uri=uri, granule=granule, date=day, beam=beam, part=part, seg_start=a, seg_stop=b,
-                        read_start=max(a - halo, 0), read_stop=min(b + halo, n),
-                        x_lo=lo, x_hi=hi, token=token,
-                    ))
+            items.extend(plan_granule(uri, config, max_photons=max_photons, token=token,
+                                      storage_options=storage_options))
         except SeaIceError as exc:
             log.warning("resample: skipping %s: %s", uri, exc)
             skips.append({"uri": uri, "reason": str(exc)})
     return items, skips
+
+
+def plan_record(rec: dict[str, Any], config: Any, lake: Lake) -> list[dict[str, Any]]:
+    """Executor side of the load phase: one granule -> its work-item rows (see :data:`PLAN_SCHEMA`).
+
+    A granule that cannot be read gives one row with ``skip`` = the reason and no item.
+    """
+    uri = str(rec["uri"])
+    so = lake.storage_options if uri.startswith("s3://") else None
+    try:
+        items = plan_granule(uri, config, max_photons=int(rec["max_photons"]), token=str(rec["token"]),
+                             storage_options=so)
+    except SeaIceError as exc:
+        empty = dict.fromkeys(ITEM_COLUMNS)
+        return [{**empty, "granule_uri": uri, "skip": str(exc)}]
+    return [{**dataclasses.asdict(item), "skip": ""} for item in items]
 
 
 def run_item(item: WorkItem, config: Any, lake: Lake) -> dict[str, Any]:
@@ -268,13 +323,9 @@ def run_local(
     return summary
 
 
-def _items_frame(items: Sequence[WorkItem]) -> pd.DataFrame:
-    return pd.DataFrame([dataclasses.asdict(i) for i in items], columns=list(ITEM_COLUMNS))
-
-
 def run_record(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
     """:func:`run_item` of a work-item record (a row of the items DataFrame)."""
-    return run_item(WorkItem(**rec), config, lake)
+    return run_item(WorkItem(**{c: rec[c] for c in ITEM_COLUMNS}), config, lake)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="{}", help="ResampleConfig as JSON")
     p.add_argument("--max-photons", type=int, default=DEFAULT_MAX_PHOTONS, help="photons per work item")
     p.add_argument("--master", default="", help="Spark master when not set by spark-submit")
+    p.add_argument("--tasks-per-core", type=int, default=DEFAULT_TASKS_PER_CORE,
+                   help="Spark tasks per core the work items are packed into (by photons)")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     return p
 
@@ -313,27 +366,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_spark(
     granules: list[str], lake: Lake, config: Any, args: argparse.Namespace, day: str | None
 ) -> dict[str, Any]:
+    """Load: executors plan the granules (one row each); map-reduce: packed items, driver commit."""
     spark = spark_session("seaice-resample", args.master)
     try:
         t0 = time.perf_counter()
-        items, skips = plan_work_items(granules, config, max_photons=args.max_photons,
-                                       storage_options=storage_options_from_env(lake.root) or None)
-        frame = _items_frame(items)
-        n_parts = max(len(items), 1)
-        df = spark.createDataFrame(frame, schema=(
-            "granule_uri string, granule string, date string, beam string, part long, seg_start long, "
-            "seg_stop long, read_start long, read_stop long, x_lo double, x_hi double, token string"
-        )).repartition(n_parts)
+        token = uuid.uuid4().hex
+        plan_rows = [{"uri": u, "token": token, "max_photons": int(args.max_photons)} for u in granules]
+        plan_df = task_dataframe(spark, plan_rows, "uri string, token string, max_photons long",
+                                 tasks_per_core=args.tasks_per_core)
+        planner = record_mapper(f"{_MODULE}:plan_record", _CONFIG_PATH, config.to_json(), lake.url(),
+                                [c.split()[0] for c in PLAN_SCHEMA.split(", ")])
+        planned = [r.asDict() for r in plan_df.mapInPandas(planner, schema=PLAN_SCHEMA).collect()]
+        skips = [{"uri": r["granule_uri"], "reason": r["skip"]} for r in planned if r["skip"]]
+        for skip in skips:
+            log.warning("resample: skipping %s: %s", skip["uri"], skip["reason"])
+        rank = {u: k for k, u in enumerate(granules)}
+        items = sorted((r for r in planned if not r["skip"]),
+                       key=lambda r: (rank.get(r["granule_uri"], 0), r["beam"], r["part"]))
+        df = task_dataframe(spark, items, ITEM_SCHEMA, weights=[float(r["photons"]) + 1.0 for r in items],
+                            tasks_per_core=args.tasks_per_core)
         t1 = time.perf_counter()
-        fn = record_mapper("seaice_tasks.spark_jobs.resample:run_record",  # __name__ is __main__ here
-                           "seaice_tasks.is2.resample:ResampleConfig", config.to_json(), lake.url(),
+        fn = record_mapper(f"{_MODULE}:run_record", _CONFIG_PATH, config.to_json(), lake.url(),
                            [c.split()[0] for c in RESULT_SCHEMA.split(", ")])
         results = df.mapInPandas(fn, schema=RESULT_SCHEMA).collect()
         manifests, failures = commit_results(lake, [r.asDict() for r in results], config)
         t2 = time.perf_counter()
     finally:
         spark.stop()
-    summary = _summary(manifests, skips, failures, {"load": t1 - t0, "map_reduce": t2 - t1})
+    summary = _summary(manifests, sorted(skips, key=lambda r: r["uri"]), failures,
+                       {"load": t1 - t0, "map_reduce": t2 - t1})
     write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 

@@ -5,15 +5,18 @@ Usage::
     spark-submit seaice_tasks/spark_jobs/s2_labels.py --scenes DIR1,DIR2 --lake ROOT --config '{...}'
     spark-submit seaice_tasks/spark_jobs/s2_labels.py --date 2019-11-04 --lake ROOT   # from the inventory
 
-Work items are (scene, window) pairs, so one scene spreads over executors.  With the
-thin-cloud/shadow filter on, a first ``mapInPandas`` pass returns each window's 256-bin ``diff``
-histogram and the driver sums them into the scene's filter statistics (the authors' Otsu level is
-global); the second pass labels each window (read with a halo, cropped) and stages it under a
-shared token.  The driver then mosaics each scene's windows and commits its labels COG,
-unusable-mask COG and quicklook (:func:`seaice_tasks.s2.scene_labels.write_scene_partition`).
-A scene that cannot be opened (missing band, grids that differ, corrupt file), that holds no
-valid pixel or that is fully clouded is skipped with its reason in ``s2_labels_report/date=D``;
-the other scenes go on.
+Load phase: executors open the scenes (one row per scene: grid checks, windows, or the reason
+to skip it).  Work items are (scene, window) pairs, so one scene spreads over executors; items
+are packed by pixels into a few Spark tasks per core (:func:`~seaice_tasks.spark_jobs._common.
+task_dataframe`).  With the thin-cloud/shadow filter on, a first ``mapInPandas`` pass returns
+each window's 256-bin ``diff`` histogram and the driver sums them into the scene's filter
+statistics (the authors' Otsu level is global); the second pass labels each window (read with a
+halo, cropped) and stages it under a shared token; the third pass (one item per scene) mosaics
+the scene's windows and stages its labels COG, unusable-mask COG and quicklook
+(:func:`seaice_tasks.s2.scene_labels.stage_scene_files`).  The driver then adopts each scene's
+files and commits the partition, manifest last.  A scene that cannot be opened (missing band,
+grids that differ, corrupt file), that holds no valid pixel or that is fully clouded is skipped
+with its reason in ``s2_labels_report/date=D``; the other scenes go on.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import io
+import json
 import logging
 import os
 import sys
@@ -35,16 +39,18 @@ import pandas as pd
 
 from seaice_tasks.errors import SeaIceError
 from seaice_tasks.spark_jobs._common import (
+    DEFAULT_TASKS_PER_CORE,
     inventory_uris,
     print_result,
     record_mapper,
     spark_session,
     split_uris,
+    task_dataframe,
     write_report,
 )
-from seaice_tasks.storage import Lake, PartitionKey, lake_from_env
+from seaice_tasks.storage import FileEntry, Lake, PartitionKey, lake_from_env
 
-__all__ = ["ScenePlan", "plan_scenes", "run_local", "main", "REPORT_STAGE"]
+__all__ = ["ScenePlan", "plan_scene", "plan_scenes", "scene_item", "run_local", "main", "REPORT_STAGE"]
 
 log = logging.getLogger("seaice_tasks.spark_jobs.s2_labels")
 
@@ -54,6 +60,9 @@ _CONFIG_PATH: Final[str] = "seaice_tasks.s2.scene_labels:S2LabelConfig"
 _MODULE: Final[str] = "seaice_tasks.spark_jobs.s2_labels"
 _HIST_SCHEMA: Final[str] = "scene string, window long, hist array<long>"
 _LABEL_SCHEMA: Final[str] = "scene string, window long, name string, error string"
+_PLAN_SCHEMA: Final[str] = "uri string, scene string, date string, windows string, skip string"
+_SCENE_SCHEMA: Final[str] = "scene string, uri string, date string, token string, windows string, stats string"
+_SCENE_RESULT_SCHEMA: Final[str] = "scene string, entries string, info string, skip string, error string"
 _ITEM_SCHEMA: Final[str] = (
     "scene string, uri string, date string, window long, row_off long, col_off long, height long, width long, "
     "token string, otsu_level long, diff2_min long, diff2_max long, n_valid long"
@@ -85,34 +94,59 @@ def _open(uri: str, config: Any, lake: Lake) -> Any:
     return open_s2_scene(uri, config.read, storage_options=so)
 
 
+def plan_scene(uri: str, config: Any, lake: Lake, token: str) -> ScenePlan:
+    """Open one scene (grid checks only) and split it into windows.
+
+    Raises
+    ------
+    SeaIceError
+        Missing band, grids that differ, corrupt file, no valid pixel, or a name that is not a
+        Sentinel-2 scene id (it cannot be dated).
+    """
+    from seaice_tasks.s2.scene_labels import plan_windows
+
+    scene = _open(uri, config, lake)
+    if scene.valid_fraction <= 0.0:
+        raise SeaIceError(f"{uri}: no valid pixel (all nodata)")
+    if scene.scene_id is None:
+        raise SeaIceError(f"{uri}: name is not a Sentinel-2 scene id (cannot date it)")
+    return ScenePlan(uri=uri, scene=scene.scene_id.scene, date=scene.scene_id.sensing.date().isoformat(),
+                     windows=tuple(plan_windows(scene.shape, config.window_px)), token=token)
+
+
 def plan_scenes(
     uris: Sequence[str], config: Any, lake: Lake, token: str | None = None
 ) -> tuple[list[ScenePlan], list[dict[str, str]]]:
-    """Open every scene on the driver (grid checks only) and split it into windows."""
-    from seaice_tasks.s2.scene_labels import plan_windows
-
+    """:func:`plan_scene` for every URI in this process; unreadable scenes become skips."""
     token = token or uuid.uuid4().hex
     plans: list[ScenePlan] = []
     skips: list[dict[str, str]] = []
     for uri in uris:
         try:
-            scene = _open(uri, config, lake)
+            plans.append(plan_scene(uri, config, lake, token))
         except SeaIceError as exc:
             skips.append({"uri": uri, "reason": str(exc)})
-            continue
-        if scene.valid_fraction <= 0.0:
-            skips.append({"uri": uri, "reason": f"{uri}: no valid pixel (all nodata)"})
-            continue
-        if scene.scene_id is not None:
-            name, day = scene.scene_id.scene, scene.scene_id.sensing.date().isoformat()
-        else:
-            skips.append({"uri": uri, "reason": f"{uri}: name is not a Sentinel-2 scene id (cannot date it)"})
-            continue
-        plans.append(ScenePlan(uri=uri, scene=name, date=day,
-                               windows=tuple(plan_windows(scene.shape, config.window_px)), token=token))
     for skip in skips:
         log.warning("s2_labels: skipping %s", skip["reason"])
     return plans, skips
+
+
+def plan_record(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
+    """Executor side of the load phase: one scene -> its plan as a row of :data:`_PLAN_SCHEMA`."""
+    uri = str(rec["uri"])
+    try:
+        plan = plan_scene(uri, config, lake, str(rec["token"]))
+    except SeaIceError as exc:
+        return {"uri": uri, "scene": "", "date": "", "windows": "[]", "skip": str(exc)}
+    return {"uri": uri, "scene": plan.scene, "date": plan.date, "skip": "",
+            "windows": json.dumps([dataclasses.astuple(w) for w in plan.windows])}
+
+
+def _plan_from_row(row: dict[str, Any], token: str) -> ScenePlan:
+    from seaice_tasks.s2.scene_labels import WindowSpec
+
+    windows = tuple(WindowSpec(*(int(v) for v in w)) for w in json.loads(row["windows"]))
+    return ScenePlan(uri=row["uri"], scene=row["scene"], date=row["date"], windows=windows, token=token)
 
 
 def _items(plans: Sequence[ScenePlan], stats: dict[str, Any]) -> pd.DataFrame:
@@ -172,47 +206,96 @@ def _scene_stats(plans: Sequence[ScenePlan], hist_rows: Sequence[dict[str, Any]]
     return {scene: FilterStats.from_histogram(h) for scene, h in sums.items()}
 
 
-def _commit(plans: Sequence[ScenePlan], label_rows: Sequence[dict[str, Any]], config: Any, lake: Lake,
-            stats: dict[str, Any]) -> tuple[list[str], list[dict[str, str]], list[dict[str, str]]]:
-    from seaice_tasks.constants import SeaIceClass
-    from seaice_tasks.s2.scene_labels import SceneLabels, mosaic, write_scene_partition
-
+def _scene_rows(plans: Sequence[ScenePlan], label_rows: Sequence[dict[str, Any]], stats: dict[str, Any]
+                ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Rows of the scene pass (:func:`scene_item`) for scenes whose windows all succeeded."""
     by_scene: dict[str, list[dict[str, Any]]] = {}
     for row in label_rows:
         by_scene.setdefault(row["scene"], []).append(row)
-    committed: list[str] = []
-    skips: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     failures: list[dict[str, str]] = []
     for plan in plans:
-        rows = sorted(by_scene.get(plan.scene, []), key=lambda r: int(r["window"]))
-        writer = lake.writer(plan.key, config, token=plan.token)
-        errors = sorted({r["error"] for r in rows if r["error"]})
-        if errors or len(rows) != len(plan.windows):
-            writer.abort()
+        done = by_scene.get(plan.scene, [])
+        errors = sorted({r["error"] for r in done if r["error"]})
+        if errors or len(done) != len(plan.windows):
             failures.append({"scene": plan.uri, "reason": "; ".join(errors) or "missing windows"})
             continue
+        st = stats.get(plan.scene)
+        rows.append({"scene": plan.scene, "uri": plan.uri, "date": plan.date, "token": plan.token,
+                     "windows": json.dumps([dataclasses.astuple(w) for w in plan.windows]),
+                     "stats": json.dumps(dataclasses.asdict(st) if st is not None else None)})
+    return rows, failures
+
+
+def scene_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
+    """Pass 3 of one scene: mosaic its staged windows and stage the scene's files (no commit).
+
+    Returns the staged file entries and the manifest info as JSON, or ``skip`` (fully clouded) or
+    ``error``; the driver adopts the files and commits (:func:`_finalize`).
+    """
+    from seaice_tasks.constants import SeaIceClass
+    from seaice_tasks.s2.cloud_shadow import FilterStats
+    from seaice_tasks.s2.scene_labels import S2_LABELS_STAGE, SceneLabels, WindowSpec, mosaic, stage_scene_files
+
+    out = {"scene": rec["scene"], "entries": "[]", "info": "{}", "skip": "", "error": ""}
+    try:
+        key = PartitionKey(S2_LABELS_STAGE, dt.date.fromisoformat(rec["date"]), rec["scene"])
+        writer = lake.writer(key, config, token=rec["token"])
+        windows = [WindowSpec(*(int(v) for v in w)) for w in json.loads(rec["windows"])]
         parts = []
-        for r in rows:
-            with np.load(io.BytesIO(writer.read_staged(r["name"]))) as z:
-                parts.append((plan.windows[int(r["window"])], z["labels"], z["unusable"], z["valid"]))
-        scene = _open(plan.uri, config, lake)
+        for k, w in enumerate(windows):
+            with np.load(io.BytesIO(writer.read_staged(f"window-{k:05d}.npz"))) as z:
+                parts.append((w, z["labels"], z["unusable"], z["valid"]))
+        scene = _open(rec["uri"], config, lake)
+        st = json.loads(rec["stats"])
         result = SceneLabels(
             labels=mosaic(scene.shape, [(w, a) for w, a, _, _ in parts], SeaIceClass.UNLABELED),
             unusable=mosaic(scene.shape, [(w, u) for w, _, u, _ in parts], 0).astype(bool),
             valid=mosaic(scene.shape, [(w, v) for w, _, _, v in parts], 0).astype(bool),
-            stats=stats.get(plan.scene),
+            stats=FilterStats(**st) if st is not None else None,
         )
         labelled = int(np.count_nonzero(result.labels != SeaIceClass.UNLABELED))
         valid = int(np.count_nonzero(result.valid))
         if labelled < config.min_usable_fraction * max(valid, 1):
-            writer.abort()
-            skips.append({"uri": plan.uri, "reason": f"{plan.uri}: fully clouded ({labelled} of {valid} valid "
-                                                     f"pixels usable, below {config.min_usable_fraction:.0%})"})
+            out["skip"] = (f"{rec['uri']}: fully clouded ({labelled} of {valid} valid pixels usable, "
+                           f"below {config.min_usable_fraction:.0%})")
+            return out
+        info = stage_scene_files(writer, scene, result, config)
+        out["entries"] = json.dumps([dataclasses.asdict(e) for e in writer.files.values()])
+        out["info"] = json.dumps(info)
+    except (SeaIceError, ValueError) as exc:
+        out["error"] = str(exc)
+    return out
+
+
+def _finalize(plans: Sequence[ScenePlan], scene_results: Sequence[dict[str, Any]], config: Any, lake: Lake,
+              failures: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]], list[dict[str, str]]]:
+    """Driver: adopt each scene's staged files and commit it (manifest last); drop the rest."""
+    by_scene = {r["scene"]: r for r in scene_results}
+    committed: list[str] = []
+    skips: list[dict[str, str]] = []
+    failures = list(failures)
+    for plan in plans:
+        writer = lake.writer(plan.key, config, token=plan.token)
+        res = by_scene.get(plan.scene)
+        if res is None or res["error"] or res["skip"]:
+            writer.abort()  # staged windows (and any partial scene files) go
+            if res is not None and res["skip"]:
+                skips.append({"uri": plan.uri, "reason": res["skip"]})
+            elif res is not None:
+                failures.append({"scene": plan.uri, "reason": res["error"]})
             continue
-        writer.abort()  # drop the staged windows; the partition is written fresh below
-        manifest = write_scene_partition(lake, plan.key, scene, result, config)
-        committed.append(manifest.key.relpath)
+        for entry in json.loads(res["entries"]):
+            writer.adopt(FileEntry(**entry))
+        writer.info = json.loads(res["info"])
+        committed.append(writer.commit().key.relpath)
     return committed, skips, failures
+
+
+def _summary(committed: list[str], skips: list[dict[str, str]], failures: list[dict[str, str]],
+             t0: float, t1: float, t2: float) -> dict[str, Any]:
+    return {"partitions": committed, "skipped": skips, "failed": failures,
+            "timings_s": {"load": t1 - t0, "map_reduce": t2 - t1}}
 
 
 def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None = None) -> dict[str, Any]:
@@ -223,39 +306,56 @@ def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None =
     t1 = time.perf_counter()
     stats = (_scene_stats(plans, [histogram_item(r, config, lake) for r in items]) if config.apply_filter else {})
     labelled = [label_item(r, config, lake) for r in _items(plans, stats).to_dict("records")]
-    committed, more_skips, failures = _commit(plans, labelled, config, lake, stats)
+    scene_rows, failures = _scene_rows(plans, labelled, stats)
+    results = [scene_item(r, config, lake) for r in scene_rows]
+    committed, more_skips, failures = _finalize(plans, results, config, lake, failures)
     t2 = time.perf_counter()
-    summary = {"partitions": committed, "skipped": skips + more_skips, "failed": failures,
-               "timings_s": {"load": t1 - t0, "map_reduce": t2 - t1}}
+    summary = _summary(committed, skips + more_skips, failures, t0, t1, t2)
     write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 
 
-def _run_spark(uris: Sequence[str], lake: Lake, config: Any, master: str, day: str | None) -> dict[str, Any]:
-    spark = spark_session("seaice-s2-labels", master)
+def _run_spark(uris: Sequence[str], lake: Lake, config: Any, args: argparse.Namespace,
+               day: str | None) -> dict[str, Any]:
+    """Load: executors open the scenes; map-reduce: histograms, window labels, scene files; driver commits."""
+    spark = spark_session("seaice-s2-labels", args.master)
+    per_core = args.tasks_per_core
+
+    def run(rows: Sequence[dict[str, Any]], schema: str, fn_name: str, out_schema: str,
+            weights: Sequence[float] | None = None) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        df = task_dataframe(spark, rows, schema, weights=weights, tasks_per_core=per_core)
+        fn = record_mapper(f"{_MODULE}:{fn_name}", _CONFIG_PATH, config.to_json(), lake.url(),
+                           [c.split()[0] for c in out_schema.split(", ")])
+        return [r.asDict() for r in df.mapInPandas(fn, schema=out_schema).collect()]
+
     try:
         t0 = time.perf_counter()
-        plans, skips = plan_scenes(uris, config, lake)
-        n = max(sum(len(p.windows) for p in plans), 1)
+        token = uuid.uuid4().hex
+        planned = {r["uri"]: r for r in run([{"uri": u, "token": token} for u in uris], "uri string, token string",
+                                            "plan_record", _PLAN_SCHEMA)}
+        plans = [_plan_from_row(planned[u], token) for u in uris if not planned[u]["skip"]]
+        skips = [{"uri": u, "reason": planned[u]["skip"]} for u in uris if planned[u]["skip"]]
+        for skip in skips:
+            log.warning("s2_labels: skipping %s", skip["reason"])
         t1 = time.perf_counter()
         stats: dict[str, Any] = {}
-        if config.apply_filter and plans:
-            df = spark.createDataFrame(_items(plans, {}), schema=_ITEM_SCHEMA).repartition(n)
-            fn = record_mapper(f"{_MODULE}:histogram_item", _CONFIG_PATH, config.to_json(), lake.url(),
-                               ["scene", "window", "hist"])
-            stats = _scene_stats(plans, [r.asDict() for r in df.mapInPandas(fn, schema=_HIST_SCHEMA).collect()])
-        rows: list[dict[str, Any]] = []
-        if plans:
-            df = spark.createDataFrame(_items(plans, stats), schema=_ITEM_SCHEMA).repartition(n)
-            fn = record_mapper(f"{_MODULE}:label_item", _CONFIG_PATH, config.to_json(), lake.url(),
-                               ["scene", "window", "name", "error"])
-            rows = [r.asDict() for r in df.mapInPandas(fn, schema=_LABEL_SCHEMA).collect()]
-        committed, more_skips, failures = _commit(plans, rows, config, lake, stats)
+        if config.apply_filter:
+            items = _items(plans, {}).to_dict("records")
+            stats = _scene_stats(plans, run(items, _ITEM_SCHEMA, "histogram_item", _HIST_SCHEMA,
+                                            [float(r["height"] * r["width"]) for r in items]))
+        items = _items(plans, stats).to_dict("records")
+        labelled = run(items, _ITEM_SCHEMA, "label_item", _LABEL_SCHEMA,
+                       [float(r["height"] * r["width"]) for r in items])
+        scene_rows, failures = _scene_rows(plans, labelled, stats)
+        results = run(scene_rows, _SCENE_SCHEMA, "scene_item", _SCENE_RESULT_SCHEMA,
+                      [float(sum(h * w for _, _, h, w in json.loads(r["windows"]))) for r in scene_rows])
+        committed, more_skips, failures = _finalize(plans, results, config, lake, failures)
         t2 = time.perf_counter()
     finally:
         spark.stop()
-    summary = {"partitions": committed, "skipped": skips + more_skips, "failed": failures,
-               "timings_s": {"load": t1 - t0, "map_reduce": t2 - t1}}
+    summary = _summary(committed, skips + more_skips, failures, t0, t1, t2)
     write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 
@@ -272,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lake", default="", help="storage root (default $SEAICE_LAKE)")
     p.add_argument("--config", default="{}", help="S2LabelConfig as JSON")
     p.add_argument("--master", default="", help="Spark master when not set by spark-submit")
+    p.add_argument("--tasks-per-core", type=int, default=DEFAULT_TASKS_PER_CORE,
+                   help="Spark tasks per core the windows (and scenes) are packed into, by pixels")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     args = p.parse_args(argv)
     config = S2LabelConfig.from_json(args.config)
@@ -279,9 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     uris = split_uris(args.scenes)
     if args.date and not uris:
         uris = inventory_uris(lake, args.date, "S2")
+    uris = list(dict.fromkeys(uris))  # a scene listed twice is labelled once
     day = args.date or None
     summary = (run_local(uris, lake, config, day=day) if args.no_spark
-               else _run_spark(uris, lake, config, args.master, day))
+               else _run_spark(uris, lake, config, args, day))
     print_result(summary)
     return 0
 

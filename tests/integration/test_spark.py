@@ -115,8 +115,13 @@ def reference(small_sim_day, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 
 def test_spark_submit_local(small_sim_day, reference: dict[str, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    result = _submit("local[2]", str(small_sim_day.atl03[0]), tmp_path / "lake")
+    bad = tmp_path / "ATL03_20191104000000_00010510_006_01.h5"
+    bad.write_bytes(b"not an HDF5 file")
+    result = _submit("local[2]", f"{small_sim_day.atl03[0]},{bad}", tmp_path / "lake")
     assert result["failed"] == [] and len(result["partitions"]) == 3
+    # planned on an executor, the unreadable granule is a recorded skip and the other goes on
+    assert [s["uri"] for s in result["skipped"]] == [str(bad)]
+    assert str(bad) in result["skipped"][0]["reason"]
     assert set(result["timings_s"]) == {"load", "map_reduce"}
     assert _manifests(Lake(tmp_path / "lake")) == reference  # same bytes as without Spark
 
