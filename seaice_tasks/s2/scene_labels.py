@@ -51,6 +51,7 @@ __all__ = [
     "WindowSpec",
     "SceneLabels",
     "plan_windows",
+    "read_window_halo",
     "window_histogram",
     "label_window",
     "label_scene",
@@ -144,7 +145,7 @@ def plan_windows(shape: tuple[int, int], window_px: int) -> list[WindowSpec]:
     ]
 
 
-def _read_halo(scene: S2Scene, spec: WindowSpec, halo: int, config: S2LabelConfig) -> tuple[
+def read_window_halo(scene: S2Scene, spec: WindowSpec, halo: int, config: S2LabelConfig) -> tuple[
         npt.NDArray[np.uint8], npt.NDArray[np.bool_], tuple[slice, slice]]:
     """RGB and valid mask of ``spec`` grown by ``halo`` px (clipped to the scene), and the crop."""
     from rasterio.windows import Window
@@ -164,7 +165,7 @@ def window_histogram(scene: S2Scene, spec: WindowSpec, config: S2LabelConfig) ->
     """Pass 1: histogram of the filter's ``diff`` over the valid pixels the window owns."""
     if not config.apply_filter:
         return np.zeros(_HIST_BINS, dtype=np.int64)
-    rgb, valid, crop = _read_halo(scene, spec, config.filter.halo_px, config)
+    rgb, valid, crop = read_window_halo(scene, spec, config.filter.halo_px, config)
     diff, _ = shadow_diff(rgb, valid, config.filter)
     return diff_histogram(diff[crop], valid[crop])
 
@@ -174,7 +175,7 @@ def label_window(
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Pass 2: (labels, unusable, valid) of the window, from a halo read cropped to the window."""
     halo = config.filter.halo_px if (config.apply_filter or config.flag_unusable) else 0
-    rgb, valid, crop = _read_halo(scene, spec, halo, config)
+    rgb, valid, crop = read_window_halo(scene, spec, halo, config)
     unusable = (unusable_mask(rgb, valid, config.filter) if config.flag_unusable
                 else np.zeros(valid.shape, dtype=bool))
     if config.apply_filter:

@@ -68,10 +68,10 @@ from seaice_tasks.models.unet import (
     count_parameters,
     probabilities,
 )
-from seaice_tasks.s2.cloud_shadow import FilterStats, remove_thin_cloud_shadow
+from seaice_tasks.s2.cloud_shadow import FilterStats, filter_statistics, remove_thin_cloud_shadow
 from seaice_tasks.s2.color_labels import LABEL_COLORMAP, class_fractions
 from seaice_tasks.s2.evaluate import DEFAULT_CLASSES, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy
-from seaice_tasks.s2.scene_labels import S2LabelConfig, quicklook_png
+from seaice_tasks.s2.scene_labels import S2LabelConfig, WindowSpec, quicklook_png, read_window_halo
 from seaice_tasks.storage import Lake, Manifest, PartitionKey
 from seaice_tasks.train.dataset import (
     DEFAULT_MIN_LABELLED_FRACTION,
@@ -106,6 +106,7 @@ __all__ = [
     "input_view",
     "unet_input_image",
     "label_scene_unet",
+    "label_window_unet",
     "model_card_summary",
     "write_unet_partition",
 ]
@@ -343,23 +344,37 @@ def predict_scene_proba(
         image = np.where(mask[..., None], image, np.uint8(0))
     tile = cfg.tile_px
     origins = [(r, c) for r in tile_origins(rows, tile) for c in tile_origins(cols, tile)]
-    total = np.zeros((N_CLASSES, max(rows, tile), max(cols, tile)), dtype=np.float32)
-    hits = np.zeros((max(rows, tile), max(cols, tile)), dtype=np.float32)
-    device = _model_device(model)
-    model.eval()
-    for start in range(0, len(origins), cfg.inference_batch_size):
-        batch_origins = origins[start : start + cfg.inference_batch_size]
-        x = np.stack([preprocess_tile(np.asarray(crop_tile(image, r, c, tile), dtype=np.uint8))
-                      for r, c in batch_origins])
-        logits = model(torch.from_numpy(x[:, None]).to(device))
-        proba = probabilities(logits).cpu().numpy()
-        for (r, c), p in zip(batch_origins, proba, strict=True):
-            total[:, r : r + tile, c : c + tile] += p
-            hits[r : r + tile, c : c + tile] += 1.0
+    total, hits = _accumulate_tiles(model, image, origins, cfg)
     np.maximum(hits, 1.0, out=hits)
     total /= hits
     out: npt.NDArray[np.float32] = total[:, :rows, :cols]
     return out
+
+
+def _accumulate_tiles(
+    model: UNet, image: RGBImage, origins: Sequence[tuple[int, int]], cfg: UNetConfig
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Summed tile probabilities (3, R, C) and tile counts (R, C) over ``image`` (R, C >= the tile).
+
+    Tiles are added in the order of ``origins``, so a pixel's sum does not depend on which other
+    tiles are in the list (windowed inference equals whole-scene inference).
+    """
+    rows, cols = image.shape[:2]
+    tile = cfg.tile_px
+    total = np.zeros((N_CLASSES, max(rows, tile), max(cols, tile)), dtype=np.float32)
+    hits = np.zeros((max(rows, tile), max(cols, tile)), dtype=np.float32)
+    device = _model_device(model)
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(origins), cfg.inference_batch_size):
+            batch_origins = origins[start : start + cfg.inference_batch_size]
+            x = np.stack([preprocess_tile(np.asarray(crop_tile(image, r, c, tile), dtype=np.uint8))
+                          for r, c in batch_origins])
+            proba = probabilities(model(torch.from_numpy(x[:, None]).to(device))).cpu().numpy()
+            for (r, c), p in zip(batch_origins, proba, strict=True):
+                total[:, r : r + tile, c : c + tile] += p
+                hits[r : r + tile, c : c + tile] += 1.0
+    return total, hits
 
 
 def predict_scene(
@@ -685,6 +700,68 @@ def label_scene_unet(
     labels = predict_scene(model, image, valid, unet_config)
     log.info("label_scene_unet: %s (%s view), %d x %d px, classes %s", scene.source, input_view(cfg),
              *labels.shape, class_fractions(labels))
+    return labels
+
+
+def label_window_unet(
+    model: UNet,
+    scene: S2Scene,
+    spec: WindowSpec,
+    s2_label_config: S2LabelConfig | None = None,
+    unet_config: UNetConfig | None = None,
+    stats: FilterStats | None = None,
+) -> LabelImage:
+    """U-Net class codes of one window of a scene, equal to :func:`label_scene_unet` cropped.
+
+    The window is labelled from the scene's tile grid (:func:`tile_origins` over the whole scene):
+    every tile that overlaps the window is predicted, on an extent read with the filter's halo
+    (the filtered view is window-exact with the scene's ``stats``, see
+    :func:`~seaice_tasks.s2.scene_labels.label_window`), and overlapping tiles are averaged in the
+    scene's tile order.  Memory is bounded by the window plus one tile and the halo on each side,
+    whatever the scene size.
+
+    Parameters
+    ----------
+    model : UNet
+    scene : S2Scene
+    spec : WindowSpec
+        The window to label (pixel offsets and size).
+    s2_label_config : S2LabelConfig, optional
+        Composite, filter and view, as for :func:`label_scene_unet`.
+    unet_config : UNetConfig, optional
+        Tile size and inference batch (the training config).
+    stats : FilterStats, optional
+        The scene's filter statistics (pass 1 of the labelling job); None computes them from the
+        whole scene (one extra full read).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (spec.height, spec.width)
+        0 thick ice, 1 thin ice, 2 open water, 255 where the scene has no data.
+    """
+    cfg = s2_label_config if s2_label_config is not None else S2LabelConfig()
+    ucfg = unet_config if unet_config is not None else UNetConfig()
+    rows, cols = scene.shape
+    tile = ucfg.tile_px
+    r_tiles = [r for r in tile_origins(rows, tile) if r < spec.row_off + spec.height and r + tile > spec.row_off]
+    c_tiles = [c for c in tile_origins(cols, tile) if c < spec.col_off + spec.width and c + tile > spec.col_off]
+    r0, c0 = r_tiles[0], c_tiles[0]
+    extent = WindowSpec(r0, c0, min(r_tiles[-1] + tile, rows) - r0, min(c_tiles[-1] + tile, cols) - c0)
+    if cfg.apply_filter and stats is None:
+        rgb_all, valid_all = rgb_composite(read_reflectance(scene), cfg.read)
+        stats = filter_statistics(rgb_all, valid_all, cfg.filter)
+        del rgb_all, valid_all
+    halo = cfg.filter.halo_px if cfg.apply_filter else 0
+    rgb, valid, crop = read_window_halo(scene, extent, halo, cfg)
+    view = unet_input_image(rgb, valid, cfg, stats=stats)[crop]
+    valid = valid[crop]
+    view = np.where(valid[..., None], view, np.uint8(0))
+    total, hits = _accumulate_tiles(model, view, [(r - r0, c - c0) for r in r_tiles for c in c_tiles], ucfg)
+    win = (slice(spec.row_off - r0, spec.row_off - r0 + spec.height),
+           slice(spec.col_off - c0, spec.col_off - c0 + spec.width))
+    proba = total[:, win[0], win[1]] / np.maximum(hits[win], 1.0)
+    labels: LabelImage = proba.argmax(axis=0).astype(np.uint8)
+    labels[~valid[win]] = UNLABELED
     return labels
 
 

@@ -27,7 +27,8 @@ from seaice_tasks.models.losses import FOCAL_ALPHA, FocalLoss, MaskedCrossEntrop
 from seaice_tasks.models.unet import PAPER_PARAM_COUNT, UNet, count_parameters, probabilities
 from seaice_tasks.s2 import unet_experiment
 from seaice_tasks.s2.color_labels import LABEL_COLORMAP, color_labels
-from seaice_tasks.s2.scene_labels import S2LabelConfig
+from seaice_tasks.s2.cloud_shadow import filter_statistics
+from seaice_tasks.s2.scene_labels import S2LabelConfig, mosaic, plan_windows
 from seaice_tasks.s2.unet import (
     CARD_NAME,
     S2_UNET_STAGE,
@@ -39,6 +40,7 @@ from seaice_tasks.s2.unet import (
     evaluate_unet,
     input_view,
     label_scene_unet,
+    label_window_unet,
     load_model,
     predict_scene,
     predict_scene_proba,
@@ -395,6 +397,27 @@ def test_label_scene_unet_labels_exactly_the_valid_pixels(small_scene: Path) -> 
     image = unet_input_image(rgb, valid, S2LabelConfig())
     assert np.array_equal(image[..., 0], image[..., 2]) and set(np.unique(image).tolist()) <= {0, 155, 255}
     assert input_view(S2LabelConfig()) == "filtered"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_windowed_unet_inference_equals_the_whole_scene(small_scene: Path) -> None:
+    """Windows not aligned to the tiles, tiles overlapping at the scene edge: same labels."""
+    scene = open_s2_scene(small_scene)
+    rgb, valid = rgb_composite(read_reflectance(scene))
+    cfg = UNetConfig(tile_px=44, inference_batch_size=3, **TINY)  # type: ignore[arg-type]
+    assert tile_origins(scene.shape[0], cfg.tile_px) == [0, 44, 84]  # the last tile overlaps
+    seed_everything(1)
+    model = build_unet(cfg).eval()
+    for label_cfg in (S2LabelConfig(), S2LabelConfig(apply_filter=False)):
+        whole = label_scene_unet(model, scene, label_cfg, cfg)
+        stats = filter_statistics(rgb, valid, label_cfg.filter) if label_cfg.apply_filter else None
+        windows = plan_windows(scene.shape, 50)
+        parts = [(w, label_window_unet(model, scene, w, label_cfg, cfg, stats)) for w in windows]
+        np.testing.assert_array_equal(mosaic(scene.shape, parts, UNLABELED), whole)
+        # without the scene statistics the window computes them from the whole scene
+        w = windows[-1]
+        np.testing.assert_array_equal(label_window_unet(model, scene, w, label_cfg, cfg),
+                                      whole[w.row_off:w.row_off + w.height, w.col_off:w.col_off + w.width])
 
 
 def test_write_unet_partition_round_trip(small_scene: Path, tmp_path: Path) -> None:
