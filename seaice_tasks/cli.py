@@ -163,7 +163,7 @@ def _cmd_label_s2(args: argparse.Namespace) -> int:
     from seaice_tasks.spark_jobs import s2_labels as job
 
     return _run_job(job, ["--scenes", ",".join(args.scenes), "--date", args.date or "", "--lake", args.lake or "",
-                          "--config", args.config], args)
+                          "--config", args.config, "--unet-model", args.unet_model], args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", default=None, help="UTC day: the S2 scenes of its committed inventory")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.add_argument("--config", default="{}", help="S2LabelConfig fields as JSON")
+    p.add_argument("--unet-model", default="", metavar="DIR",
+                   help="also label with this trained U-Net (a save_model folder) into s2_unet_labels")
     p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     p.set_defaults(func=_cmd_label_s2)

@@ -72,7 +72,7 @@ from seaice_tasks.s2.cloud_shadow import FilterStats, filter_statistics, remove_
 from seaice_tasks.s2.color_labels import LABEL_COLORMAP, class_fractions
 from seaice_tasks.s2.evaluate import DEFAULT_CLASSES, confusion_matrix, mean_iou, per_class_iou, pixel_accuracy
 from seaice_tasks.s2.scene_labels import S2LabelConfig, WindowSpec, quicklook_png, read_window_halo
-from seaice_tasks.storage import Lake, Manifest, PartitionKey
+from seaice_tasks.storage import Lake, Manifest, PartitionKey, PartitionWriter
 from seaice_tasks.train.dataset import (
     DEFAULT_MIN_LABELLED_FRACTION,
     DEFAULT_TILE_PX,
@@ -107,6 +107,8 @@ __all__ = [
     "unet_input_image",
     "label_scene_unet",
     "label_window_unet",
+    "stage_unet_files",
+    "read_model_card",
     "model_card_summary",
     "write_unet_partition",
 ]
@@ -568,6 +570,18 @@ def save_model(
     return card_path
 
 
+def read_model_card(path_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model card (``model_card.json``) of a folder written by :func:`save_model`.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder holds no card.
+    """
+    card: dict[str, Any] = json.loads((Path(path_dir) / CARD_NAME).read_text())
+    return card
+
+
 def load_model(path_dir: str | os.PathLike[str], device: str = "cpu") -> LoadedUNet:
     """Read a model written by :func:`save_model` (eval mode), checking the weights' sha256.
 
@@ -579,7 +593,7 @@ def load_model(path_dir: str | os.PathLike[str], device: str = "cpu") -> LoadedU
         When the weights do not match the card's checksum or architecture.
     """
     folder = Path(path_dir)
-    card: dict[str, Any] = json.loads((folder / CARD_NAME).read_text())
+    card = read_model_card(folder)
     weights = folder / str(card.get("weights_file", WEIGHTS_NAME))
     digest = _sha256(weights)
     if digest != card["weights_sha256"]:
@@ -829,6 +843,25 @@ def write_unet_partition(
     ValueError
         When ``labels`` is not a (rows, cols) array of the scene's shape.
     """
+    with lake.writer(key, config, token=token) as writer:
+        writer.info = stage_unet_files(writer, scene, labels, model_card, label_config=label_config)
+    return lake.require(key)
+
+
+def stage_unet_files(
+    writer: PartitionWriter,
+    scene: S2Scene,
+    labels: LabelImage,
+    model_card: Mapping[str, Any],
+    *,
+    label_config: S2LabelConfig | None = None,
+) -> dict[str, Any]:
+    """Stage the U-Net label COG and quicklook in ``writer``; return the manifest info.
+
+    :func:`write_unet_partition` commits it in one process; the labelling Spark job stages on
+    an executor and lets the driver adopt the files and commit.  Parameters and ``info`` as in
+    :func:`write_unet_partition`.
+    """
     from affine import Affine
 
     lab = np.asarray(labels, dtype=np.uint8)
@@ -837,21 +870,19 @@ def write_unet_partition(
     lcfg = label_config if label_config is not None else S2LabelConfig()
     summary = model_card_summary(model_card)
     n_valid = int(np.count_nonzero(lab != UNLABELED))
-    with lake.writer(key, config, token=token) as writer:
-        writer.write_cog(UNET_LABELS_FILE, lab, crs=scene.crs, transform=Affine(*scene.transform),
-                         nodata=int(UNLABELED), colormap=LABEL_COLORMAP,
-                         tags={"classes": "0 thick ice, 1 thin ice, 2 open water, 255 unlabeled",
-                               "model_weights_sha256": str(summary.get("weights_sha256", "")),
-                               "input_view": input_view(lcfg)})
-        writer.write_bytes(UNET_QUICKLOOK_FILE, quicklook_png(scene, lab, lcfg))
-        writer.info = {
-            "source": scene.source,
-            "class_fractions": class_fractions(lab),
-            "valid_fraction": n_valid / lab.size if lab.size else 0.0,
-            "shape": list(scene.shape),
-            "crs": scene.crs,
-            "view": input_view(lcfg),
-            "label_config": lcfg.to_dict(),
-            "model": summary,
-        }
-    return lake.require(key)
+    writer.write_cog(UNET_LABELS_FILE, lab, crs=scene.crs, transform=Affine(*scene.transform),
+                     nodata=int(UNLABELED), colormap=LABEL_COLORMAP,
+                     tags={"classes": "0 thick ice, 1 thin ice, 2 open water, 255 unlabeled",
+                           "model_weights_sha256": str(summary.get("weights_sha256", "")),
+                           "input_view": input_view(lcfg)})
+    writer.write_bytes(UNET_QUICKLOOK_FILE, quicklook_png(scene, lab, lcfg))
+    return {
+        "source": scene.source,
+        "class_fractions": class_fractions(lab),
+        "valid_fraction": n_valid / lab.size if lab.size else 0.0,
+        "shape": list(scene.shape),
+        "crs": scene.crs,
+        "view": input_view(lcfg),
+        "label_config": lcfg.to_dict(),
+        "model": summary,
+    }

@@ -55,17 +55,25 @@ __all__ = ["ScenePlan", "plan_scene", "plan_scenes", "scene_item", "run_local", 
 log = logging.getLogger("seaice_tasks.spark_jobs.s2_labels")
 
 REPORT_STAGE: Final[str] = "s2_labels_report"
+#: Exit status when a job argument is unusable (nothing is written).
+EXIT_BAD_ARGUMENT: Final[int] = 2
 _CONFIG_PATH: Final[str] = "seaice_tasks.s2.scene_labels:S2LabelConfig"
 #: Importable name of this module (``__name__`` is ``__main__`` under spark-submit).
 _MODULE: Final[str] = "seaice_tasks.spark_jobs.s2_labels"
 _HIST_SCHEMA: Final[str] = "scene string, window long, hist array<long>"
 _LABEL_SCHEMA: Final[str] = "scene string, window long, name string, error string"
 _PLAN_SCHEMA: Final[str] = "uri string, scene string, date string, windows string, skip string"
-_SCENE_SCHEMA: Final[str] = "scene string, uri string, date string, token string, windows string, stats string"
-_SCENE_RESULT_SCHEMA: Final[str] = "scene string, entries string, info string, skip string, error string"
+_SCENE_SCHEMA: Final[str] = (
+    "scene string, uri string, date string, token string, windows string, stats string, unet_model string"
+)
+_SCENE_RESULT_SCHEMA: Final[str] = (
+    "scene string, entries string, info string, unet_entries string, unet_info string, skip string, error string"
+)
+#: U-Net models loaded in this process, by folder (:func:`_unet`).
+_MODELS: dict[str, Any] = {}
 _ITEM_SCHEMA: Final[str] = (
     "scene string, uri string, date string, window long, row_off long, col_off long, height long, width long, "
-    "token string, otsu_level long, diff2_min long, diff2_max long, n_valid long"
+    "token string, otsu_level long, diff2_min long, diff2_max long, n_valid long, unet_model string"
 )
 
 
@@ -149,7 +157,7 @@ def _plan_from_row(row: dict[str, Any], token: str) -> ScenePlan:
     return ScenePlan(uri=row["uri"], scene=row["scene"], date=row["date"], windows=windows, token=token)
 
 
-def _items(plans: Sequence[ScenePlan], stats: dict[str, Any]) -> pd.DataFrame:
+def _items(plans: Sequence[ScenePlan], stats: dict[str, Any], unet_model: str = "") -> pd.DataFrame:
     rows = []
     for plan in plans:
         st = stats.get(plan.scene)
@@ -159,6 +167,7 @@ def _items(plans: Sequence[ScenePlan], stats: dict[str, Any]) -> pd.DataFrame:
                 "col_off": w.col_off, "height": w.height, "width": w.width, "token": plan.token,
                 "otsu_level": st.otsu_level if st else -1, "diff2_min": st.diff2_min if st else -1,
                 "diff2_max": st.diff2_max if st else -1, "n_valid": st.n_valid if st else -1,
+                "unet_model": unet_model,
             })
     return pd.DataFrame(rows, columns=[c.split()[0] for c in _ITEM_SCHEMA.split(", ")])
 
@@ -177,8 +186,24 @@ def histogram_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, An
     return {"scene": rec["scene"], "window": int(rec["window"]), "hist": hist.tolist()}
 
 
+def _unet(path: str) -> Any:
+    """The U-Net of a model folder, loaded once per process (executors keep it across tasks).
+
+    One torch thread: each Spark task has one core.
+    """
+    loaded = _MODELS.get(path)
+    if loaded is None:
+        import torch
+
+        from seaice_tasks.s2.unet import load_model
+
+        torch.set_num_threads(1)
+        loaded = _MODELS[path] = load_model(path)
+    return loaded
+
+
 def label_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
-    """Pass 2 of one window: labels/unusable/valid staged as ``window-NNNNN.npz``."""
+    """Pass 2 of one window: labels/unusable/valid (and U-Net labels) staged as ``window-NNNNN.npz``."""
     from seaice_tasks.s2.cloud_shadow import FilterStats
     from seaice_tasks.s2.scene_labels import S2_LABELS_STAGE, label_window
 
@@ -187,12 +212,20 @@ def label_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
     try:
         stats = (FilterStats(int(rec["otsu_level"]), int(rec["diff2_min"]), int(rec["diff2_max"]),
                              int(rec["n_valid"])) if int(rec["otsu_level"]) >= 0 else None)
-        labels, unusable, valid = label_window(_open(rec["uri"], config, lake), _spec(rec), config, stats)
+        scene = _open(rec["uri"], config, lake)
+        labels, unusable, valid = label_window(scene, _spec(rec), config, stats)
         buf = io.BytesIO()
-        np.savez_compressed(buf, labels=labels, unusable=unusable, valid=valid)
+        if rec.get("unet_model"):
+            from seaice_tasks.s2.unet import label_window_unet
+
+            loaded = _unet(str(rec["unet_model"]))
+            unet = label_window_unet(loaded.model, scene, _spec(rec), config, loaded.config, stats)
+            np.savez_compressed(buf, labels=labels, unusable=unusable, valid=valid, unet=unet)
+        else:
+            np.savez_compressed(buf, labels=labels, unusable=unusable, valid=valid)
         key = PartitionKey(S2_LABELS_STAGE, dt.date.fromisoformat(rec["date"]), rec["scene"])
         lake.writer(key, config, token=rec["token"]).write_bytes(name, buf.getvalue())
-    except (SeaIceError, ValueError) as exc:
+    except (SeaIceError, ValueError, OSError) as exc:
         out["error"] = str(exc)
     return out
 
@@ -206,8 +239,8 @@ def _scene_stats(plans: Sequence[ScenePlan], hist_rows: Sequence[dict[str, Any]]
     return {scene: FilterStats.from_histogram(h) for scene, h in sums.items()}
 
 
-def _scene_rows(plans: Sequence[ScenePlan], label_rows: Sequence[dict[str, Any]], stats: dict[str, Any]
-                ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def _scene_rows(plans: Sequence[ScenePlan], label_rows: Sequence[dict[str, Any]], stats: dict[str, Any],
+                unet_model: str = "") -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Rows of the scene pass (:func:`scene_item`) for scenes whose windows all succeeded."""
     by_scene: dict[str, list[dict[str, Any]]] = {}
     for row in label_rows:
@@ -223,7 +256,8 @@ def _scene_rows(plans: Sequence[ScenePlan], label_rows: Sequence[dict[str, Any]]
         st = stats.get(plan.scene)
         rows.append({"scene": plan.scene, "uri": plan.uri, "date": plan.date, "token": plan.token,
                      "windows": json.dumps([dataclasses.astuple(w) for w in plan.windows]),
-                     "stats": json.dumps(dataclasses.asdict(st) if st is not None else None)})
+                     "stats": json.dumps(dataclasses.asdict(st) if st is not None else None),
+                     "unet_model": unet_model})
     return rows, failures
 
 
@@ -237,15 +271,19 @@ def scene_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
     from seaice_tasks.s2.cloud_shadow import FilterStats
     from seaice_tasks.s2.scene_labels import S2_LABELS_STAGE, SceneLabels, WindowSpec, mosaic, stage_scene_files
 
-    out = {"scene": rec["scene"], "entries": "[]", "info": "{}", "skip": "", "error": ""}
+    out = {"scene": rec["scene"], "entries": "[]", "info": "{}", "unet_entries": "[]", "unet_info": "{}",
+           "skip": "", "error": ""}
     try:
         key = PartitionKey(S2_LABELS_STAGE, dt.date.fromisoformat(rec["date"]), rec["scene"])
         writer = lake.writer(key, config, token=rec["token"])
         windows = [WindowSpec(*(int(v) for v in w)) for w in json.loads(rec["windows"])]
         parts = []
+        unet_parts = []
         for k, w in enumerate(windows):
             with np.load(io.BytesIO(writer.read_staged(f"window-{k:05d}.npz"))) as z:
                 parts.append((w, z["labels"], z["unusable"], z["valid"]))
+                if "unet" in z.files:
+                    unet_parts.append((w, z["unet"]))
         scene = _open(rec["uri"], config, lake)
         st = json.loads(rec["stats"])
         result = SceneLabels(
@@ -263,54 +301,105 @@ def scene_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
         info = stage_scene_files(writer, scene, result, config)
         out["entries"] = json.dumps([dataclasses.asdict(e) for e in writer.files.values()])
         out["info"] = json.dumps(info)
-    except (SeaIceError, ValueError) as exc:
+        if rec.get("unet_model"):
+            from seaice_tasks.s2.unet import stage_unet_files
+
+            card = _unet(str(rec["unet_model"])).card
+            uwriter = lake.writer(_unet_key(rec["date"], rec["scene"]), _unet_config(card), token=rec["token"])
+            uinfo = stage_unet_files(uwriter, scene, mosaic(scene.shape, unet_parts, SeaIceClass.UNLABELED), card,
+                                     label_config=config)
+            out["unet_entries"] = json.dumps([dataclasses.asdict(e) for e in uwriter.files.values()])
+            out["unet_info"] = json.dumps(uinfo)
+    except (SeaIceError, ValueError, OSError) as exc:
         out["error"] = str(exc)
     return out
 
 
+def _unet_key(date: str, scene: str) -> PartitionKey:
+    from seaice_tasks.s2.unet import S2_UNET_STAGE
+
+    return PartitionKey(S2_UNET_STAGE, dt.date.fromisoformat(date), scene)
+
+
+def _unet_config(card: dict[str, Any]) -> Any:
+    """The U-Net partition's config: the model's own (as :func:`write_unet_partition` records)."""
+    from seaice_tasks.s2.unet import UNetConfig
+
+    return UNetConfig.from_dict(card["config"])
+
+
 def _finalize(plans: Sequence[ScenePlan], scene_results: Sequence[dict[str, Any]], config: Any, lake: Lake,
-              failures: list[dict[str, str]]) -> tuple[list[str], list[dict[str, str]], list[dict[str, str]]]:
-    """Driver: adopt each scene's staged files and commit it (manifest last); drop the rest."""
+              failures: list[dict[str, str]], unet_card: dict[str, Any] | None = None
+              ) -> tuple[list[str], list[str], list[dict[str, str]], list[dict[str, str]]]:
+    """Driver: adopt each scene's staged files and commit its partition(s), manifest last; drop the rest.
+
+    Returns the committed label partitions, the committed U-Net partitions (with ``unet_card``),
+    the skips and the failures.
+    """
     by_scene = {r["scene"]: r for r in scene_results}
     committed: list[str] = []
+    unet_committed: list[str] = []
     skips: list[dict[str, str]] = []
     failures = list(failures)
     for plan in plans:
-        writer = lake.writer(plan.key, config, token=plan.token)
+        writers = [(lake.writer(plan.key, config, token=plan.token), "entries", "info", committed)]
+        if unet_card is not None:
+            writers.append((lake.writer(_unet_key(plan.date, plan.scene), _unet_config(unet_card), token=plan.token),
+                            "unet_entries", "unet_info", unet_committed))
         res = by_scene.get(plan.scene)
         if res is None or res["error"] or res["skip"]:
-            writer.abort()  # staged windows (and any partial scene files) go
+            for writer, *_ in writers:
+                writer.abort()  # staged windows (and any partial scene files) go
             if res is not None and res["skip"]:
                 skips.append({"uri": plan.uri, "reason": res["skip"]})
             elif res is not None:
                 failures.append({"scene": plan.uri, "reason": res["error"]})
             continue
-        for entry in json.loads(res["entries"]):
-            writer.adopt(FileEntry(**entry))
-        writer.info = json.loads(res["info"])
-        committed.append(writer.commit().key.relpath)
-    return committed, skips, failures
+        for writer, entries, info, done in writers:
+            for entry in json.loads(res[entries]):
+                writer.adopt(FileEntry(**entry))
+            writer.info = json.loads(res[info])
+            done.append(writer.commit().key.relpath)
+    return committed, unet_committed, skips, failures
 
 
-def _summary(committed: list[str], skips: list[dict[str, str]], failures: list[dict[str, str]],
-             t0: float, t1: float, t2: float) -> dict[str, Any]:
-    return {"partitions": committed, "skipped": skips, "failed": failures,
+def _summary(committed: list[str], unet_committed: list[str], skips: list[dict[str, str]],
+             failures: list[dict[str, str]], t0: float, t1: float, t2: float) -> dict[str, Any]:
+    return {"partitions": committed, "unet_partitions": unet_committed, "skipped": skips, "failed": failures,
             "timings_s": {"load": t1 - t0, "map_reduce": t2 - t1}}
 
 
-def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None = None) -> dict[str, Any]:
-    """The same job in one process (CLI ``seaice label-s2 --no-spark``, unit tests)."""
+def _card(unet_model: str) -> dict[str, Any] | None:
+    """The model card of ``--unet-model`` (None without one); fails early when it is unreadable."""
+    if not unet_model:
+        return None
+    from seaice_tasks.s2.unet import read_model_card
+
+    try:
+        return read_model_card(unet_model)
+    except (OSError, ValueError) as exc:
+        raise SeaIceError(f"{unet_model}: not a U-Net model folder ({exc})") from exc
+
+
+def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None = None,
+              unet_model: str = "") -> dict[str, Any]:
+    """The same job in one process (CLI ``seaice label-s2 --no-spark``, unit tests).
+
+    ``unet_model``: a model folder (:func:`seaice_tasks.s2.unet.save_model`); the scenes are then
+    also labelled by the U-Net, window by window, into ``s2_unet_labels`` partitions.
+    """
+    card = _card(unet_model)
     t0 = time.perf_counter()
     plans, skips = plan_scenes(uris, config, lake)
     items = _items(plans, {}).to_dict("records")
     t1 = time.perf_counter()
     stats = (_scene_stats(plans, [histogram_item(r, config, lake) for r in items]) if config.apply_filter else {})
-    labelled = [label_item(r, config, lake) for r in _items(plans, stats).to_dict("records")]
-    scene_rows, failures = _scene_rows(plans, labelled, stats)
+    labelled = [label_item(r, config, lake) for r in _items(plans, stats, unet_model).to_dict("records")]
+    scene_rows, failures = _scene_rows(plans, labelled, stats, unet_model)
     results = [scene_item(r, config, lake) for r in scene_rows]
-    committed, more_skips, failures = _finalize(plans, results, config, lake, failures)
+    committed, unet_committed, more_skips, failures = _finalize(plans, results, config, lake, failures, card)
     t2 = time.perf_counter()
-    summary = _summary(committed, skips + more_skips, failures, t0, t1, t2)
+    summary = _summary(committed, unet_committed, skips + more_skips, failures, t0, t1, t2)
     write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 
@@ -318,6 +407,7 @@ def run_local(uris: Sequence[str], lake: Lake, config: Any, *, day: str | None =
 def _run_spark(uris: Sequence[str], lake: Lake, config: Any, args: argparse.Namespace,
                day: str | None) -> dict[str, Any]:
     """Load: executors open the scenes; map-reduce: histograms, window labels, scene files; driver commits."""
+    card = _card(args.unet_model)
     spark = spark_session("seaice-s2-labels", args.master)
     per_core = args.tasks_per_core
 
@@ -345,17 +435,17 @@ def _run_spark(uris: Sequence[str], lake: Lake, config: Any, args: argparse.Name
             items = _items(plans, {}).to_dict("records")
             stats = _scene_stats(plans, run(items, _ITEM_SCHEMA, "histogram_item", _HIST_SCHEMA,
                                             [float(r["height"] * r["width"]) for r in items]))
-        items = _items(plans, stats).to_dict("records")
+        items = _items(plans, stats, args.unet_model).to_dict("records")
         labelled = run(items, _ITEM_SCHEMA, "label_item", _LABEL_SCHEMA,
                        [float(r["height"] * r["width"]) for r in items])
-        scene_rows, failures = _scene_rows(plans, labelled, stats)
+        scene_rows, failures = _scene_rows(plans, labelled, stats, args.unet_model)
         results = run(scene_rows, _SCENE_SCHEMA, "scene_item", _SCENE_RESULT_SCHEMA,
                       [float(sum(h * w for _, _, h, w in json.loads(r["windows"]))) for r in scene_rows])
-        committed, more_skips, failures = _finalize(plans, results, config, lake, failures)
+        committed, unet_committed, more_skips, failures = _finalize(plans, results, config, lake, failures, card)
         t2 = time.perf_counter()
     finally:
         spark.stop()
-    summary = _summary(committed, skips + more_skips, failures, t0, t1, t2)
+    summary = _summary(committed, unet_committed, skips + more_skips, failures, t0, t1, t2)
     write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 
@@ -374,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--master", default="", help="Spark master when not set by spark-submit")
     p.add_argument("--tasks-per-core", type=int, default=DEFAULT_TASKS_PER_CORE,
                    help="Spark tasks per core the windows (and scenes) are packed into, by pixels")
+    p.add_argument("--unet-model", default="",
+                   help="also label with this U-Net model folder (save_model) into s2_unet_labels partitions; "
+                        "executors must see the folder")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     args = p.parse_args(argv)
     config = S2LabelConfig.from_json(args.config)
@@ -383,8 +476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         uris = inventory_uris(lake, args.date, "S2")
     uris = list(dict.fromkeys(uris))  # a scene listed twice is labelled once
     day = args.date or None
-    summary = (run_local(uris, lake, config, day=day) if args.no_spark
-               else _run_spark(uris, lake, config, args, day))
+    try:
+        summary = (run_local(uris, lake, config, day=day, unet_model=args.unet_model) if args.no_spark
+                   else _run_spark(uris, lake, config, args, day))
+    except SeaIceError as exc:  # a bad job argument (e.g. --unet-model); bad scenes are skips, not errors
+        log.error("s2_labels: %s", exc)
+        return EXIT_BAD_ARGUMENT
     print_result(summary)
     return 0
 

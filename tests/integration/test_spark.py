@@ -128,25 +128,33 @@ def test_spark_submit_local(small_sim_day, reference: dict[str, str], tmp_path: 
 
 def test_s2_labels_spark_submit_local(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from seaice_tasks.s2.scene_labels import S2LabelConfig
+    from seaice_tasks.s2.unet import S2_UNET_STAGE, UNetConfig, build_unet, save_model
     from seaice_tasks.spark_jobs import s2_labels
+    from seaice_tasks.train.loop import seed_everything
 
+    unet_cfg = UNetConfig(base_filters=2, levels=3, dropouts=(0.1, 0.1, 0.2), decoder_dropouts=(0.2, 0.1),
+                          tile_px=32)
+    seed_everything(3)
+    model_dir = tmp_path / "model"
+    save_model(build_unet(unet_cfg), unet_cfg, {}, model_dir, training_data="untrained")
     scene = str(small_sim_day.scenes[0])
     config = '{"window_px": 200}'
     spark_submit = str(Path(sys.executable).with_name("spark-submit"))
     proc = subprocess.run(
         [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", s2_labels.__file__,
-         "--scenes", scene, "--lake", str(tmp_path / "spark"), "--config", config],
+         "--scenes", scene, "--lake", str(tmp_path / "spark"), "--config", config, "--unet-model", str(model_dir)],
         env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
                         .removeprefix(RESULT_MARKER))
-    assert result["failed"] == [] and len(result["partitions"]) == 1
+    assert result["failed"] == [] and len(result["partitions"]) == 1 and len(result["unet_partitions"]) == 1
     local = Lake(tmp_path / "local")
-    s2_labels.run_local([scene], local, S2LabelConfig.from_json(config))
+    s2_labels.run_local([scene], local, S2LabelConfig.from_json(config), unet_model=str(model_dir))
     spark_lake = Lake(tmp_path / "spark")
-    key = spark_lake.partitions("s2_labels")[0]
-    assert spark_lake.require(key).to_json() == local.require(key).to_json()  # same bytes as in-process
+    for stage in ("s2_labels", S2_UNET_STAGE):  # same bytes as in-process, colour and U-Net labels
+        key = spark_lake.partitions(stage)[0]
+        assert spark_lake.require(key).to_json() == local.require(key).to_json()
 
 
 def test_spark_standalone_cluster(spark_cluster: str, small_sim_day, reference: dict[str, str],  # type: ignore[no-untyped-def]

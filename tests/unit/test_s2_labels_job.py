@@ -106,3 +106,67 @@ def test_main_reads_inventory(small_sim_day, tmp_path: Path, capsys: pytest.Capt
     out = json.loads(capsys.readouterr().out.split("SEAICE_RESULT ", 1)[1])
     assert len(out["partitions"]) == 1 and out["partitions"][0].startswith(S2_LABELS_STAGE)
     assert int(SeaIceClass.UNLABELED) == 255
+
+
+#: A tiny untrained U-Net (3 levels, width 2, 32 px tiles): enough to check the plumbing.
+TINY_UNET = {"base_filters": 2, "levels": 3, "dropouts": (0.1, 0.1, 0.2), "decoder_dropouts": (0.2, 0.1),
+             "tile_px": 32}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved U-Net folder (model.safetensors + model_card.json)."""
+    from seaice_tasks.s2.unet import UNetConfig, build_unet, save_model
+    from seaice_tasks.train.loop import seed_everything
+
+    cfg = UNetConfig(**TINY_UNET)  # type: ignore[arg-type]
+    seed_everything(3)
+    folder = tmp_path_factory.mktemp("unet_model")
+    save_model(build_unet(cfg), cfg, {}, folder, training_data="untrained, plumbing test")
+    return folder
+
+
+def test_unet_model_labels_the_scenes_window_by_window(small_sim_day, tiny_model: Path,  # type: ignore[no-untyped-def]
+                                                       tmp_path: Path) -> None:
+    import torch
+
+    from seaice_tasks.s2.unet import S2_UNET_STAGE, UNET_LABELS_FILE, label_scene_unet, load_model
+
+    scene_dir = _scene_dir(small_sim_day)
+    config = S2LabelConfig(window_px=SMALL_WINDOW_PX)
+    lake = Lake(tmp_path / "lake")
+    threads = torch.get_num_threads()
+    try:
+        summary = run_local([str(scene_dir)], lake, config, unet_model=str(tiny_model))
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["failed"] == [] and len(summary["partitions"]) == 1 and len(summary["unet_partitions"]) == 1
+    key = lake.partitions(S2_UNET_STAGE)[0]
+    assert key.item == lake.partitions(S2_LABELS_STAGE)[0].item
+    man = lake.require(key)
+    loaded = load_model(tiny_model)
+    assert man.info["model"]["weights_sha256"] == loaded.card["weights_sha256"]
+    assert man.config == loaded.config.to_dict() and man.info["view"] == "filtered"
+    with rasterio.MemoryFile(io.BytesIO(lake.open_file(key, UNET_LABELS_FILE, verify=True))) as mem, mem.open() as ds:
+        labels = ds.read(1)
+    torch.set_num_threads(1)
+    try:
+        whole = label_scene_unet(loaded.model, open_s2_scene(scene_dir), config, loaded.config)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(labels, whole)  # windows of the job == the whole scene at once
+
+
+def test_unet_model_that_is_not_a_model_is_a_clear_error(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from seaice_tasks.errors import SeaIceError
+
+    with pytest.raises(SeaIceError, match="not a U-Net model folder"):
+        run_local([str(_scene_dir(small_sim_day))], Lake(tmp_path / "lake"), S2LabelConfig(),
+                  unet_model=str(tmp_path))
+    assert not (tmp_path / "lake").exists()  # nothing written
+
+
+def test_main_with_a_bad_unet_model_exits_2(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code = main(["--scenes", str(_scene_dir(small_sim_day)), "--lake", str(tmp_path / "lake"), "--no-spark",
+                 "--unet-model", str(tmp_path / "missing")])
+    assert code == 2 and not (tmp_path / "lake").exists()

@@ -26,8 +26,8 @@ from seaice_tasks.io.s2 import open_s2_scene, read_reflectance, rgb_composite
 from seaice_tasks.models.losses import FOCAL_ALPHA, FocalLoss, MaskedCrossEntropy
 from seaice_tasks.models.unet import PAPER_PARAM_COUNT, UNet, count_parameters, probabilities
 from seaice_tasks.s2 import unet_experiment
-from seaice_tasks.s2.color_labels import LABEL_COLORMAP, color_labels
 from seaice_tasks.s2.cloud_shadow import filter_statistics
+from seaice_tasks.s2.color_labels import LABEL_COLORMAP, color_labels
 from seaice_tasks.s2.scene_labels import S2LabelConfig, mosaic, plan_windows
 from seaice_tasks.s2.unet import (
     CARD_NAME,
