@@ -14,8 +14,8 @@ reused when their ``.complete`` marker exists) and reused by later runs:
    colour thresholds only (filter and unusable mask off); valid (and labelled) pixels per second.
    Also timed: reading the scene (``read_reflectance`` + ``rgb_composite`` of the whole scene,
    the floor every labelling pays) and committing one scene's partition
-   (``write_scene_partition``: labels COG, unusable COG, quicklook), the driver's serial step in
-   the Spark job.  The cost of the filter is filter-on / filter-off.
+   (``write_scene_partition``: labels COG, unusable COG, quicklook), the job's per-scene step
+   (pass 3, on the executors since 2026-11-26).  The cost of the filter is filter-on / filter-off.
 2. **spark** -- the Spark job ``seaice_tasks/spark_jobs/s2_labels.py`` on the scenes of a
    simulated day (default 6 granules x 30 km with one 20 km scene each) with ``--master
    local[1]`` and ``local[2]`` and ``--config '{"window_px": 500}'`` (16 windows per scene):
@@ -145,7 +145,7 @@ def label_pass(path: Path, config: S2LabelConfig) -> tuple[int, int]:
 
 
 def commit_pass(path: Path, config: S2LabelConfig, result: Any, work: Path) -> int:
-    """The Spark driver's serial step per scene: ``write_scene_partition`` into a fresh lake."""
+    """The per-scene step of the job (pass 3): ``write_scene_partition`` into a fresh lake."""
     scene = open_s2_scene(str(path), config.read)
     name = scene.scene_id.scene if scene.scene_id is not None else path.name
     day = scene.scene_id.sensing.date() if scene.scene_id is not None else dt.date(2019, 11, 4)

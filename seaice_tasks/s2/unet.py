@@ -697,7 +697,7 @@ def label_scene_unet(
         Trained on the same view (see the model card's ``training_data``).
     scene : S2Scene
         From :func:`seaice_tasks.io.s2.open_s2_scene`.  Read whole (a 10,980 px tile is
-        ~360 MB of RGB; window it by hand for smaller memory).
+        ~360 MB of RGB; :func:`label_window_unet` labels a window with bounded memory).
     s2_label_config : S2LabelConfig, optional
         Composite stretch, filter settings and the view (``apply_filter``).
     unet_config : UNetConfig, optional
