@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from seaice_tasks.config import JsonConfig, config_hash
+from seaice_tasks.constants import UNLABELED
 from seaice_tasks.io.s2 import open_s2_scene, read_reflectance, rgb_composite
 from seaice_tasks.s2.evaluate import evaluate
 from seaice_tasks.s2.scene_labels import S2LabelConfig, label_scene
@@ -219,7 +220,9 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict[str, Any]:
         ``config``; ``sets`` (``cloudy_original`` ... ``clear_filtered``: ``unet`` and
         ``color_labels`` metrics vs truth, pooled over the evaluation scenes, and
         ``unet_vs_auto_labels``: the U-Net against the evaluation scenes' filtered auto-labels,
-        P2's kind of reference, unusable pixels excluded); ``targets`` (the
+        P2's kind of reference, unusable pixels excluded; ``unet_usable`` / ``color_labels_usable``:
+        both vs truth on the pixels the label product keeps, i.e. with the view's unusable mask
+        (opaque cloud/shadow) set to unlabeled, ``coverage`` = the kept share); ``targets`` (the
         training auto-labels vs truth); ``training`` (tiles, last epoch, seconds); ``model``
         (card path, sha256, parameters); ``partitions``; ``runtime_s``.
     """
@@ -254,7 +257,7 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     sets: dict[str, dict[str, Any]] = {}
     for sky in SKIES:
         for view in VIEWS:
-            unet_pairs, colour_pairs, auto_pairs = [], [], []
+            unet_pairs, colour_pairs, auto_pairs, unet_usable, colour_usable = [], [], [], [], []
             for s in (e for e in eval_scenes if e.sky == sky):
                 scene = open_s2_scene(s.scene_dir)
                 truth = _read_truth(s.truth_path)
@@ -263,9 +266,14 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict[str, Any]:
                 unet_pairs.append((truth, pred))
                 colour_pairs.append((truth, label_scene(scene, _view_config(view)).labels))
                 auto_pairs.append((label_scene(scene, S2LabelConfig()).labels, pred))
+                product = label_scene(scene, _view_config(view, flag_unusable=True))
+                unet_usable.append((truth, np.where(product.unusable, np.uint8(UNLABELED), pred)))
+                colour_usable.append((truth, product.labels))
             sets[f"{sky}_{view}"] = {"unet": _key_metrics(_pooled(unet_pairs)),
                                      "color_labels": _key_metrics(_pooled(colour_pairs)),
-                                     "unet_vs_auto_labels": _key_metrics(_pooled(auto_pairs))}
+                                     "unet_vs_auto_labels": _key_metrics(_pooled(auto_pairs)),
+                                     "unet_usable": _key_metrics(_pooled(unet_usable)),
+                                     "color_labels_usable": _key_metrics(_pooled(colour_usable))}
     evaluated = time.perf_counter()
 
     training = {
@@ -341,10 +349,13 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 def _table_rows(name: str, result: dict[str, Any]) -> list[str]:
     lines = []
-    for method in ("unet", "color_labels"):
-        r = result[method]
+    for method in ("unet", "color_labels", "unet_usable", "color_labels_usable"):
+        r = result.get(method)
+        if r is None:
+            continue
         iou = r["per_class_iou"]
-        lines.append(f"| {name.replace('_', ' ')} | {method.replace('_', ' ')} | {_fmt(r['pixel_accuracy'])} | "
+        label = method.replace("_usable", f" (unusable masked, coverage {_fmt(r['coverage'])})").replace("_", " ")
+        lines.append(f"| {name.replace('_', ' ')} | {label} | {_fmt(r['pixel_accuracy'])} | "
                      f"{_fmt(iou.get('0'))} | {_fmt(iou.get('1'))} | {_fmt(iou.get('2'))} | "
                      f"{_fmt(r['mean_iou'])} |")
     return lines
