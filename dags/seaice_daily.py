@@ -10,9 +10,10 @@ One UTC day of sea-ice processing:
    `segments_2m/date=<day>/granule=<g>/beam=<b>` and a `resample_report` of skipped granules;
 3. `s2_labels` (Spark, in parallel) filters thin cloud/shadow and colour-labels the day's
    Sentinel-2 scenes window by window into `s2_labels/date=<day>/granule=<scene>` (label COG,
-   unusable-mask COG, quicklook) and an `s2_labels_report`.
+   unusable-mask COG, quicklook) and an `s2_labels_report`; with the `s2_unet_model` param it
+   also writes U-Net label partitions `s2_unet_labels/date=<day>/granule=<scene>`.
 
-Later stages (S2 labels, colocation, inference, sea surface and freeboard, validation,
+Later stages (colocation, inference, sea surface and freeboard, validation,
 publishing) hang off these partitions.
 
 * Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D;
@@ -22,7 +23,8 @@ publishing) hang off these partitions.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
   root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`),
   `resample` (ResampleConfig as a JSON object), `max_photons` (photons per Spark work item),
-  `s2_labels` (S2LabelConfig as a JSON object).
+  `s2_labels` (S2LabelConfig as a JSON object), `s2_unet_model` (a trained U-Net folder;
+  empty: colour labels only).
 * Every task is a thin call into the `seaice_tasks` package; heavy imports live in task bodies.
 """
 
@@ -75,6 +77,9 @@ def _spark_job(name: str) -> str:
         "resample": Param({}, type="object", description="ResampleConfig fields (JSON object)"),
         "max_photons": Param(2_000_000, type="integer", minimum=1000, description="photons per Spark work item"),
         "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
+        "s2_unet_model": Param("", type="string",
+                               description="U-Net model folder (save_model) visible to the Spark executors; "
+                                           "empty = colour labels only"),
     },
     render_template_as_native_obj=False,
 )
@@ -107,7 +112,8 @@ def seaice_daily() -> None:
         conn_id="spark_default",
         application=_spark_job("s2_labels.py"),
         name="seaice-s2-labels-{{ params.date or ds }}",
-        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.s2_labels | tojson }}"],
+        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.s2_labels | tojson }}",
+                          "--unet-model", "{{ params.s2_unet_model }}"],
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
     )
 
