@@ -16,7 +16,7 @@ import pytest
 from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.spark_jobs._common import RESULT_MARKER
 from seaice_tasks.spark_jobs.resample import SEGMENTS_STAGE, run_local
-from seaice_tasks.storage import Lake
+from seaice_tasks.storage import STAGING_DIR, Lake
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +162,42 @@ def test_spark_standalone_cluster(spark_cluster: str, small_sim_day, reference: 
     result = _submit(spark_cluster, str(small_sim_day.atl03[0]), tmp_path / "lake")
     assert result["failed"] == [] and len(result["partitions"]) == 3
     assert _manifests(Lake(tmp_path / "lake")) == reference
+
+
+def test_spark_jobs_on_an_s3_lake(s3_bucket: str, small_sim_day, reference: dict[str, str],  # type: ignore[no-untyped-def]
+                                  tmp_path: Path) -> None:
+    """Both jobs under spark-submit with the granule, the scene and the lake on the local S3 server."""
+    from seaice_tasks.storage import lake_from_env
+
+    root = f"s3://{s3_bucket}/lake"
+    lake = lake_from_env(root)
+    granule = Path(small_sim_day.atl03[0])
+    s3_granule = f"s3://{s3_bucket}/catalog/{granule.name}"
+    lake.fs.put(str(granule), s3_granule)
+    result = _submit("local[2]", s3_granule, root)  # type: ignore[arg-type]
+    assert result["failed"] == [] and result["skipped"] == [] and len(result["partitions"]) == 3
+    local = {k: json.loads(v) for k, v in reference.items()}
+    on_s3 = {k.relpath: json.loads(lake.require(k).to_json()) for k in lake.partitions(SEGMENTS_STAGE)}
+    assert sorted(on_s3) == sorted(local)
+    for key, man in on_s3.items():  # the same part files, byte for byte
+        assert [(f["name"], f["sha256"], f["rows"]) for f in man["files"]] == \
+            [(f["name"], f["sha256"], f["rows"]) for f in local[key]["files"]]
+    assert not lake.fs.exists(f"{s3_bucket}/lake/{STAGING_DIR}")  # nothing staged is left behind
+
+    from seaice_tasks.spark_jobs import s2_labels
+
+    scene_dir = Path(small_sim_day.scenes[0])
+    s3_scene = f"s3://{s3_bucket}/catalog/{scene_dir.name}"
+    lake.fs.put(str(scene_dir), s3_scene, recursive=True)
+    spark_submit = str(Path(sys.executable).with_name("spark-submit"))
+    proc = subprocess.run(
+        [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", s2_labels.__file__,
+         "--scenes", s3_scene, "--lake", root, "--config", '{"window_px": 200}'],
+        env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
+                     .removeprefix(RESULT_MARKER))
+    assert out["failed"] == [] and out["skipped"] == [] and len(out["partitions"]) == 1
+    key = lake.partitions("s2_labels")[0]
+    assert {f.name for f in lake.require(key).files} == {"labels.tif", "unusable.tif", "quicklook.png"}
