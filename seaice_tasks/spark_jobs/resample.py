@@ -354,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     granules = split_uris(args.granules)
     if args.date and not granules:
         granules = inventory_uris(lake, args.date, "ATL03")
+    granules = list(dict.fromkeys(granules))  # a granule listed twice is resampled once
     day = args.date or None
     if args.no_spark:
         summary = run_local(granules, lake, config, max_photons=args.max_photons, day=day)
@@ -377,10 +378,10 @@ def _run_spark(
         planner = record_mapper(f"{_MODULE}:plan_record", _CONFIG_PATH, config.to_json(), lake.url(),
                                 [c.split()[0] for c in PLAN_SCHEMA.split(", ")])
         planned = [r.asDict() for r in plan_df.mapInPandas(planner, schema=PLAN_SCHEMA).collect()]
+        rank = {u: k for k, u in enumerate(granules)}
         skips = [{"uri": r["granule_uri"], "reason": r["skip"]} for r in planned if r["skip"]]
         for skip in skips:
             log.warning("resample: skipping %s: %s", skip["uri"], skip["reason"])
-        rank = {u: k for k, u in enumerate(granules)}
         items = sorted((r for r in planned if not r["skip"]),
                        key=lambda r: (rank.get(r["granule_uri"], 0), r["beam"], r["part"]))
         df = task_dataframe(spark, items, ITEM_SCHEMA, weights=[float(r["photons"]) + 1.0 for r in items],
@@ -393,8 +394,8 @@ def _run_spark(
         t2 = time.perf_counter()
     finally:
         spark.stop()
-    summary = _summary(manifests, sorted(skips, key=lambda r: r["uri"]), failures,
-                       {"load": t1 - t0, "map_reduce": t2 - t1})
+    skips.sort(key=lambda r: rank.get(r["uri"], 0))  # input order, as in run_local
+    summary = _summary(manifests, skips, failures, {"load": t1 - t0, "map_reduce": t2 - t1})
     write_report(lake, REPORT_STAGE, day, summary, config)
     return summary
 
