@@ -18,6 +18,7 @@ from seaice_tasks.constants import (
     BEAMS,
     CLASS_COLOURS_RGB,
     CLASS_NAMES,
+    GPS_EPOCH,
     SeaIceClass,
     SignalConf,
     SurfaceType,
@@ -58,6 +59,24 @@ def test_gps_time_to_utc() -> None:
     delta = (t_utc - dt.datetime(2018, 1, 1, tzinfo=dt.UTC)).total_seconds()
     got = delta_time_to_utc(np.array([delta, np.nan]))
     assert str(got[0]) == "2019-11-04T19:53:11.000000000" and np.isnat(got[1])
+    assert delta_time_to_utc(np.array([])).shape == (0,) and np.isnat(delta_time_to_utc([np.nan])).all()
+
+
+def test_utc_across_a_leap_second() -> None:
+    """An array spanning 2017-01-01 (GPS - UTC 17 -> 18 s) takes each instant's own offset."""
+    # delta_time of GPS 2017-01-01T00:00:18 (the leap instant) relative to the ATLAS SDP epoch
+    leap_gps = (dt.datetime(2017, 1, 1, tzinfo=dt.UTC) - GPS_EPOCH).total_seconds() + 18
+    delta = np.array([-2.5, -0.5, 0.0, 0.5, np.nan, 2.5]) + leap_gps - 1198800018.0
+    got = delta_time_to_utc(delta)
+    expected = [None if not np.isfinite(d) else
+                np.datetime64(GPS_EPOCH.replace(tzinfo=None), "ns")
+                + np.timedelta64(round((d + 1198800018.0 - gps_leap_seconds(d + 1198800018.0)) * 1e9), "ns")
+                for d in delta]
+    assert [str(g) for g in got[[0, 1, 2, 3, 5]]] == [str(e) for i, e in enumerate(expected) if i != 4]
+    assert np.isnat(got[4])
+    # GPS - 2.5 s before the leap instant is still on the old offset (17 s); from it on, 18 s
+    assert str(got[0]) == "2016-12-31T23:59:58.500000000" and str(got[2]) == "2017-01-01T00:00:00.000000000"
+    assert str(got[5]) == "2017-01-01T00:00:02.500000000"
 
 
 @dataclass(frozen=True)
