@@ -5,7 +5,9 @@
    configuration is already there;
 2. ``airflow dags test seaice_daily <day>`` runs the daily DAG on that catalog with a private
    Airflow home (SQLite metadata) and lake;
-3. the summary lists what the run committed and what each input holds.
+3. the summary lists what the run committed and what each input holds, and scores the 2 m
+   corrected heights and the Sentinel-2 labels against the simulator's truth
+   (:mod:`seaice_tasks.sim.scoring`).
 
 Everything stays under ``--workdir`` (default ``var/demo``, git-ignored).
 """
@@ -61,6 +63,40 @@ def _one_line(summary: Any) -> str:
     return f"   {summary.product:<5} {summary.granule}  {extra.get('crs', '')} {extra.get('shape', '')}"
 
 
+def _segment_score(lake: Lake, key: PartitionKey, truth_dir: Path) -> str:
+    """``RMSE .. cm (photon noise .. cm), bias .. cm`` of one segments partition, or why not."""
+    import pandas as pd
+
+    from seaice_tasks.sim.atl03 import SYSTEM_JITTER_M
+    from seaice_tasks.sim.scoring import score_segments
+
+    found = sorted(truth_dir.glob(f"ATL03_{key.item}_*_truth_bins.parquet"))
+    if not found or key.beam is None:
+        return "(no truth)"
+    score = score_segments(lake.read_table(key).to_pandas(), pd.read_parquet(found[0]), key.beam, SYSTEM_JITTER_M)
+    return (f"RMSE {100 * score.rmse_m:.1f} cm (photon noise {100 * score.noise_m:.1f} cm), "
+            f"bias {100 * score.bias_m:+.2f} cm, photons {score.photons / max(score.truth_photons, 1):.3f} x truth")
+
+
+def _label_score(lake: Lake, key: PartitionKey, truth_dir: Path) -> str:
+    """``accuracy ..% (coverage ..%)`` of one label partition, or why not."""
+    import io
+
+    import rasterio
+
+    from seaice_tasks.s2.scene_labels import LABELS_FILE
+    from seaice_tasks.sim.s2 import TRUTH_CLASSES_NAME
+    from seaice_tasks.sim.scoring import score_labels
+
+    truth = truth_dir / str(key.item) / TRUTH_CLASSES_NAME
+    if not truth.exists():
+        return "(no truth)"
+    with rasterio.MemoryFile(io.BytesIO(lake.open_file(key, LABELS_FILE))) as mem, mem.open() as ds:
+        labels = ds.read(1)
+    score = score_labels(labels, truth)
+    return f"accuracy {score['pixel_accuracy']:.1%} (coverage {score['coverage']:.1%})"
+
+
 def _airflow_bin() -> str:
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
@@ -99,17 +135,19 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     table = lake.read_table(manifest.key).to_pandas()
     for uri in table["uri"]:
         print(_one_line(inspect_path(uri)))
+    truth_dir = wd / "sim" / "truth"
     segments = lake.partitions("segments_2m", dt.date.fromisoformat(day))
-    print(f"\n== 2 m segments: {len(segments)} partition(s)")
+    print(f"\n== 2 m segments: {len(segments)} partition(s); h_cor_mean vs the simulator's truth")
     for key in segments:
-        print(f"   {lake.partition_url(key)}  {lake.require(key).rows:,} bins")
+        print(f"   {lake.partition_url(key)}  {lake.require(key).rows:,} bins  {_segment_score(lake, key, truth_dir)}")
     labels = lake.partitions("s2_labels", dt.date.fromisoformat(day))
-    print(f"\n== Sentinel-2 labels: {len(labels)} scene(s)")
+    print(f"\n== Sentinel-2 labels: {len(labels)} scene(s); accuracy vs the simulator's truth")
     for key in labels:
         info = lake.require(key).info
         fr = info["class_fractions"]
         print(f"   {lake.partition_url(key)}  thick {fr['thick_ice']:.1%} thin {fr['thin_ice']:.1%} "
-              f"water {fr['open_water']:.1%}, cloud/shadow {info['cloud_fraction']:.1%}")
+              f"water {fr['open_water']:.1%}, cloud/shadow {info['cloud_fraction']:.1%}  "
+              f"{_label_score(lake, key, truth_dir)}")
     for stage in ("resample_report", "s2_labels_report"):
         report = lake.manifest(PartitionKey(stage, dt.date.fromisoformat(day)))
         for skip in (report.info.get("skipped", []) if report else []):

@@ -1,0 +1,111 @@
+"""Score committed products against the simulator's truth (the demo summary, tests).
+
+The simulator writes, beside every granule and scene, the truth the pipeline never reads:
+per-2 m-bin surfaces and signal-photon counts (``*_truth_bins.parquet``) and per-pixel classes
+(``truth/<scene>/classes.tif``).  These functions compare lake partitions with them.
+
+* 2 m segments: ``h_cor_mean_m`` is height minus MSS, tides and first-photon bias
+  (docs/segments_2m.md), so its truth is ``dac_m + residual_m + freeboard_m`` of the bin
+  (the sea-surface anomaly the corrections leave, plus the freeboard).
+* Sentinel-2 labels: pixel accuracy on the pixels both the product and the truth label.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+__all__ = ["SegmentScore", "score_segments", "score_labels", "expected_h_cor_m"]
+
+
+@dataclass(frozen=True)
+class SegmentScore:
+    """Corrected 2 m heights of one (granule, beam) against the truth.
+
+    Attributes
+    ----------
+    n_bins : int
+        Output bins matched to a truth bin (every output bin should match).
+    n_unmatched : int
+        Output bins with no truth bin at their ``x_atc_m``.
+    rmse_m, bias_m, median_abs_m : float
+        Root-mean-square, photon-weighted mean and median absolute error of ``h_cor_mean_m`` (m).
+    noise_m : float
+        The photon-noise floor of the RMSE: ``jitter_m * sqrt(mean(1 / n_photons))`` (m).
+    photons, truth_photons : int
+        Selected photons in the bins and the truth's surface-signal photons there.
+    """
+
+    n_bins: int
+    n_unmatched: int
+    rmse_m: float
+    bias_m: float
+    median_abs_m: float
+    noise_m: float
+    photons: int
+    truth_photons: int
+
+
+def expected_h_cor_m(truth_bins: pd.DataFrame) -> pd.Series:
+    """What ``h_cor_mean_m`` should be for each truth bin (m): DAC + residual + freeboard."""
+    return truth_bins["dac_m"] + truth_bins["residual_m"] + truth_bins["freeboard_m"]
+
+
+def score_segments(segments: pd.DataFrame, truth_bins: pd.DataFrame, beam: str, jitter_m: float) -> SegmentScore:
+    """Compare one beam's 2 m segments with its truth bins (matched on ``x_atc_m``).
+
+    Parameters
+    ----------
+    segments : pandas.DataFrame
+        A ``segments_2m`` partition (``x_atc_m``, ``h_cor_mean_m``, ``n_photons``).
+    truth_bins : pandas.DataFrame
+        The granule's ``*_truth_bins.parquet`` (all beams).
+    beam : str
+        The partition's beam.
+    jitter_m : float
+        Per-photon height noise of the simulator (m), for the noise floor.
+    """
+    truth = truth_bins.loc[truth_bins["beam"] == beam, ["x_atc_m", "dac_m", "residual_m", "freeboard_m",
+                                                         "n_signal_photons"]]
+    seg = segments[["x_atc_m", "h_cor_mean_m", "n_photons"]].copy()
+    seg["x_atc_m"] = np.round(seg["x_atc_m"].to_numpy(dtype=np.float64)).astype(np.int64)
+    m = seg.merge(truth, on="x_atc_m", how="inner", validate="1:1")
+    if m.empty:
+        nan = math.nan
+        return SegmentScore(0, len(seg), nan, nan, nan, nan, 0, 0)
+    err = m["h_cor_mean_m"].to_numpy() - expected_h_cor_m(m).to_numpy()
+    n = m["n_photons"].to_numpy(dtype=np.float64)
+    return SegmentScore(
+        n_bins=len(m),
+        n_unmatched=len(seg) - len(m),
+        rmse_m=float(np.sqrt(np.mean(err**2))),
+        bias_m=float(np.average(err, weights=n)),
+        median_abs_m=float(np.median(np.abs(err))),
+        noise_m=float(jitter_m * np.sqrt(np.mean(1.0 / n))),
+        photons=int(n.sum()),
+        truth_photons=int(m["n_signal_photons"].sum()),
+    )
+
+
+def score_labels(labels: npt.ArrayLike, truth_classes: str | Path | npt.ArrayLike) -> dict[str, Any]:
+    """Pixel accuracy, per-class IoU and coverage of a label raster against the truth classes.
+
+    ``truth_classes`` is the truth raster or the path of ``classes.tif``; 255 is unlabeled in
+    both (see :func:`seaice_tasks.s2.evaluate.evaluate`).
+    """
+    from seaice_tasks.s2.evaluate import evaluate
+
+    if isinstance(truth_classes, str | Path):
+        import rasterio
+
+        with rasterio.open(truth_classes) as ds:
+            truth = np.asarray(ds.read(1))
+    else:
+        truth = np.asarray(truth_classes)
+    return evaluate(truth, np.asarray(labels))
