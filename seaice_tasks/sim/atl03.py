@@ -90,6 +90,7 @@ from seaice_tasks.sim.geometry import (
     to_lonlat,
     utc_to_delta_time,
 )
+from seaice_tasks.sim.sun import sun_position
 from seaice_tasks.sim.world import TruthWorld, hash_uniform
 
 __all__ = [
@@ -216,13 +217,6 @@ _M2_PERIOD_S: Final[float] = 12.42 * _SECONDS_PER_HOUR
 #: Permanent-tide conversions: value · (1.5 sin²(lat) - 0.5) (m), fitted on the real subset.
 _GEOID_FREE2MEAN_COEF_M: Final[float] = -0.2562
 _TIDE_EARTH_FREE2MEAN_COEF_M: Final[float] = -0.1206
-
-# -- solar geometry -------------------------------------------------------------------------------
-_OBLIQUITY_DEG: Final[float] = 23.44
-_DAYS_PER_YEAR: Final[float] = 365.0
-_SOLSTICE_DOY_OFFSET: Final[float] = 10.0
-_DEG_PER_HOUR: Final[float] = 15.0
-_NOON_H: Final[float] = 12.0
 
 # -- first-photon-bias tables (CAL-19 axes) ---------------------------------------------------------
 _FPB_DEAD_TIME_NS: Final[tuple[float, ...]] = (2.9, 3.0, 3.1, 3.2, 3.3, 3.4)
@@ -413,10 +407,10 @@ def cloud_gaps(track: Track, seed: int) -> FloatArray:
 
 def solar_geometry(lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike, day_of_year: int,
                    seconds_of_day: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-    """Approximate solar elevation and azimuth (degrees; azimuth east of north in [0, 360)).
+    """Solar elevation and azimuth (degrees; azimuth east of north in [0, 360)).
 
-    Declination from a cosine of the day of year, hour angle from UTC and longitude (no equation
-    of time, no refraction): good to about a degree, plenty for a background rate.
+    The simulator's one sun (:func:`seaice_tasks.sim.sun.sun_position`, NOAA/Spencer series),
+    also used for the Sentinel-2 cloud shadows.
 
     Examples
     --------
@@ -424,15 +418,9 @@ def solar_geometry(lon_deg: npt.ArrayLike, lat_deg: npt.ArrayLike, day_of_year: 
     >>> bool(e > 85)
     True
     """
-    lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
-    lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
-    decl = np.radians(-_OBLIQUITY_DEG * math.cos(2 * math.pi * (day_of_year + _SOLSTICE_DOY_OFFSET) / _DAYS_PER_YEAR))
-    hours = np.asarray(seconds_of_day, dtype=np.float64) / _SECONDS_PER_HOUR
-    ha = np.radians(_DEG_PER_HOUR * (hours - _NOON_H)) + lon
-    sin_e = np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.cos(ha)
-    elev = np.degrees(np.arcsin(np.clip(sin_e, -1.0, 1.0)))
-    az = np.degrees(np.arctan2(np.sin(ha), np.cos(ha) * np.sin(lat) - np.tan(decl) * np.cos(lat))) + 180.0
-    return np.asarray(elev, dtype=np.float64), np.asarray(np.mod(az, 360.0), dtype=np.float64)
+    az, elev = sun_position(day_of_year, np.asarray(seconds_of_day, dtype=np.float64) / _SECONDS_PER_HOUR,
+                            lon_deg, lat_deg)
+    return elev, az
 
 
 def background_rate_hz(solar_elevation_deg: npt.ArrayLike, strong: bool) -> FloatArray:

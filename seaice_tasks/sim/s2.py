@@ -64,6 +64,7 @@ from seaice_tasks.constants import (
 )
 from seaice_tasks.errors import ConfigError
 from seaice_tasks.sim.geometry import S2Footprint, SimConfig, to_lonlat
+from seaice_tasks.sim.sun import sun_position
 from seaice_tasks.sim.world import WORLD_CRS, TruthWorld
 
 __all__ = [
@@ -121,20 +122,8 @@ _STREAM_NOISE, _STREAM_CLOUDS, _STREAM_GEOMETRY = 1, 2, 3
 #: Number of corners of the square scene (the swath edge cuts one of them).
 _CORNERS: Final[int] = 4
 
-# Solar-position series (NOAA Global Monitoring Division "General Solar Position Calculations",
-# Spencer 1971 Fourier series): equation of time (minutes) and declination (radians).
-_EQTIME_SCALE_MIN: Final[float] = 229.18
-_EQTIME_COEF: Final[tuple[float, float, float, float, float]] = (0.000075, 0.001868, -0.032077, -0.014615,
-                                                                -0.040849)
-_DECL_COEF: Final[tuple[float, ...]] = (0.006918, -0.399912, 0.070257, -0.006758, 0.000907, -0.002697, 0.00148)
-_DAYS_PER_YEAR: Final[float] = 365.0
-_HOURS_PER_DAY: Final[float] = 24.0
-_MINUTES_PER_DEGREE_LON: Final[float] = 4.0
 _MINUTES_PER_HOUR: Final[float] = 60.0
-_SECONDS_PER_MINUTE: Final[float] = 60.0
-_NOON_HOUR: Final[float] = 12.0
 _HALF_TURN_DEG: Final[float] = 180.0
-_FULL_TURN_DEG: Final[float] = 360.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +261,7 @@ def band_file_name(footprint: S2Footprint, band: str) -> str:
 
 
 def solar_position(when_utc: dt.datetime, lon_deg: float, lat_deg: float) -> tuple[float, float]:
-    """Sun azimuth and elevation (degrees) from the NOAA/Spencer series (accuracy ~0.5 deg).
+    """Sun azimuth and elevation (degrees) at one instant: :func:`seaice_tasks.sim.sun.sun_position`.
 
     Parameters
     ----------
@@ -298,22 +287,8 @@ def solar_position(when_utc: dt.datetime, lon_deg: float, lat_deg: float) -> tup
     t = when_utc if when_utc.tzinfo is not None else when_utc.replace(tzinfo=dt.UTC)
     t = t.astimezone(dt.UTC)
     hours = t.hour + t.minute / _MINUTES_PER_HOUR + (t.second + t.microsecond * 1e-6) / 3600.0
-    doy = t.timetuple().tm_yday
-    g = 2.0 * math.pi / _DAYS_PER_YEAR * (doy - 1 + (hours - _NOON_HOUR) / _HOURS_PER_DAY)
-    e0, e1, e2, e3, e4 = _EQTIME_COEF
-    eqtime = _EQTIME_SCALE_MIN * (e0 + e1 * math.cos(g) + e2 * math.sin(g) + e3 * math.cos(2 * g)
-                                  + e4 * math.sin(2 * g))
-    d = _DECL_COEF
-    decl = (d[0] + d[1] * math.cos(g) + d[2] * math.sin(g) + d[3] * math.cos(2 * g) + d[4] * math.sin(2 * g)
-            + d[5] * math.cos(3 * g) + d[6] * math.sin(3 * g))
-    true_solar_min = hours * _MINUTES_PER_HOUR + eqtime + _MINUTES_PER_DEGREE_LON * lon_deg
-    hour_angle = math.radians(true_solar_min / _MINUTES_PER_DEGREE_LON - _HALF_TURN_DEG)
-    lat = math.radians(lat_deg)
-    cos_zen = math.sin(lat) * math.sin(decl) + math.cos(lat) * math.cos(decl) * math.cos(hour_angle)
-    elevation = 90.0 - math.degrees(math.acos(max(-1.0, min(1.0, cos_zen))))
-    azimuth = math.degrees(math.atan2(math.sin(hour_angle),
-                                      math.cos(hour_angle) * math.sin(lat) - math.tan(decl) * math.cos(lat)))
-    return (azimuth + _HALF_TURN_DEG) % _FULL_TURN_DEG, elevation
+    azimuth, elevation = sun_position(t.timetuple().tm_yday, hours, lon_deg, lat_deg)
+    return float(azimuth), float(elevation)
 
 
 def _scene_entropy(seed: int, scene: str) -> int:
