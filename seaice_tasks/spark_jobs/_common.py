@@ -37,6 +37,8 @@ EXECUTOR_ENV: Final[tuple[str, ...]] = (
     "SEAICE_LAKE", "SEAICE_LAKE_OPTIONS", "SEAICE_S3_ENDPOINT_URL",
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN",
 )
+#: ``OMP_NUM_THREADS`` of the executors' Python workers unless the driver's environment sets one.
+EXECUTOR_THREADS_DEFAULT: Final[str] = "1"
 #: Spark tasks per executor core a job's work items are packed into (see :func:`task_dataframe`).
 DEFAULT_TASKS_PER_CORE: Final[int] = 2
 
@@ -56,13 +58,16 @@ def split_uris(text: str) -> list[str]:
 
 
 def spark_session(app_name: str, master: str = "") -> Any:
-    """A Spark session whose executors see the driver's lake variables."""
+    """A Spark session whose executors see the driver's lake variables and run one thread per task."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
     for name in EXECUTOR_ENV:
         if os.environ.get(name):
             builder = builder.config(f"spark.executorEnv.{name}", os.environ[name])
+    # one core per Spark task: numpy/OpenCV/torch in the Python workers run single-threaded
+    builder = builder.config("spark.executorEnv.OMP_NUM_THREADS",
+                             os.environ.get("OMP_NUM_THREADS", EXECUTOR_THREADS_DEFAULT))
     if master:
         builder = builder.master(master)
     return builder.getOrCreate()

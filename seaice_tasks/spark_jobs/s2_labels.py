@@ -189,15 +189,13 @@ def histogram_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, An
 def _unet(path: str) -> Any:
     """The U-Net of a model folder, loaded once per process (executors keep it across tasks).
 
-    One torch thread: each Spark task has one core.
+    Under Spark the workers run with ``OMP_NUM_THREADS=1`` (:func:`spark_session`), so torch uses
+    one thread per task; in one process (``run_local``) torch keeps its own setting.
     """
     loaded = _MODELS.get(path)
     if loaded is None:
-        import torch
-
         from seaice_tasks.s2.unet import load_model
 
-        torch.set_num_threads(1)
         loaded = _MODELS[path] = load_model(path)
     return loaded
 

@@ -136,10 +136,8 @@ def test_unet_model_labels_the_scenes_window_by_window(small_sim_day, tiny_model
     config = S2LabelConfig(window_px=SMALL_WINDOW_PX)
     lake = Lake(tmp_path / "lake")
     threads = torch.get_num_threads()
-    try:
-        summary = run_local([str(scene_dir)], lake, config, unet_model=str(tiny_model))
-    finally:
-        torch.set_num_threads(threads)
+    summary = run_local([str(scene_dir)], lake, config, unet_model=str(tiny_model))
+    assert torch.get_num_threads() == threads  # the in-process job leaves torch's threads alone
     assert summary["failed"] == [] and len(summary["partitions"]) == 1 and len(summary["unet_partitions"]) == 1
     key = lake.partitions(S2_UNET_STAGE)[0]
     assert key.item == lake.partitions(S2_LABELS_STAGE)[0].item
