@@ -105,18 +105,12 @@ def _dag_test(env: dict[str, str], day: dt.date, conf: dict[str, object] | None 
     return out
 
 
-def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path, small_sim_day) -> None:  # type: ignore[no-untyped-def]
+def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path, small_sim_day,  # type: ignore[no-untyped-def]
+                                         tiny_unet_model: Path) -> None:
     """discover + resample_2m + s2_labels (spark-submit through SparkSubmitOperator, local[*]), with a U-Net."""
-    from seaice_tasks.s2.unet import UNetConfig, build_unet, save_model
-    from seaice_tasks.train.loop import seed_everything
-
-    unet_cfg = UNetConfig(base_filters=2, levels=3, dropouts=(0.1, 0.1, 0.2), decoder_dropouts=(0.2, 0.1),
-                          tile_px=32)
-    seed_everything(0)
-    save_model(build_unet(unet_cfg), unet_cfg, {}, tmp_path / "model", training_data="untrained")
     lake_dir = tmp_path / "lake"
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(small_sim_day.catalog))
-    out = _dag_test(env, dt.date(2019, 11, 4), {"max_photons": 50_000, "s2_unet_model": str(tmp_path / "model")})
+    out = _dag_test(env, dt.date(2019, 11, 4), {"max_photons": 50_000, "s2_unet_model": str(tiny_unet_model)})
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success"}
     lake = Lake(lake_dir)
     inventory = lake.require(PartitionKey("inventory", dt.date(2019, 11, 4)))

@@ -126,17 +126,14 @@ def test_spark_submit_local(small_sim_day, reference: dict[str, str], tmp_path: 
     assert _manifests(Lake(tmp_path / "lake")) == reference  # same bytes as without Spark
 
 
-def test_s2_labels_spark_submit_local(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from seaice_tasks.s2.scene_labels import S2LabelConfig
-    from seaice_tasks.s2.unet import S2_UNET_STAGE, UNetConfig, build_unet, save_model
-    from seaice_tasks.spark_jobs import s2_labels
-    from seaice_tasks.train.loop import seed_everything
+def test_s2_labels_spark_submit_local(small_sim_day, tiny_unet_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import torch
 
-    unet_cfg = UNetConfig(base_filters=2, levels=3, dropouts=(0.1, 0.1, 0.2), decoder_dropouts=(0.2, 0.1),
-                          tile_px=32)
-    seed_everything(3)
-    model_dir = tmp_path / "model"
-    save_model(build_unet(unet_cfg), unet_cfg, {}, model_dir, training_data="untrained")
+    from seaice_tasks.s2.scene_labels import S2LabelConfig
+    from seaice_tasks.s2.unet import S2_UNET_STAGE
+    from seaice_tasks.spark_jobs import s2_labels
+
+    model_dir = tiny_unet_model
     scene = str(small_sim_day.scenes[0])
     config = '{"window_px": 200}'
     spark_submit = str(Path(sys.executable).with_name("spark-submit"))
@@ -150,7 +147,12 @@ def test_s2_labels_spark_submit_local(small_sim_day, tmp_path: Path) -> None:  #
                         .removeprefix(RESULT_MARKER))
     assert result["failed"] == [] and len(result["partitions"]) == 1 and len(result["unet_partitions"]) == 1
     local = Lake(tmp_path / "local")
-    s2_labels.run_local([scene], local, S2LabelConfig.from_json(config), unet_model=str(model_dir))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the Spark workers, so the U-Net sums run in the same order
+    try:
+        s2_labels.run_local([scene], local, S2LabelConfig.from_json(config), unet_model=str(model_dir))
+    finally:
+        torch.set_num_threads(threads)
     spark_lake = Lake(tmp_path / "spark")
     for stage in ("s2_labels", S2_UNET_STAGE):  # same bytes as in-process, colour and U-Net labels
         key = spark_lake.partitions(stage)[0]

@@ -108,25 +108,7 @@ def test_main_reads_inventory(small_sim_day, tmp_path: Path, capsys: pytest.Capt
     assert int(SeaIceClass.UNLABELED) == 255
 
 
-#: A tiny untrained U-Net (3 levels, width 2, 32 px tiles): enough to check the plumbing.
-TINY_UNET = {"base_filters": 2, "levels": 3, "dropouts": (0.1, 0.1, 0.2), "decoder_dropouts": (0.2, 0.1),
-             "tile_px": 32}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved U-Net folder (model.safetensors + model_card.json)."""
-    from seaice_tasks.s2.unet import UNetConfig, build_unet, save_model
-    from seaice_tasks.train.loop import seed_everything
-
-    cfg = UNetConfig(**TINY_UNET)  # type: ignore[arg-type]
-    seed_everything(3)
-    folder = tmp_path_factory.mktemp("unet_model")
-    save_model(build_unet(cfg), cfg, {}, folder, training_data="untrained, plumbing test")
-    return folder
-
-
-def test_unet_model_labels_the_scenes_window_by_window(small_sim_day, tiny_model: Path,  # type: ignore[no-untyped-def]
+def test_unet_model_labels_the_scenes_window_by_window(small_sim_day, tiny_unet_model: Path,  # type: ignore[no-untyped-def]
                                                        tmp_path: Path) -> None:
     import torch
 
@@ -136,13 +118,13 @@ def test_unet_model_labels_the_scenes_window_by_window(small_sim_day, tiny_model
     config = S2LabelConfig(window_px=SMALL_WINDOW_PX)
     lake = Lake(tmp_path / "lake")
     threads = torch.get_num_threads()
-    summary = run_local([str(scene_dir)], lake, config, unet_model=str(tiny_model))
+    summary = run_local([str(scene_dir)], lake, config, unet_model=str(tiny_unet_model))
     assert torch.get_num_threads() == threads  # the in-process job leaves torch's threads alone
     assert summary["failed"] == [] and len(summary["partitions"]) == 1 and len(summary["unet_partitions"]) == 1
     key = lake.partitions(S2_UNET_STAGE)[0]
     assert key.item == lake.partitions(S2_LABELS_STAGE)[0].item
     man = lake.require(key)
-    loaded = load_model(tiny_model)
+    loaded = load_model(tiny_unet_model)
     assert man.info["model"]["weights_sha256"] == loaded.card["weights_sha256"]
     assert man.config == loaded.config.to_dict() and man.info["view"] == "filtered"
     with rasterio.MemoryFile(io.BytesIO(lake.open_file(key, UNET_LABELS_FILE, verify=True))) as mem, mem.open() as ds:
