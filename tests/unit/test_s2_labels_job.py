@@ -118,22 +118,22 @@ def test_unet_model_labels_the_scenes_window_by_window(small_sim_day, tiny_unet_
     config = S2LabelConfig(window_px=SMALL_WINDOW_PX)
     lake = Lake(tmp_path / "lake")
     threads = torch.get_num_threads()
-    summary = run_local([str(scene_dir)], lake, config, unet_model=str(tiny_unet_model))
-    assert torch.get_num_threads() == threads  # the in-process job leaves torch's threads alone
+    torch.set_num_threads(1)  # the same thread count for the job and the whole-scene reference below
+    try:
+        summary = run_local([str(scene_dir)], lake, config, unet_model=str(tiny_unet_model))
+        assert torch.get_num_threads() == 1  # the in-process job leaves torch's threads alone
+        loaded = load_model(tiny_unet_model)
+        whole = label_scene_unet(loaded.model, open_s2_scene(scene_dir), config, loaded.config)
+    finally:
+        torch.set_num_threads(threads)
     assert summary["failed"] == [] and len(summary["partitions"]) == 1 and len(summary["unet_partitions"]) == 1
     key = lake.partitions(S2_UNET_STAGE)[0]
     assert key.item == lake.partitions(S2_LABELS_STAGE)[0].item
     man = lake.require(key)
-    loaded = load_model(tiny_unet_model)
     assert man.info["model"]["weights_sha256"] == loaded.card["weights_sha256"]
     assert man.config == loaded.config.to_dict() and man.info["view"] == "filtered"
     with rasterio.MemoryFile(io.BytesIO(lake.open_file(key, UNET_LABELS_FILE, verify=True))) as mem, mem.open() as ds:
         labels = ds.read(1)
-    torch.set_num_threads(1)
-    try:
-        whole = label_scene_unet(loaded.model, open_s2_scene(scene_dir), config, loaded.config)
-    finally:
-        torch.set_num_threads(threads)
     np.testing.assert_array_equal(labels, whole)  # windows of the job == the whole scene at once
 
 
