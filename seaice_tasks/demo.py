@@ -135,7 +135,9 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     table = lake.read_table(manifest.key).to_pandas()
     for uri in table["uri"]:
         print(_one_line(inspect_path(uri)))
-    truth_dir = wd / "sim" / "truth"
+    from seaice_tasks.sim.day import TRUTH_DIR
+
+    truth_dir = wd / "sim" / TRUTH_DIR
     segments = lake.partitions("segments_2m", dt.date.fromisoformat(day))
     print(f"\n== 2 m segments: {len(segments)} partition(s); h_cor_mean vs the simulator's truth")
     for key in segments:

@@ -44,8 +44,7 @@ def delta_time_to_utc(
         return np.full(dt_s.shape, np.datetime64("NaT"), dtype="datetime64[ns]")
     # Leap seconds only change at a handful of instants: one offset for the whole array unless it
     # spans a change, then a vectorised table lookup (GPS instant -> offset in force).
-    lo, hi = (float(gps_s.min()), float(gps_s.max())) if all_finite else (
-        float(np.nanmin(gps_s)), float(np.nanmax(gps_s)))
+    lo, hi = float(np.nanmin(gps_s)), float(np.nanmax(gps_s))
     leap_lo, leap_hi = gps_leap_seconds(lo), gps_leap_seconds(hi)
     utc_s: npt.NDArray[np.float64]
     if leap_lo == leap_hi:

@@ -147,14 +147,24 @@ def plan_record(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
     except SeaIceError as exc:
         return {"uri": uri, "scene": "", "date": "", "windows": "[]", "skip": str(exc)}
     return {"uri": uri, "scene": plan.scene, "date": plan.date, "skip": "",
-            "windows": json.dumps([dataclasses.astuple(w) for w in plan.windows])}
+            "windows": _windows_json(plan.windows)}
+
+
+def _windows_json(windows: Sequence[Any]) -> str:
+    """A scene's windows as a JSON column: ``[[row_off, col_off, height, width], ...]``."""
+    return json.dumps([dataclasses.astuple(w) for w in windows])
+
+
+def _windows_from_json(text: str) -> tuple[Any, ...]:
+    """Inverse of :func:`_windows_json`: a tuple of ``WindowSpec``."""
+    from seaice_tasks.s2.scene_labels import WindowSpec
+
+    return tuple(WindowSpec(*(int(v) for v in w)) for w in json.loads(text))
 
 
 def _plan_from_row(row: dict[str, Any], token: str) -> ScenePlan:
-    from seaice_tasks.s2.scene_labels import WindowSpec
-
-    windows = tuple(WindowSpec(*(int(v) for v in w)) for w in json.loads(row["windows"]))
-    return ScenePlan(uri=row["uri"], scene=row["scene"], date=row["date"], windows=windows, token=token)
+    return ScenePlan(uri=row["uri"], scene=row["scene"], date=row["date"], windows=_windows_from_json(row["windows"]),
+                     token=token)
 
 
 def _items(plans: Sequence[ScenePlan], stats: dict[str, Any], unet_model: str = "") -> pd.DataFrame:
@@ -253,7 +263,7 @@ def _scene_rows(plans: Sequence[ScenePlan], label_rows: Sequence[dict[str, Any]]
             continue
         st = stats.get(plan.scene)
         rows.append({"scene": plan.scene, "uri": plan.uri, "date": plan.date, "token": plan.token,
-                     "windows": json.dumps([dataclasses.astuple(w) for w in plan.windows]),
+                     "windows": _windows_json(plan.windows),
                      "stats": json.dumps(dataclasses.asdict(st) if st is not None else None),
                      "unet_model": unet_model})
     return rows, failures
@@ -267,14 +277,14 @@ def scene_item(rec: dict[str, Any], config: Any, lake: Lake) -> dict[str, Any]:
     """
     from seaice_tasks.constants import SeaIceClass
     from seaice_tasks.s2.cloud_shadow import FilterStats
-    from seaice_tasks.s2.scene_labels import S2_LABELS_STAGE, SceneLabels, WindowSpec, mosaic, stage_scene_files
+    from seaice_tasks.s2.scene_labels import S2_LABELS_STAGE, SceneLabels, mosaic, stage_scene_files
 
     out = {"scene": rec["scene"], "entries": "[]", "info": "{}", "unet_entries": "[]", "unet_info": "{}",
            "skip": "", "error": ""}
     try:
         key = PartitionKey(S2_LABELS_STAGE, dt.date.fromisoformat(rec["date"]), rec["scene"])
         writer = lake.writer(key, config, token=rec["token"])
-        windows = [WindowSpec(*(int(v) for v in w)) for w in json.loads(rec["windows"])]
+        windows = _windows_from_json(rec["windows"])
         parts = []
         unet_parts = []
         for k, w in enumerate(windows):
@@ -438,7 +448,7 @@ def _run_spark(uris: Sequence[str], lake: Lake, config: Any, args: argparse.Name
                        [float(r["height"] * r["width"]) for r in items])
         scene_rows, failures = _scene_rows(plans, labelled, stats, args.unet_model)
         results = run(scene_rows, _SCENE_SCHEMA, "scene_item", _SCENE_RESULT_SCHEMA,
-                      [float(sum(h * w for _, _, h, w in json.loads(r["windows"]))) for r in scene_rows])
+                      [float(sum(w.height * w.width for w in _windows_from_json(r["windows"]))) for r in scene_rows])
         committed, unet_committed, more_skips, failures = _finalize(plans, results, config, lake, failures, card)
         t2 = time.perf_counter()
     finally:
