@@ -19,7 +19,7 @@ demo: venv
 	$(BIN)/seaice demo
 
 lint: venv
-	$(BIN)/ruff check seaice_tasks dags tests benchmarks
+	$(BIN)/ruff check seaice_tasks dags tests benchmarks experiments
 
 typecheck: venv
 	$(BIN)/mypy

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from seaice_tasks.spark_jobs._common import RESULT_MARKER
+from seaice_tasks.spark_jobs.runner import RESULT_MARKER
 
 __all__ = [
     "best_per_master",

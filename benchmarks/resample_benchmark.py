@@ -25,8 +25,9 @@ Three parts (``--part throughput|spark|memory|all``); inputs are simulated once 
    table uses VmHWM because Linux carries ``ru_maxrss`` over from the forking parent (this
    script, a few hundred MiB) across ``execve``, which would hide a small child's peak.
    The production path is measured the same way: the job's per-work-item path
-   (``seaice_tasks.spark_jobs.resample.run_local`` with a lake directory: each item is resampled
-   and staged to the lake as a part file, so no process ever holds a whole beam's bins).
+   (the resample job run in process by ``seaice_tasks.spark_jobs.runner.run_job`` with a lake
+   directory: each item is resampled and staged to the lake as a part file, so no process ever
+   holds a whole beam's bins).
    Target: peak RSS does not grow with the beam size and stays <= 2 GB.
 
 All timings of one part are taken back to back in the same run; compare the RATIOS, not the
@@ -73,8 +74,8 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from seaice_tasks.io.atl03 import PHOTON_PATHS, iter_segment_chunks, read_photons  # noqa: E402
-from seaice_tasks.is2.resample import ResampleConfig, resample_beam  # noqa: E402
+from seaice_tasks.io.atl03 import PHOTON_PATHS, read_photons, read_segments  # noqa: E402
+from seaice_tasks.is2.resample import ResampleConfig, beam_chunks, resample_beam  # noqa: E402
 from seaice_tasks.sim.atl03 import write_benchmark_beam  # noqa: E402
 from seaice_tasks.sim.day import simulate_day  # noqa: E402
 from seaice_tasks.sim.geometry import SimConfig  # noqa: E402
@@ -203,17 +204,22 @@ def inflate_decomposition(path: Path, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _config(chunk: int, module: Any = None) -> Any:
+    cls = ResampleConfig if module is None else module.ResampleConfig
+    return cls(beams=(BEAM,), max_photons_per_chunk=chunk)
+
+
 def read_pass(path: Path, chunk: int) -> int:
-    """The read step of ``resample_beam`` alone: ``read_photons`` over every segment chunk."""
+    """The read step of ``resample_beam`` alone: ``read_photons`` over every chunk with its halo."""
     n = 0
-    for start, stop in iter_segment_chunks(path, BEAM, chunk):
-        n += len(read_photons(path, BEAM, start, stop))
+    for c in beam_chunks(read_segments(path, BEAM), _config(chunk)):
+        n += len(read_photons(path, BEAM, c.read_start, c.read_stop))
     return n
 
 
 def resample_pass(path: Path, chunk: int) -> int:
     """The measured operation: ``resample_beam`` of the strong beam; returns the 2 m bins."""
-    frame = resample_beam(path, BEAM, ResampleConfig(beams=(BEAM,)), max_photons=chunk)
+    frame = resample_beam(path, BEAM, _config(chunk))
     return len(frame)
 
 
@@ -230,14 +236,14 @@ def load_baseline(path: Path) -> ModuleType:
 
 def baseline_pass(module: ModuleType, path: Path, chunk: int) -> int:
     """``resample_pass`` with the baseline module's ``resample_beam``."""
-    frame = module.resample_beam(path, BEAM, module.ResampleConfig(beams=(BEAM,)), max_photons=chunk)
+    frame = module.resample_beam(path, BEAM, _config(chunk, module))
     return len(frame)
 
 
 def same_output(module: ModuleType, path: Path, chunk: int) -> bool:
     """Whether the baseline and the current ``resample_beam`` return the same frame, bit for bit."""
-    expected = module.resample_beam(path, BEAM, module.ResampleConfig(beams=(BEAM,)), max_photons=chunk)
-    got = resample_beam(path, BEAM, ResampleConfig(beams=(BEAM,)), max_photons=chunk)
+    expected = module.resample_beam(path, BEAM, _config(chunk, module))
+    got = resample_beam(path, BEAM, _config(chunk))
     try:
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
     except AssertionError as exc:
@@ -378,7 +384,8 @@ def report_throughput(r: dict[str, Any]) -> str:
 
 
 def _job_args(granules: Sequence[Path], max_photons: int) -> list[str]:
-    return ["--granules", ",".join(str(g.resolve()) for g in granules), "--max-photons", str(max_photons)]
+    return ["--granules", ",".join(str(g.resolve()) for g in granules),
+            "--config", ResampleConfig(max_photons_per_chunk=max_photons).to_json()]
 
 
 def _check_result(summary: dict[str, Any]) -> None:
@@ -420,10 +427,10 @@ def run_no_spark(granules: Sequence[Path], max_photons: int, work: Path) -> dict
 
 def count_work_items(granules: Sequence[Path], max_photons: int) -> int:
     """Work items the job's driver will plan (same planner, default config)."""
-    from seaice_tasks.spark_jobs.resample import plan_work_items
+    from seaice_tasks.is2.resample_work import plan_granule
 
-    items, _ = plan_work_items([str(g) for g in granules], ResampleConfig(), max_photons=max_photons)
-    return len(items)
+    config = ResampleConfig(max_photons_per_chunk=max_photons)
+    return sum(len(plan_granule(str(g), config)) for g in granules)
 
 
 def run_spark(args: argparse.Namespace) -> dict[str, Any]:
@@ -469,7 +476,7 @@ def report_spark(r: dict[str, Any]) -> str:
             f"{base['total_s'] / serial['total_s']:.2f}", "",
         ])
     head = (f"## spark: {len(r['granules'])} granules, {r['n_photons_all_beams']:,} photons, "
-            f"{r['work_items']} work items (--max-photons {r['max_photons']:,}), "
+            f"{r['work_items']} work items (max_photons_per_chunk {r['max_photons']:,}), "
             f"speed-up = T({r['baseline']}) / T(config)")
     last = r["best"][-1]
     foot = (f"map-reduce speed-up {last['master']} / {r['baseline']} = {last['speedup_map_reduce']:.2f}x "
@@ -504,7 +511,7 @@ if len(sys.argv) > 3:  # a baseline copy of resample.py
     sys.modules["resample_baseline"] = module
     spec.loader.exec_module(module)
     resample_beam, ResampleConfig = module.resample_beam, module.ResampleConfig
-frame = resample_beam(sys.argv[1], "gt1r", ResampleConfig(beams=("gt1r",)), max_photons=int(sys.argv[2]))
+frame = resample_beam(sys.argv[1], "gt1r", ResampleConfig(beams=("gt1r",), max_photons_per_chunk=int(sys.argv[2])))
 out_bytes = int(frame.memory_usage(deep=False).sum())  # object cells share one str per column
 rows = len(frame)
 del frame
@@ -512,16 +519,18 @@ print(json.dumps({**peak(), "output_bytes": out_bytes, "rows": rows}))
 """
 _CHILD_JOB = _CHILD_IMPORTS + """
 import shutil, tempfile
-from seaice_tasks.spark_jobs.resample import run_local
+from seaice_tasks.spark_jobs.resample import JOB
+from seaice_tasks.spark_jobs.runner import run_job
 from seaice_tasks.storage import Lake
 
 lake_dir = tempfile.mkdtemp(prefix="lake_mem_", dir=sys.argv[3])
 try:
-    summary = run_local([sys.argv[1]], Lake(lake_dir), ResampleConfig(beams=("gt1r",)), max_photons=int(sys.argv[2]))
+    summary = run_job(JOB, [sys.argv[1]], Lake(lake_dir),
+                      ResampleConfig(beams=("gt1r",), max_photons_per_chunk=int(sys.argv[2])))
 finally:
     shutil.rmtree(lake_dir, ignore_errors=True)
 if summary["failed"] or summary["skipped"] or not summary["rows"]:
-    raise SystemExit(f"run_local failed: {summary['failed']} {summary['skipped']}")
+    raise SystemExit(f"run_job failed: {summary['failed']} {summary['skipped']}")
 print(json.dumps({**peak(), "output_bytes": 0, "rows": summary["rows"]}))
 """
 _CHILD_BASELINE = _CHILD_IMPORTS + """
@@ -569,8 +578,8 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
         n = n_photons_of(path)
         m = resample_rss(_CHILD_JOB, str(path.resolve()), str(args.chunk_photons), str(args.work.resolve()))
         m["working_set_mib"] = m["peak_rss_mib"]  # no beam-sized frame is held
-        print(f"  {n:,} photons, run_local + lake: {m['peak_rss_mib']:.0f} MiB", flush=True)
-        rows.append({"case": f"run_local {path.name}", "n_photons": n, "path": "job", **m})
+        print(f"  {n:,} photons, run_job + lake: {m['peak_rss_mib']:.0f} MiB", flush=True)
+        rows.append({"case": f"run_job {path.name}", "n_photons": n, "path": "job", **m})
     s, b = rows[1], rows[2]
     js, jb = rows[-2], rows[-1]
     growth = b["peak_rss_mib"] / s["peak_rss_mib"]
@@ -611,7 +620,7 @@ def report_memory(r: dict[str, Any]) -> str:
             f"streaming working set (peak - frame) x{r['working_set_growth']:.2f}; "
             f"<= {TARGET_PEAK_RSS_MIB:.0f} MiB: {verdict(r['target_below_2gb_met'])}")
     if "job_rss_growth" in r:
-        foot += (f"\nproduction path (run_local: per work item, staged to a lake): photons "
+        foot += (f"\nproduction path (run_job: per work item, staged to a lake): photons "
                  f"x{r['photon_growth']:.1f} -> peak RSS x{r['job_rss_growth']:.2f} (flat within "
                  f"{FLAT_RSS_TOLERANCE:g}x: {verdict(r['target_job_flat_met'])}); <= {TARGET_PEAK_RSS_MIB:.0f} MiB: "
                  f"{verdict(r['target_job_below_2gb_met'])}")
@@ -646,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--granules", type=int, default=DEFAULT_GRANULES, help="granules of the simulated day (2)")
     p.add_argument("--km", type=float, default=DEFAULT_KM, help="along-track km per granule (2)")
     p.add_argument("--spark-max-photons", type=int, default=DEFAULT_SPARK_MAX_PHOTONS,
-                   help="--max-photons of the Spark job: photons per work item (2)")
+                   help="max_photons_per_chunk of the Spark job's config: photons per work item (2)")
     p.add_argument("--masters", type=lambda s: tuple(s.split(",")), default=DEFAULT_MASTERS,
                    help="comma-separated Spark masters; the first is the speed-up baseline (2)")
     p.add_argument("--no-spark-baseline", action=argparse.BooleanOptionalAction, default=True,

@@ -68,8 +68,8 @@ import numpy as np  # noqa: E402
 
 from seaice_tasks.constants import SeaIceClass  # noqa: E402
 from seaice_tasks.io.s2 import open_s2_scene, read_reflectance, rgb_composite  # noqa: E402
+from seaice_tasks.products import S2_LABELS  # noqa: E402
 from seaice_tasks.s2.scene_labels import (  # noqa: E402
-    S2_LABELS_STAGE,
     S2LabelConfig,
     label_scene,
     plan_windows,
@@ -77,7 +77,7 @@ from seaice_tasks.s2.scene_labels import (  # noqa: E402
 )
 from seaice_tasks.sim.day import simulate_day  # noqa: E402
 from seaice_tasks.sim.geometry import SimConfig  # noqa: E402
-from seaice_tasks.storage import Lake, PartitionKey  # noqa: E402
+from seaice_tasks.storage import Lake  # noqa: E402
 
 SPARK_JOB: Final[Path] = REPO_ROOT / "seaice_tasks" / "spark_jobs" / "s2_labels.py"
 COMPLETE_MARKER: Final[str] = ".complete"
@@ -151,7 +151,7 @@ def commit_pass(path: Path, config: S2LabelConfig, result: Any, work: Path) -> i
     day = scene.scene_id.sensing.date() if scene.scene_id is not None else dt.date(2019, 11, 4)
     lake_dir = Path(tempfile.mkdtemp(prefix="lake_commit_", dir=work))
     try:
-        write_scene_partition(Lake(str(lake_dir)), PartitionKey(S2_LABELS_STAGE, day, name), scene, result, config)
+        write_scene_partition(Lake(str(lake_dir)), S2_LABELS.key(date=day, scene=name), scene, result, config)
         return sum(p.stat().st_size for p in lake_dir.rglob("*") if p.is_file())
     finally:
         shutil.rmtree(lake_dir, ignore_errors=True)

@@ -9,9 +9,9 @@ One UTC day of sea-ice processing:
    default) turns the day's ATL03 granules into 2 m segment partitions
    `segments_2m/date=<day>/granule=<g>/beam=<b>` and a `resample_report` of skipped granules;
 3. `s2_labels` (Spark, in parallel) filters thin cloud/shadow and colour-labels the day's
-   Sentinel-2 scenes window by window into `s2_labels/date=<day>/granule=<scene>` (label COG,
+   Sentinel-2 scenes window by window into `s2_labels/date=<day>/scene=<scene>` (label COG,
    unusable-mask COG, quicklook) and an `s2_labels_report`; with the `s2_unet_model` param it
-   also writes U-Net label partitions `s2_unet_labels/date=<day>/granule=<scene>`.
+   also writes U-Net label partitions `s2_unet_labels/date=<day>/scene=<scene>`.
 
 Later stages (colocation, inference, sea surface and freeboard, validation,
 publishing) hang off these partitions.
@@ -22,8 +22,8 @@ publishing) hang off these partitions.
   catches up.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
   root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`),
-  `resample` (ResampleConfig as a JSON object), `max_photons` (photons per Spark work item),
-  `s2_labels` (S2LabelConfig as a JSON object), `s2_unet_model` (a trained U-Net folder;
+  `resample` (ResampleConfig as a JSON object; `max_photons_per_chunk` sets the photons per
+  Spark work item), `s2_labels` (S2LabelConfig as a JSON object), `s2_unet_model` (a trained U-Net folder;
   empty: colour labels only).
 * Every task is a thin call into the `seaice_tasks` package; heavy imports live in task bodies.
 """
@@ -74,8 +74,8 @@ def _spark_job(name: str) -> str:
         "catalog": Param("", type="string", description="raw input folder/URL; empty = $SEAICE_CATALOG"),
         "lake": Param("", type="string", description="storage root; empty = $SEAICE_LAKE"),
         "date": Param("", type="string", description="YYYY-MM-DD to process; empty = the logical date"),
-        "resample": Param({}, type="object", description="ResampleConfig fields (JSON object)"),
-        "max_photons": Param(2_000_000, type="integer", minimum=1000, description="photons per Spark work item"),
+        "resample": Param({}, type="object",
+                          description="ResampleConfig fields (JSON; max_photons_per_chunk: photons per work item)"),
         "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
         "s2_unet_model": Param("", type="string",
                                description="U-Net model folder (save_model) visible to the Spark executors; "
@@ -102,7 +102,6 @@ def seaice_daily() -> None:
             "--date", DAY,
             "--lake", "{{ params.lake }}",
             "--config", "{{ params.resample | tojson }}",
-            "--max-photons", "{{ params.max_photons }}",
         ],
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
     )

@@ -26,15 +26,14 @@ from seaice_tasks.config import DiscoverConfig
 from seaice_tasks.constants import S2_BANDS
 from seaice_tasks.errors import GranuleNameError
 from seaice_tasks.granule import S2SceneId, parse_granule, parse_s2_scene
-from seaice_tasks.schemas import INVENTORY_SCHEMA
-from seaice_tasks.storage import Lake, Manifest, PartitionKey, lake_from_env, storage_options_from_env
+from seaice_tasks.outputs import TableOutput, write_partition
+from seaice_tasks.products import INVENTORY, INVENTORY_FILE
+from seaice_tasks.storage import Lake, Manifest, inputs_from_env, lake_from_env
 
 __all__ = ["CatalogItem", "Skip", "scan_catalog", "discover_day", "write_inventory", "run_discover"]
 
 log = logging.getLogger(__name__)
 
-INVENTORY_STAGE: Final[str] = "inventory"
-INVENTORY_FILE: Final[str] = "inventory.parquet"
 _H5_SUFFIXES: Final[tuple[str, ...]] = (".h5", ".hdf5", ".he5")
 _RASTER_SUFFIXES: Final[tuple[str, ...]] = (".tif", ".tiff", ".jp2")
 _DEFAULT_DISCOVER: Final[DiscoverConfig] = DiscoverConfig()
@@ -175,7 +174,7 @@ def discover_day(
 
 
 def inventory_table(items: list[CatalogItem]) -> pa.Table:
-    """The inventory of a day as an Arrow table in :data:`INVENTORY_SCHEMA`."""
+    """The inventory of a day as an Arrow table in the schema of :data:`~seaice_tasks.products.INVENTORY`."""
     frame = pd.DataFrame(
         {
             "kind": [c.kind for c in items],
@@ -190,7 +189,7 @@ def inventory_table(items: list[CatalogItem]) -> pa.Table:
             "size_bytes": [c.size_bytes for c in items],
         }
     )
-    return pa.Table.from_pandas(frame, schema=INVENTORY_SCHEMA, preserve_index=False)
+    return pa.Table.from_pandas(frame, schema=INVENTORY.schema, preserve_index=False)
 
 
 def write_inventory(
@@ -202,15 +201,9 @@ def write_inventory(
     catalog: str = "",
 ) -> Manifest:
     """Commit the day's inventory partition (``inventory/date=YYYY-MM-DD``)."""
-    key = PartitionKey(INVENTORY_STAGE, day)
-    with lake.writer(key, config) as writer:
-        writer.write_table(INVENTORY_FILE, inventory_table(items), INVENTORY_SCHEMA)
-        writer.info = {
-            "catalog": catalog,
-            "counts": _counts(items),
-            "skipped": [dataclasses.asdict(s) for s in skips],
-        }
-    return lake.require(key)
+    key = INVENTORY.key(date=day)
+    info = {"catalog": catalog, "counts": _counts(items), "skipped": [dataclasses.asdict(s) for s in skips]}
+    return write_partition(lake, key, [TableOutput(key, INVENTORY_FILE, inventory_table(items))], config, info)
 
 
 def _counts(items: list[CatalogItem]) -> dict[str, int]:
@@ -247,11 +240,12 @@ def run_discover(
     """
     cfg = config if isinstance(config, DiscoverConfig) else DiscoverConfig.from_dict(dict(config or {}))
     the_day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
-    where = catalog or cfg.catalog or os.environ.get("SEAICE_CATALOG", "")
+    store = inputs_from_env(catalog or cfg.catalog or None)
+    where = store.root
     if not where:
         raise FileNotFoundError("no catalog given: pass catalog=, set DiscoverConfig.catalog or $SEAICE_CATALOG")
     target = lake_from_env(lake)
-    items, skips = discover_day(where, the_day, cfg, storage_options_from_env(where))
+    items, skips = discover_day(where, the_day, cfg, store.options_for(where))
     manifest = write_inventory(target, the_day, items, skips, cfg, catalog=where)
     granules: dict[str, list[str]] = {}
     for c in items:

@@ -21,54 +21,20 @@ from typing import Any, Final
 
 from seaice_tasks import __version__
 from seaice_tasks.errors import SeaIceError
+from seaice_tasks.io.inspect import inspect_path
+from seaice_tasks.io.summary import ProductSummary
 
-__all__ = ["main", "inspect_path", "format_summary"]
+__all__ = ["main", "format_summary"]
 
 log = logging.getLogger("seaice")
 
 EXIT_OK: Final[int] = 0
 EXIT_INPUT_ERROR: Final[int] = 2
-_RASTER_SUFFIXES: Final[tuple[str, ...]] = (".tif", ".tiff", ".jp2", ".png", ".vrt")
 
 
-def inspect_path(path: str) -> Any:
-    """Summarise one product file or S2 scene folder (a :class:`ProductSummary`).
-
-    Raises
-    ------
-    SeaIceError
-        When the file is unreadable, of an unknown product, or malformed.
-    """
-    from seaice_tasks.errors import CorruptFileError, WrongProductError
-
-    local = path.removeprefix("file://")
-    if os.path.isdir(local) or local.lower().endswith(_RASTER_SUFFIXES):
-        from seaice_tasks.io.s2 import summarize_s2
-
-        return summarize_s2(path)
-    from seaice_tasks.io._h5 import open_h5, product_of
-
-    with open_h5(path) as f:
-        product = product_of(f)
-    if product == "ATL03":
-        from seaice_tasks.io.atl03 import summarize_atl03
-
-        return summarize_atl03(path)
-    if product == "ATL07":
-        from seaice_tasks.io.atl07 import summarize_atl07
-
-        return summarize_atl07(path)
-    if product == "ATL10":
-        from seaice_tasks.io.atl10 import summarize_atl10
-
-        return summarize_atl10(path)
-    if product is None:
-        raise WrongProductError(path, "no ATL03/ATL07/ATL10 layout found (no gtXX beam groups with product data)")
-    raise CorruptFileError(path, f"product {product} is not supported (ATL03, ATL07, ATL10, Sentinel-2)")
-
-
-def format_summary(summary: Any) -> str:
-    """Human-readable text of a :class:`ProductSummary`."""
+def format_summary(summary: ProductSummary) -> str:
+    """Human-readable text of a :class:`~seaice_tasks.io.summary.ProductSummary`
+    (:func:`seaice_tasks.io.inspect.inspect_path`)."""
     lines = [
         f"{summary.path}",
         f"  product   {summary.product}",
@@ -144,7 +110,9 @@ def _run_job(job: Any, argv: list[str], args: argparse.Namespace) -> int:
     import subprocess
 
     if args.no_spark:
-        status: int = job.main([*argv, "--no-spark"])
+        from seaice_tasks.spark_jobs.runner import main as run_main
+
+        status: int = run_main(job.JOB, [*argv, "--no-spark"])
         return status
     spark_submit = Path(sys.executable).with_name("spark-submit")
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
@@ -156,7 +124,7 @@ def _cmd_resample(args: argparse.Namespace) -> int:
     from seaice_tasks.spark_jobs import resample as job
 
     return _run_job(job, ["--granules", ",".join(args.granules), "--date", args.date or "", "--lake",
-                          args.lake or "", "--config", args.config, "--max-photons", str(args.max_photons)], args)
+                          args.lake or "", "--config", args.config], args)
 
 
 def _cmd_label_s2(args: argparse.Namespace) -> int:
@@ -208,8 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("granules", nargs="*", metavar="GRANULE", help="ATL03 files/URLs (or use --date)")
     p.add_argument("--date", default=None, help="UTC day: the ATL03 granules of its committed inventory")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
-    p.add_argument("--config", default="{}", help="ResampleConfig fields as JSON")
-    p.add_argument("--max-photons", type=int, default=2_000_000, help="photons per work item")
+    p.add_argument("--config", default="{}",
+                   help="ResampleConfig fields as JSON (max_photons_per_chunk: photons per work item)")
     p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     p.set_defaults(func=_cmd_resample)

@@ -140,14 +140,11 @@ class ReaderConfig(JsonConfig):
         1 = forward, the orientation of the 2019 Ross Sea granules.  A warning is logged.
     atlas_sdp_gps_epoch_s : float
         GPS seconds of the ATLAS SDP epoch, used when ``ancillary_data`` is absent.
-    max_photons_per_chunk : int
-        Upper bound of photons read at once when streaming a beam by segment ranges.
     """
 
     kind: ClassVar[str] = "reader"
     default_sc_orient: int = 1
     atlas_sdp_gps_epoch_s: float = 1198800018.0
-    max_photons_per_chunk: int = 2_000_000
 
 
 @dataclasses.dataclass(frozen=True)

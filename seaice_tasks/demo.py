@@ -25,6 +25,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from seaice_tasks.orchestration import airflow_env
+from seaice_tasks.products import (
+    INVENTORY,
+    LABELS_FILE,
+    RESAMPLE_REPORT,
+    S2_LABELS,
+    S2_LABELS_REPORT,
+    SEGMENTS_2M,
+)
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.storage import Lake, PartitionKey
 
@@ -70,7 +78,7 @@ def _segment_score(lake: Lake, key: PartitionKey, truth_dir: Path) -> str:
     from seaice_tasks.sim.atl03 import SYSTEM_JITTER_M
     from seaice_tasks.sim.scoring import score_segments
 
-    found = sorted(truth_dir.glob(f"ATL03_{key.item}_*_truth_bins.parquet"))
+    found = sorted(truth_dir.glob(f"ATL03_{key.granule}_*_truth_bins.parquet"))
     if not found or key.beam is None:
         return "(no truth)"
     score = score_segments(lake.read_table(key).to_pandas(), pd.read_parquet(found[0]), key.beam, SYSTEM_JITTER_M)
@@ -84,11 +92,10 @@ def _label_score(lake: Lake, key: PartitionKey, truth_dir: Path) -> str:
 
     import rasterio
 
-    from seaice_tasks.s2.scene_labels import LABELS_FILE
     from seaice_tasks.sim.s2 import TRUTH_CLASSES_NAME
     from seaice_tasks.sim.scoring import score_labels
 
-    truth = truth_dir / str(key.item) / TRUTH_CLASSES_NAME
+    truth = truth_dir / str(key.scene) / TRUTH_CLASSES_NAME
     if not truth.exists():
         return "(no truth)"
     with rasterio.MemoryFile(io.BytesIO(lake.open_file(key, LABELS_FILE))) as mem, mem.open() as ds:
@@ -104,7 +111,7 @@ def _airflow_bin() -> str:
 
 def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = None) -> int:
     """Run the demo; returns the process exit status (0 on success)."""
-    from seaice_tasks.cli import inspect_path
+    from seaice_tasks.io.inspect import inspect_path
 
     wd = Path(workdir).resolve()
     config = DEMO_CONFIG if date is None else SimConfig(date=date)
@@ -127,7 +134,8 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
         return proc.returncode
     logging.getLogger("seaice_tasks").setLevel(logging.ERROR)  # summaries list the warnings
     lake = Lake(lake_dir)
-    manifest = lake.require(PartitionKey("inventory", dt.date.fromisoformat(day)))
+    the_day = dt.date.fromisoformat(day)
+    manifest = lake.require(INVENTORY.key(date=the_day))
     print(f"\n== {day}: inventory committed at {lake.partition_url(manifest.key)}")
     print(f"   inputs by kind: {manifest.info['counts']}")
     for skip in manifest.info["skipped"]:
@@ -138,11 +146,11 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     from seaice_tasks.sim.day import TRUTH_DIR
 
     truth_dir = wd / "sim" / TRUTH_DIR
-    segments = lake.partitions("segments_2m", dt.date.fromisoformat(day))
+    segments = lake.partitions(SEGMENTS_2M.name, the_day)
     print(f"\n== 2 m segments: {len(segments)} partition(s); h_cor_mean vs the simulator's truth")
     for key in segments:
         print(f"   {lake.partition_url(key)}  {lake.require(key).rows:,} bins  {_segment_score(lake, key, truth_dir)}")
-    labels = lake.partitions("s2_labels", dt.date.fromisoformat(day))
+    labels = lake.partitions(S2_LABELS.name, the_day)
     print(f"\n== Sentinel-2 labels: {len(labels)} scene(s); accuracy vs the simulator's truth")
     for key in labels:
         info = lake.require(key).info
@@ -150,8 +158,8 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
         print(f"   {lake.partition_url(key)}  thick {fr['thick_ice']:.1%} thin {fr['thin_ice']:.1%} "
               f"water {fr['open_water']:.1%}, cloud/shadow {info['cloud_fraction']:.1%}  "
               f"{_label_score(lake, key, truth_dir)}")
-    for stage in ("resample_report", "s2_labels_report"):
-        report = lake.manifest(PartitionKey(stage, dt.date.fromisoformat(day)))
+    for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name):
+        report = lake.manifest(PartitionKey(stage, the_day))
         for skip in (report.info.get("skipped", []) if report else []):
             print(f"   {stage}: skipped {skip['uri']}: {skip['reason']}")
         for fail in (report.info.get("failed", []) if report else []):

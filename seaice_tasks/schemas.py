@@ -17,7 +17,6 @@ __all__ = [
     "validate_table",
     "units_of",
     "INVENTORY_SCHEMA",
-    "SCHEMAS",
 ]
 
 
@@ -74,7 +73,7 @@ def validate_table(table: pa.Table, schema: pa.Schema, *, where: str) -> pa.Tabl
     return table.replace_schema_metadata(meta or None)
 
 
-#: One raw input of a day, as found by discovery in a catalog (stage ``inventory``).
+#: One raw input of a day, as found by discovery in a catalog (product ``inventory``, :mod:`seaice_tasks.products`).
 INVENTORY_SCHEMA: Final[pa.Schema] = pa.schema(
     [
         field("kind", pa.string(), "", "ATL03, ATL07, ATL10 or S2", nullable=False),
@@ -93,11 +92,8 @@ INVENTORY_SCHEMA: Final[pa.Schema] = pa.schema(
     metadata={"seaice_schema": "inventory/1"},
 )
 
-#: Registry by stage name, documented in docs/products.md.
-SCHEMAS: Final[dict[str, pa.Schema]] = {"inventory": INVENTORY_SCHEMA}
 
-
-#: 2 m along-track segments of one ATL03 beam (stage ``segments_2m``; seaice_tasks.is2.resample,
+#: 2 m along-track segments of one ATL03 beam (product ``segments_2m``; seaice_tasks.is2.resample,
 #: columns documented in docs/segments_2m.md).
 SEGMENTS_2M_SCHEMA: Final[pa.Schema] = pa.schema(
     [
@@ -145,5 +141,4 @@ SEGMENTS_2M_SCHEMA: Final[pa.Schema] = pa.schema(
     ],
     metadata={"seaice_schema": "segments_2m/1"},
 )
-SCHEMAS["segments_2m"] = SEGMENTS_2M_SCHEMA
 __all__ += ["SEGMENTS_2M_SCHEMA"]

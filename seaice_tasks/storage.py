@@ -5,9 +5,12 @@ Contract (docs/storage.md):
 * One root URL, ``$SEAICE_LAKE`` (default ``./var/lake``; production ``s3://bucket/prefix``).
   Storage options come from ``$SEAICE_LAKE_OPTIONS`` (JSON) and, for S3,
   ``$SEAICE_S3_ENDPOINT_URL``.
-* A partition's path is a pure function of (stage, date, granule/scene, beam):
-  ``<root>/<stage>/date=YYYY-MM-DD[/granule=<id>][/beam=<gtxx>]/``.
-* Writers put files under a staging prefix ``<root>/_staging/...``; :meth:`PartitionWriter.commit`
+* A partition's path is a pure function of its product and key fields
+  (:data:`KEY_FIELDS`; the key shapes are declared in :mod:`seaice_tasks.products`):
+  ``<root>/<product>/date=YYYY-MM-DD[/granule=<id>][/beam=<gtxx>][/scene=<id>]/`` or
+  ``<root>/<product>/name=<n>/version=<v>/``.
+* Writers put files under a staging prefix ``<root>/_staging/<token>/<partition path>/``
+  (one token per job run, shared by its distributed workers); :meth:`PartitionWriter.commit`
   removes the old manifest (the partition becomes invisible), replaces the partition's files,
   and writes ``_manifest.json`` (files, row counts, sha256, config, code version) last.  Readers
   only follow committed manifests, so a half-written partition is never visible and a re-run
@@ -16,6 +19,7 @@ Contract (docs/storage.md):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -53,6 +57,10 @@ __all__ = [
     "PartitionWriter",
     "lake_from_env",
     "storage_options_from_env",
+    "InputStore",
+    "inputs_from_env",
+    "KEY_FIELDS",
+    "STAGING_DIR",
     "code_version",
     "geoparquet_table",
 ]
@@ -69,6 +77,8 @@ GEOPARQUET_VERSION: Final[str] = "1.1.0"
 WGS84_EPSG: Final[int] = 4326
 _HASH_CHUNK_BYTES: Final[int] = 1 << 20
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: Key fields of a partition path, in path order.
+KEY_FIELDS: Final[tuple[str, ...]] = ("date", "granule", "beam", "scene", "name", "version")
 
 
 def code_version() -> str:
@@ -78,79 +88,115 @@ def code_version() -> str:
 
 @dataclasses.dataclass(frozen=True, order=True)
 class PartitionKey:
-    """Identity of one partition.
+    """Identity of one partition: its product and the values of the product's key fields.
+
+    Which fields a product uses is its key shape (:mod:`seaice_tasks.products`): ``date`` alone
+    (day), ``date`` + ``granule`` (+ ``beam``: a track), ``date`` + ``scene``, ``date`` +
+    ``granule`` + ``beam`` + ``scene`` (a pair), ``name`` + ``version`` (a model or a training
+    set).  Build keys through the registry (``SEGMENTS_2M.key(date=..., granule=..., beam=...)``)
+    so the shape is checked.
 
     Attributes
     ----------
     stage : str
-        Output stage, e.g. ``inventory``, ``segments_2m``, ``s2_labels``.
-    date : datetime.date
-        UTC day of the acquisitions in the partition.
-    item : str or None
-        Granule key (``YYYYMMDDhhmmss_RRRRCCSS``) or S2 scene key; None for day-level stages.
+        Product name, e.g. ``inventory``, ``segments_2m``, ``s2_labels``.
+    date : datetime.date or None
+        UTC day of the acquisitions in the partition (None for versioned products).
+    granule : str or None
+        ICESat-2 granule key ``YYYYMMDDhhmmss_RRRRCCSS``.
     beam : str or None
-        Beam group for per-beam stages.
+        Beam group ``gt1l`` .. ``gt3r``.
+    scene : str or None
+        Sentinel-2 scene key (``YYYYMMDDThhmmss_Txxxxx``).
+    name, version : str or None
+        Model or training-set name and version.
     """
 
     stage: str
-    date: dt.date
-    item: str | None = None
+    date: dt.date | None
+    granule: str | None = None
     beam: str | None = None
+    scene: str | None = None
+    name: str | None = None
+    version: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("stage", "item", "beam"):
+        for name in ("stage", *KEY_FIELDS[1:]):
             value = getattr(self, name)
             if value is not None and not _SAFE_VALUE.match(value):
                 raise StorageError(f"partition {name} {value!r} is not a safe path component")
-        if isinstance(self.date, dt.datetime) or not isinstance(self.date, dt.date):
+        if self.date is not None and (isinstance(self.date, dt.datetime) or not isinstance(self.date, dt.date)):
             raise StorageError(f"partition date must be a datetime.date, got {self.date!r}")
+        if all(getattr(self, f) is None for f in KEY_FIELDS):
+            raise StorageError(f"partition of {self.stage!r} has no key field set")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The key fields that are set, in path order."""
+        return tuple(f for f in KEY_FIELDS if getattr(self, f) is not None)
+
+    def value(self, name: str) -> str:
+        """Text of one key field as it appears in the path."""
+        value = getattr(self, name)
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
 
     @property
     def relpath(self) -> str:
-        """Path below the root: ``stage/date=YYYY-MM-DD[/granule=...][/beam=...]``.
+        """Path below the root: ``stage/field=value/...`` in :data:`KEY_FIELDS` order.
 
         Examples
         --------
         >>> PartitionKey("segments_2m", dt.date(2019, 11, 4), "20191104195311_05940510", "gt2r").relpath
         'segments_2m/date=2019-11-04/granule=20191104195311_05940510/beam=gt2r'
+        >>> PartitionKey("s2_labels", dt.date(2019, 11, 4), scene="20191104T200456_T07CAN").relpath
+        's2_labels/date=2019-11-04/scene=20191104T200456_T07CAN'
         """
-        parts = [self.stage, f"date={self.date.isoformat()}"]
-        if self.item is not None:
-            parts.append(f"granule={self.item}")
-        if self.beam is not None:
-            parts.append(f"beam={self.beam}")
-        return "/".join(parts)
+        return "/".join([self.stage, *(f"{f}={self.value(f)}" for f in self.fields)])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return {"stage": self.stage, "date": self.date.isoformat(), "item": self.item, "beam": self.beam}
+        """JSON-ready dictionary (written into manifests and Parquet metadata).
+
+        The granule is stored under ``item`` and ``date``, ``item`` and ``beam`` are always
+        present (null when unset): the layout of manifest format 1, kept so that the files of
+        day, granule and track partitions stay byte-identical.  The other fields appear only
+        when set.
+        """
+        doc: dict[str, Any] = {"stage": self.stage, "date": self.date.isoformat() if self.date else None,
+                               "item": self.granule, "beam": self.beam}
+        doc.update({f: getattr(self, f) for f in ("scene", "name", "version") if getattr(self, f) is not None})
+        return doc
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PartitionKey:
         """Inverse of :meth:`to_dict`."""
+        date = data.get("date")
         return cls(
             stage=str(data["stage"]),
-            date=dt.date.fromisoformat(str(data["date"])),
-            item=data.get("item"),
+            date=dt.date.fromisoformat(str(date)) if date else None,
+            granule=data.get("item", data.get("granule")),
             beam=data.get("beam"),
+            scene=data.get("scene"),
+            name=data.get("name"),
+            version=data.get("version"),
         )
 
     @classmethod
     def from_relpath(cls, relpath: str) -> PartitionKey:
         """Parse a path produced by :attr:`relpath`."""
         parts = relpath.strip("/").split("/")
-        if len(parts) < 2 or not parts[1].startswith("date="):
+        values: dict[str, str] = {}
+        for part in parts[1:]:
+            name, sep, value = part.partition("=")
+            if not sep or name not in KEY_FIELDS or name in values:
+                raise StorageError(f"{relpath}: not a partition path ({part!r})")
+            values[name] = value
+        if not values:
             raise StorageError(f"{relpath}: not a partition path")
-        fields: dict[str, str] = {}
-        for part in parts[2:]:
-            name, _, value = part.partition("=")
-            fields[name] = value
-        return cls(
-            stage=parts[0],
-            date=dt.date.fromisoformat(parts[1].removeprefix("date=")),
-            item=fields.get("granule"),
-            beam=fields.get("beam"),
-        )
+        try:
+            date = dt.date.fromisoformat(values.pop("date")) if "date" in values else None
+        except ValueError as exc:
+            raise StorageError(f"{relpath}: not a partition path ({exc})") from exc
+        return cls(stage=parts[0], date=date, **values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,25 +266,46 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def storage_options_from_env(root: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """fsspec storage options for ``root`` from the environment.
+#: Environment prefixes of the two stores: the lake (outputs) and the catalog (raw inputs).
+LAKE_ENV: Final[str] = "SEAICE_LAKE"
+CATALOG_ENV: Final[str] = "SEAICE_CATALOG"
+#: S3 endpoint used by a store that has no endpoint of its own.
+SHARED_S3_ENDPOINT_ENV: Final[str] = "SEAICE_S3_ENDPOINT_URL"
 
-    ``SEAICE_LAKE_OPTIONS`` holds a JSON object passed to fsspec as is; for ``s3://`` roots
-    ``SEAICE_S3_ENDPOINT_URL`` sets the endpoint (MinIO, a local S3 server).  Credentials follow
-    the usual AWS variables, read by s3fs/botocore itself.
+
+def storage_options_from_env(
+    root: str, env: Mapping[str, str] | None = None, *, store: str = LAKE_ENV
+) -> dict[str, Any]:
+    """fsspec storage options for ``root`` of one store from the environment.
+
+    The lake and the catalog are separate stores (raw inputs often live on another bucket,
+    account or endpoint): ``<store>_OPTIONS`` (``SEAICE_LAKE_OPTIONS``, ``SEAICE_CATALOG_OPTIONS``)
+    holds a JSON object passed to fsspec as is (e.g. ``{"key": ..., "secret": ...}`` for s3fs);
+    for ``s3://`` roots ``<store>_S3_ENDPOINT_URL``, else ``SEAICE_S3_ENDPOINT_URL``, sets the
+    endpoint (MinIO, a local S3 server).  Without credentials in the options, s3fs/botocore read
+    the usual AWS variables.
+
+    Examples
+    --------
+    >>> env = {"SEAICE_CATALOG_S3_ENDPOINT_URL": "http://127.0.0.1:9000", "SEAICE_LAKE_OPTIONS": '{"anon": true}'}
+    >>> storage_options_from_env("s3://raw", env, store=CATALOG_ENV)
+    {'client_kwargs': {'endpoint_url': 'http://127.0.0.1:9000'}}
+    >>> storage_options_from_env("s3://lake", env)
+    {'anon': True}
     """
     env = os.environ if env is None else env
     opts: dict[str, Any] = {}
-    raw = env.get("SEAICE_LAKE_OPTIONS", "").strip()
+    name = f"{store}_OPTIONS"
+    raw = env.get(name, "").strip()
     if raw:
         try:
             loaded = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise StorageError(f"SEAICE_LAKE_OPTIONS is not valid JSON ({exc})") from exc
+            raise StorageError(f"{name} is not valid JSON ({exc})") from exc
         if not isinstance(loaded, dict):
-            raise StorageError("SEAICE_LAKE_OPTIONS must be a JSON object")
+            raise StorageError(f"{name} must be a JSON object")
         opts.update(loaded)
-    endpoint = env.get("SEAICE_S3_ENDPOINT_URL", "").strip()
+    endpoint = (env.get(f"{store}_S3_ENDPOINT_URL", "") or env.get(SHARED_S3_ENDPOINT_ENV, "")).strip()
     if root.startswith("s3://") and endpoint:
         client_kwargs = dict(opts.get("client_kwargs", {}))
         client_kwargs.setdefault("endpoint_url", endpoint)
@@ -249,8 +316,50 @@ def storage_options_from_env(root: str, env: Mapping[str, str] | None = None) ->
 def lake_from_env(root: str | None = None, env: Mapping[str, str] | None = None) -> Lake:
     """The lake at ``root`` or ``$SEAICE_LAKE`` (default ``./var/lake``) with env storage options."""
     env = os.environ if env is None else env
-    url = root or env.get("SEAICE_LAKE", "") or DEFAULT_LAKE
+    url = root or env.get(LAKE_ENV, "") or DEFAULT_LAKE
     return Lake(url, storage_options_from_env(url, env))
+
+
+@dataclasses.dataclass(frozen=True)
+class InputStore:
+    """Where the raw inputs (granules, scenes) live: a catalog root and its own fsspec options.
+
+    Every reader of a raw input takes its options from here (:meth:`options_for`), never from
+    the lake's, so inputs and outputs can sit on different buckets, accounts or endpoints.
+
+    Attributes
+    ----------
+    root : str
+        Catalog folder or URL (may be empty when inputs are given as explicit URIs).
+    storage_options : dict
+        fsspec options of remote inputs.
+    """
+
+    root: str = ""
+    storage_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def options_for(self, uri: str) -> dict[str, Any] | None:
+        """Options for reading ``uri``: the store's for remote URLs, None for local paths.
+
+        Examples
+        --------
+        >>> store = InputStore("s3://raw", {"anon": True})
+        >>> store.options_for("s3://raw/ATL03_x.h5"), store.options_for("/data/ATL03_x.h5")
+        ({'anon': True}, None)
+        """
+        protocol = uri.split("://", 1)[0] if "://" in uri else "file"
+        return dict(self.storage_options) if protocol != "file" else None
+
+
+def inputs_from_env(root: str | None = None, env: Mapping[str, str] | None = None) -> InputStore:
+    """The input store at ``root`` or ``$SEAICE_CATALOG`` with the catalog's storage options.
+
+    Remote inputs named explicitly (not found under the catalog) use the same options; their
+    endpoint is ``SEAICE_CATALOG_S3_ENDPOINT_URL`` (else ``SEAICE_S3_ENDPOINT_URL``).
+    """
+    env = os.environ if env is None else env
+    url = root or env.get(CATALOG_ENV, "")
+    return InputStore(url, storage_options_from_env(url or "s3://", env, store=CATALOG_ENV))
 
 
 class Lake:
@@ -324,7 +433,8 @@ class Lake:
 
     def partitions(self, stage: str, date: dt.date | None = None) -> list[PartitionKey]:
         """Committed partitions of a stage (optionally one day), sorted."""
-        pattern = self.path(stage, f"date={date.isoformat()}" if date else "date=*", "**", MANIFEST_NAME)
+        pattern = (self.path(stage, f"date={date.isoformat()}", "**", MANIFEST_NAME) if date
+                   else self.path(stage, "**", MANIFEST_NAME))
         found = self.fs.glob(pattern)
         base = self.path()
         keys = []
@@ -374,6 +484,20 @@ class Lake:
         :meth:`~PartitionWriter.adopt` s the workers' entries and commits once all are done.
         """
         return PartitionWriter(self, key, config, token=token)
+
+    def discard_staging(self, token: str) -> None:
+        """Remove everything staged under a job's token (its uncommitted leftovers)."""
+        if not _SAFE_VALUE.match(token):
+            raise StorageError(f"staging token {token!r} is not a safe path component")
+        folder = self.path(STAGING_DIR, token)
+        try:
+            if self.fs.exists(folder):
+                self.fs.rm(folder, recursive=True)
+        except FileNotFoundError:
+            pass
+        if self.protocol == "file":
+            with contextlib.suppress(OSError):
+                os.rmdir(self.path(STAGING_DIR))  # only when no other run is staging
 
     def delete(self, key: PartitionKey) -> None:
         """Remove a partition (manifest first, so it turns invisible before files go)."""
@@ -425,7 +549,7 @@ class PartitionWriter:
         if token is not None and not _SAFE_VALUE.match(token):
             raise StorageError(f"staging token {token!r} is not a safe path component")
         self.token = token or uuid.uuid4().hex
-        self._staging = lake.path(STAGING_DIR, key.relpath, self.token)
+        self._staging = lake.path(STAGING_DIR, self.token, key.relpath)
         self._done = False
 
     def __enter__(self) -> Self:
@@ -459,7 +583,7 @@ class PartitionWriter:
         except FileNotFoundError:
             size = -1
         if size != entry.bytes:
-            raise StorageError(f"{self.lake.url(STAGING_DIR, self.key.relpath, self.token, entry.name)}: "
+            raise StorageError(f"{self.lake.url(STAGING_DIR, self.token, self.key.relpath, entry.name)}: "
                                f"staged file missing or of the wrong size ({size} != {entry.bytes} bytes)")
         self._files[entry.name] = entry
 
@@ -470,7 +594,7 @@ class PartitionWriter:
             with self.lake.fs.open(path, "rb") as fh:
                 data: bytes = fh.read()
         except FileNotFoundError as exc:
-            raise StorageError(f"{self.lake.url(STAGING_DIR, self.key.relpath, self.token, name)}: not staged") from exc
+            raise StorageError(f"{self.lake.url(STAGING_DIR, self.token, self.key.relpath, name)}: not staged") from exc
         return data
 
     def write_bytes(self, name: str, data: bytes, rows: int | None = None) -> FileEntry:

@@ -111,11 +111,11 @@ def small_sim_day(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
 @pytest.fixture(scope="session")
 def tiny_unet_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved, untrained U-Net folder (3 levels, width 2, 32 px tiles): enough for plumbing tests."""
-    from seaice_tasks.s2.unet import UNetConfig, build_unet, save_model
+    from seaice_tasks.models.unet import UNetConfig, build_unet, save_unet
     from seaice_tasks.train.loop import seed_everything
 
     cfg = UNetConfig(base_filters=2, levels=3, dropouts=(0.1, 0.1, 0.2), decoder_dropouts=(0.2, 0.1), tile_px=32)
     seed_everything(3)
     folder = tmp_path_factory.mktemp("tiny_unet")
-    save_model(build_unet(cfg), cfg, {}, folder, training_data="untrained, plumbing tests")
+    save_unet(build_unet(cfg), cfg, {}, folder, training_data="untrained, plumbing tests")
     return folder

@@ -76,6 +76,7 @@ __all__ = [
     "photon_slice",
     "segment_chunks",
     "iter_segment_chunks",
+    "MAX_PHOTONS_PER_CHUNK",
     "read_bckgrd",
     "read_fpb_tables",
 ]
@@ -84,6 +85,8 @@ log = logging.getLogger(__name__)
 
 PRODUCT: Final[str] = "ATL03"
 _DEFAULT_CONFIG: Final[ReaderConfig] = ReaderConfig()
+#: Default photons per chunk of a beam (``ResampleConfig.max_photons_per_chunk`` starts from it).
+MAX_PHOTONS_PER_CHUNK: Final[int] = 2_000_000
 
 #: Granule-level datasets (absent from subsets).
 SC_ORIENT_PATH: Final[str] = "orbit_info/sc_orient"
@@ -895,7 +898,7 @@ def read_photons(
 def iter_segment_chunks(
     path: str | os.PathLike[str],
     beam: str,
-    max_photons: int = _DEFAULT_CONFIG.max_photons_per_chunk,
+    max_photons: int = MAX_PHOTONS_PER_CHUNK,
     *,
     storage_options: dict[str, Any] | None = None,
 ) -> list[tuple[int, int]]:

@@ -23,15 +23,12 @@ shots or bins):
 7. **Corrected heights**: ``h - mss - tide_ocean - tide_equilibrium - fpb`` (default) or the
    authors' ``h - mss - tide - fpb`` with the six-term ``tide`` (``correction="paper"``).
 
-Streaming (:func:`resample_beam`): chunks of segment rows from
-:func:`~seaice_tasks.io.atl03.iter_segment_chunks` are cut at arbitrary 20 m segment boundaries
-(``segment_dist_x`` is not a multiple of 2 m), so a 2 m bin -- and a laser shot -- can straddle
-two chunks.  Each chunk is processed with a one-chunk look-ahead: selected photons whose FPB
-window starts at or after the first window of the next chunk are *carried* into the next chunk,
-and shot counts are taken over the previous, current and next chunks' shot tables (each chunk's
-computed once).  The result is identical, bit for bit, to processing the whole beam at once
-(tested).  The output frame is assembled column by column from the chunks' columns, so the bins
-are not held twice at the end.
+Chunks (:func:`resample_beam` and the Spark job): a beam is cut into chunks of whole 20 m segment
+rows, each read with a halo and keeping the 2 m bins it owns (:mod:`seaice_tasks.is2.chunks`), so
+a bin -- or a laser shot -- that straddles a chunk boundary is computed once, from all its
+photons; the result is identical, bit for bit, to processing the whole beam at once (tested).
+The output frame is assembled column by column from the chunks' columns, so the bins are not
+held twice at the end.
 
 Column meanings and units: ``docs/segments_2m.md`` and :data:`seaice_tasks.schemas.SEGMENTS_2M_SCHEMA`.
 """
@@ -43,7 +40,7 @@ import functools
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final, Literal
 
 import numpy as np
@@ -51,7 +48,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from seaice_tasks.config import JsonConfig, ReaderConfig
+from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import (
     BEAMS,
     SEGMENT_LENGTH_M,
@@ -65,14 +62,15 @@ from seaice_tasks.errors import ConfigError, GranuleNameError, MissingVariableEr
 from seaice_tasks.granule import parse_granule
 from seaice_tasks.io._h5 import has_path, open_h5, read_dataset
 from seaice_tasks.io.atl03 import (
+    MAX_PHOTONS_PER_CHUNK,
     PhotonBlock,
-    iter_segment_chunks,
     read_atl03_info,
     read_bckgrd,
     read_fpb_tables,
     read_photons,
     read_segments,
 )
+from seaice_tasks.is2.chunks import BeamChunk, ownership_step_m, plan_beam_chunks
 
 __all__ = [
     "ResampleConfig",
@@ -86,6 +84,7 @@ __all__ = [
     "resample_beam",
     "resample_granule",
     "select_beams",
+    "beam_chunks",
     "to_segments_table",
     "read_optional_bckgrd",
     "read_fpb_with_dead_time",
@@ -219,7 +218,8 @@ class ResampleConfig(JsonConfig):
         A correction is NaN at a bin whose nearest 20 m segment centre with a finite value of it
         is farther than this (m): no extrapolation across long fill runs.
     max_photons_per_chunk : int
-        Photons read at once by :func:`resample_beam` (bounds memory).
+        Photons per chunk of a beam (:mod:`seaice_tasks.is2.chunks`): the work item of the Spark
+        job and the read of :func:`resample_beam`; bounds memory.  The only photon-limit setting.
     """
 
     kind: ClassVar[str] = "resample"
@@ -232,7 +232,7 @@ class ResampleConfig(JsonConfig):
     correction: Literal["default", "paper"] = "default"
     fpb_window_m: float = 2.0
     max_correction_distance_m: float = 1000.0
-    max_photons_per_chunk: int = ReaderConfig().max_photons_per_chunk
+    max_photons_per_chunk: int = MAX_PHOTONS_PER_CHUNK
 
     def __post_init__(self) -> None:
         if isinstance(self.beams, tuple):
@@ -303,11 +303,6 @@ class _ShotTable:
     high: IntArray
 
     @classmethod
-    def empty(cls) -> _ShotTable:
-        zero = np.zeros(0, dtype=np.int64)
-        return cls(zero, zero, zero)
-
-    @classmethod
     def summed(cls, keys: IntArray, total: IntArray, high: IntArray) -> _ShotTable:
         """``total`` and ``high`` summed over equal keys (any order; sorted only when needed)."""
         if keys.size > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
@@ -317,15 +312,6 @@ class _ShotTable:
         if starts.size == keys.size:
             return cls(keys, total, high)
         return cls(keys[starts], np.add.reduceat(total, starts), np.add.reduceat(high, starts))
-
-    @classmethod
-    def merged(cls, tables: list[_ShotTable]) -> _ShotTable:
-        """One table of several (counts of a shot present in several tables are added)."""
-        return cls.summed(
-            np.concatenate([t.keys for t in tables]),
-            np.concatenate([t.total for t in tables]),
-            np.concatenate([t.high for t in tables]),
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -850,11 +836,6 @@ _PHOTON_FIELDS: Final[tuple[str, ...]] = (
 _Columns = dict[str, npt.NDArray[Any]]
 
 
-def _empty_photons() -> _Photons:
-    ints = ("bin", "t_ns", "shot", "pcnt", "pcnth")
-    return {k: np.zeros(0, dtype=np.int64 if k in ints else np.float64) for k in _PHOTON_FIELDS}
-
-
 def _take(p: _Photons, mask: BoolArray) -> _Photons:
     return {k: v[mask] for k, v in p.items()}
 
@@ -874,14 +855,11 @@ def _select(
     shots: _ShotTable,
     bckgrd: pd.DataFrame | None,
     config: ResampleConfig,
-    carry: _Photons | None = None,
 ) -> _Photons:
-    """Shot counts, background and selection of one block; returns ``carry`` + selected photons.
+    """Shot counts, background and selection of one block; returns the selected photons.
 
     ``keys`` / ``is_signal``: :func:`_shot_inputs` of the block; ``runs``: their run-length
-    encoding; ``shots``: the shot table (:class:`_ShotTable`) of the block and its neighbours;
-    ``carry``: photons carried from the previous block, placed first (each field is written
-    once into its final array: no separate gather + concatenate).
+    encoding; ``shots``: the shot table (:class:`_ShotTable`) of the block.
     """
     pcnt, pcnth = runs.counts(shots)
     x = np.asarray(photons.x_atc_m, dtype=np.float64)
@@ -897,23 +875,20 @@ def _select(
     del finite
     idx = np.flatnonzero(keep)
     del keep
-    n_carry = 0 if carry is None else int(carry["bin"].size)
     pool: _Photons = {}
 
     def put(name: str, source: npt.NDArray[Any], dtype: type[np.generic], *, gathered: bool = False) -> None:
-        out = np.empty(n_carry + idx.size, dtype=dtype)
-        if carry is not None and n_carry:
-            out[:n_carry] = carry[name]
+        out = np.empty(idx.size, dtype=dtype)
         if gathered:
-            out[n_carry:] = source
+            out[:] = source
         elif source.dtype == out.dtype:
-            np.take(source, idx, out=out[n_carry:])
+            np.take(source, idx, out=out)
         else:
-            out[n_carry:] = source[idx]
+            out[:] = source[idx]
         pool[name] = out
 
     put("x", x, np.float64)
-    put("bin", np.floor(pool["x"][n_carry:] / config.bin_size_m).astype(np.int64), np.int64, gathered=True)
+    put("bin", np.floor(pool["x"] / config.bin_size_m).astype(np.int64), np.int64, gathered=True)
     put("h", photons.h_ph_m, np.float64)
     put("lat", photons.lat_deg, np.float64)
     put("lon", photons.lon_deg, np.float64)
@@ -1040,6 +1015,7 @@ def resample_photons(
     *,
     beam: str,
     granule: str,
+    owned: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """2 m along-track segments of one block of photons (pure; METHOD.md §3).
 
@@ -1060,6 +1036,9 @@ def resample_photons(
         Selection, grid and correction options.
     beam, granule : str
         Identifiers written to every row.
+    owned : (float, float), optional
+        Keep only the bins whose start ``x_atc`` (m) lies in ``[lo, hi)`` (a chunk's own bins,
+        :class:`~seaice_tasks.is2.chunks.BeamChunk`); None keeps all.
 
     Returns
     -------
@@ -1068,11 +1047,8 @@ def resample_photons(
         (documented in ``docs/segments_2m.md``).  No selected photon -> an empty frame with the
         same columns and dtypes.
     """
-    keys, is_signal = _shot_inputs(photons, config)
-    runs = _ShotRuns.of(keys, is_signal)
-    selected = _select(photons, keys, is_signal, runs, runs.table(), bckgrd, config)
-    del keys, is_signal, runs
-    cols = _bins(selected, _CorrectionGrid.from_segments(segments), _fpb_cube(fpb_tables), bckgrd is None, config)
+    cols = _chunk_columns(photons, _CorrectionGrid.from_segments(segments), bckgrd, _fpb_cube(fpb_tables), config,
+                          owned)
     return _frame([cols], beam=beam, granule=granule)
 
 
@@ -1116,13 +1092,33 @@ def read_fpb_with_dead_time(path: str, beam: str, storage_options: dict[str, Any
     return tables
 
 
-def _blocks(
-    path: str, beam: str, chunks: list[tuple[int, int]], storage_options: dict[str, Any] | None
-) -> Iterator[PhotonBlock]:
-    for start, stop in chunks:
-        block = read_photons(path, beam, start, stop, storage_options=storage_options)
-        if len(block):
-            yield block
+def _chunk_columns(
+    photons: PhotonBlock,
+    grid: _CorrectionGrid,
+    bckgrd: pd.DataFrame | None,
+    cube: _FpbCube | None,
+    config: ResampleConfig,
+    owned: tuple[float, float] | None,
+) -> _Columns:
+    """Per-bin columns of one block of photons, keeping the bins whose start lies in ``owned``."""
+    keys, is_signal = _shot_inputs(photons, config)
+    runs = _ShotRuns.of(keys, is_signal)
+    selected = _select(photons, keys, is_signal, runs, runs.table(), bckgrd, config)
+    del keys, is_signal, runs
+    if owned is not None:
+        x_bin = selected["bin"].astype(np.float64) * config.bin_size_m  # as x_atc_m of the bins
+        own = (x_bin >= owned[0]) & (x_bin < owned[1])
+        if not bool(own.all()):
+            selected = _take(selected, own)
+    return _bins(selected, grid, cube, bckgrd is None, config)
+
+
+def beam_chunks(segments: pd.DataFrame, config: ResampleConfig) -> list[BeamChunk]:
+    """The chunks of a beam (:mod:`seaice_tasks.is2.chunks`) from its 20 m segment table."""
+    return plan_beam_chunks(segments["segment_dist_x_m"].to_numpy(dtype=np.float64),
+                            segments["segment_ph_cnt"].to_numpy(), segments["ph_index_beg"].to_numpy(),
+                            max_photons=config.max_photons_per_chunk,
+                            step_m=ownership_step_m(config.bin_size_m, config.fpb_window_m))
 
 
 def resample_beam(
@@ -1130,16 +1126,15 @@ def resample_beam(
     beam: str,
     config: ResampleConfig | None = None,
     storage_options: dict[str, Any] | None = None,
-    max_photons: int | None = None,
     *,
     granule: str | None = None,
 ) -> pd.DataFrame:
-    """2 m segments of one beam of an ATL03 file, streamed by segment-row chunks.
+    """2 m segments of one beam of an ATL03 file, chunk by chunk with bounded memory.
 
-    Equal, bit for bit, to :func:`resample_photons` on the whole beam: the photons of the last,
-    possibly incomplete, FPB window (by default: the last 2 m bin) of a chunk are carried into
-    the next chunk, and shot counts see the previous and next chunks' photons, so bins and shots
-    that straddle a chunk boundary are complete when emitted.
+    The beam is cut into chunks of at most ``config.max_photons_per_chunk`` photons, each read
+    with a halo and keeping the bins it owns (:mod:`seaice_tasks.is2.chunks`) -- the same chunks
+    as the Spark job's work items -- so the result equals :func:`resample_photons` on the whole
+    beam, bit for bit.
 
     Parameters
     ----------
@@ -1151,8 +1146,6 @@ def resample_beam(
         Defaults to ``ResampleConfig()``.
     storage_options : dict, optional
         fsspec options for remote URLs.
-    max_photons : int, optional
-        Photons per chunk; default ``config.max_photons_per_chunk``.
     granule : str, optional
         Granule key written to the rows; default from the file name / metadata.
 
@@ -1168,64 +1161,14 @@ def resample_beam(
     grid = _CorrectionGrid.from_segments(segments)
     bckgrd = read_optional_bckgrd(text, beam, storage_options)
     cube = _fpb_cube(read_fpb_with_dead_time(text, beam, storage_options))
-    chunks = iter_segment_chunks(
-        text, beam, config.max_photons_per_chunk if max_photons is None else max_photons,
-        storage_options=storage_options,
-    )
-    per_window = config.bins_per_fpb_window
-    blocks = _blocks(text, beam, chunks, storage_options)
-    current = next(blocks, None)
-    # Shot keys, their run-length encoding and shot table are computed once per block and
-    # reused while the block is the "next", the current and the previous one.
-    if current is not None:
-        keys, signal = _shot_inputs(current, config)
-        runs = _ShotRuns.of(keys, signal)
-        table = runs.table()
-    previous_table = _ShotTable.empty()
-    carry = _empty_photons()
-    last_cut: int | None = None
-    parts: list[_Columns] = []
-    n_chunks = 0
-    while current is not None:
-        following = next(blocks, None)
-        context = [previous_table, table]
-        if following is not None:
-            next_keys, next_signal = _shot_inputs(following, config)
-            next_runs = _ShotRuns.of(next_keys, next_signal)
-            next_table = next_runs.table()
-            context.append(next_table)
-        pool = _select(current, keys, signal, runs, _ShotTable.merged(context), bckgrd, config, carry)
-        x_next = following.x_atc_m[np.isfinite(following.x_atc_m)] if following is not None else np.zeros(0)
-        if x_next.size == 0 and following is not None:
-            emit = np.zeros(pool["bin"].size, dtype=bool)  # nothing binnable ahead yet: keep carrying
-        elif following is None:
-            emit = np.ones(pool["bin"].size, dtype=bool)
-        else:
-            cut = int(np.floor(x_next.min() / config.bin_size_m)) // per_window * per_window
-            if last_cut is not None and cut < last_cut:
-                log.warning("%s %s: along-track distance goes backwards between chunks; bins near "
-                            "x=%.1f m may be split", text, beam, cut * config.bin_size_m)
-            last_cut = cut if last_cut is None else max(cut, last_cut)
-            emit = pool["bin"] < cut
-        del x_next
-        n_emit = int(np.count_nonzero(emit))
-        if n_emit == emit.size:
-            emitted, carry = pool, _empty_photons()
-        elif bool(emit[:n_emit].all()):  # bins sorted along track: emit a prefix, copy the rest
-            emitted = {k: v[:n_emit] for k, v in pool.items()}
-            carry = {k: v[n_emit:].copy() for k, v in pool.items()}
-        else:
-            emitted, carry = _take(pool, emit), _take(pool, ~emit)
-        del pool, emit
-        parts.append(_bins(emitted, grid, cube, bckgrd is None, config))
-        del emitted
-        previous_table = table
-        current = following
-        if following is not None:
-            keys, signal, runs, table = next_keys, next_signal, next_runs, next_table
-        n_chunks += 1
+    chunks = beam_chunks(segments, config)
+    parts = []
+    for chunk in chunks:
+        block = read_photons(text, beam, chunk.read_start, chunk.read_stop, storage_options=storage_options)
+        parts.append(_chunk_columns(block, grid, bckgrd, cube, config, (chunk.x_lo, chunk.x_hi)))
+        del block
     out = _frame(parts, beam=beam, granule=granule)
-    log.info("%s %s: %d chunks -> %d bins of %d photons", text, beam, n_chunks, len(out),
+    log.info("%s %s: %d chunks -> %d bins of %d photons", text, beam, len(chunks), len(out),
              int(out["n_photons"].sum()) if len(out) else 0)
     return out
 
@@ -1255,7 +1198,6 @@ def resample_granule(
     path: str | os.PathLike[str],
     config: ResampleConfig | None = None,
     storage_options: dict[str, Any] | None = None,
-    max_photons: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """2 m segments of every selected beam (``config.beams``) of an ATL03 granule.
 
@@ -1273,7 +1215,7 @@ def resample_granule(
         log.warning("%s: no beam selected by beams=%r (sc_orient=%d)", text, config.beams, info.sc_orient)
     granule = info.granule.granule if info.granule is not None else _granule_key(text)
     return {
-        beam: resample_beam(text, beam, config, storage_options, max_photons, granule=granule) for beam in beams
+        beam: resample_beam(text, beam, config, storage_options, granule=granule) for beam in beams
     }
 
 

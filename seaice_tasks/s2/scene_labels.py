@@ -11,9 +11,10 @@ The thin-cloud/shadow filter (:mod:`seaice_tasks.s2.cloud_shadow`) needs 80 px o
 
 :func:`label_scene` runs both passes in one process; the Spark job
 (:mod:`seaice_tasks.spark_jobs.s2_labels`) runs each pass as a ``mapInPandas`` over
-(scene, window) work items.  :func:`write_scene_partition` writes the label COG (with the class
-colour table), the unusable-mask COG and a quicklook PNG, and records class and cloud fractions
-in the partition manifest.
+(scene, window) work items (:mod:`seaice_tasks.s2.labels_work`).  :func:`scene_outputs` gives the
+partition's files -- the label COG (with the class colour table), the unusable-mask COG and a
+quicklook PNG -- and the class and cloud fractions for its manifest; the writer layer
+(:mod:`seaice_tasks.outputs`) stages and commits them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import numpy.typing as npt
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.io.s2 import S2ReadConfig, S2Scene, read_bands_overview, read_reflectance, rgb_composite
+from seaice_tasks.outputs import BytesOutput, Output, RasterOutput, write_partition
+from seaice_tasks.products import LABELS_FILE, QUICKLOOK_FILE, UNUSABLE_FILE, UNUSABLE_NODATA
 from seaice_tasks.s2.cloud_shadow import (
     CloudShadowConfig,
     FilterStats,
@@ -38,13 +41,12 @@ from seaice_tasks.s2.cloud_shadow import (
     unusable_mask,
 )
 from seaice_tasks.s2.color_labels import (
-    LABEL_COLORMAP,
     ColorLabelConfig,
     class_fractions,
     color_labels,
     labels_to_rgb,
 )
-from seaice_tasks.storage import Lake, Manifest, PartitionKey, PartitionWriter
+from seaice_tasks.storage import Lake, Manifest, PartitionKey
 
 __all__ = [
     "S2LabelConfig",
@@ -57,21 +59,12 @@ __all__ = [
     "label_scene",
     "mosaic",
     "quicklook_png",
-    "stage_scene_files",
+    "scene_outputs",
     "write_scene_partition",
-    "S2_LABELS_STAGE",
-    "LABELS_FILE",
-    "UNUSABLE_FILE",
-    "QUICKLOOK_FILE",
 ]
 
-S2_LABELS_STAGE: Final[str] = "s2_labels"
-LABELS_FILE: Final[str] = "labels.tif"
-UNUSABLE_FILE: Final[str] = "unusable.tif"
-QUICKLOOK_FILE: Final[str] = "quicklook.png"
 QUICKLOOK_MAX_PX: Final[int] = 768
 _HIST_BINS: Final[int] = 256
-_UNUSABLE_NODATA: Final[int] = 255
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,49 +224,36 @@ def quicklook_png(scene: S2Scene, labels: npt.NDArray[np.uint8], config: S2Label
     return buf.getvalue()
 
 
-def _affine(scene: S2Scene) -> Any:
-    from affine import Affine
+def scene_outputs(key: PartitionKey, scene: S2Scene, result: SceneLabels,
+                  config: S2LabelConfig) -> tuple[list[Output], dict[str, Any]]:
+    """The files of a scene's ``s2_labels`` partition and its manifest info.
 
-    return Affine(*scene.transform)
-
-
-def stage_scene_files(writer: PartitionWriter, scene: S2Scene, result: SceneLabels,
-                      config: S2LabelConfig) -> dict[str, Any]:
-    """Stage labels COG, unusable-mask COG and quicklook in ``writer``; return the manifest info.
-
-    Executors call this with a writer on the job's shared token (the driver adopts the files and
-    commits); :func:`write_scene_partition` calls it and commits in one process.
+    Labels COG (the product's colour table and nodata), unusable-mask COG (0 usable, 1 opaque
+    cloud/shadow, 255 no data) and quicklook PNG, for the writer layer (:mod:`seaice_tasks.outputs`)
+    to stage; ``info`` holds class, cloud and valid fractions, the filter statistics, shape and CRS.
     """
-    unusable = np.where(result.valid, result.unusable.astype(np.uint8), _UNUSABLE_NODATA).astype(np.uint8)
-    fractions = class_fractions(result.labels)
+    unusable = np.where(result.valid, result.unusable.astype(np.uint8), UNUSABLE_NODATA).astype(np.uint8)
     valid_px = int(result.valid.sum())
-    writer.write_cog(LABELS_FILE, result.labels, crs=scene.crs, transform=_affine(scene),
-                     nodata=int(SeaIceClass.UNLABELED), colormap=LABEL_COLORMAP,
-                     tags={"classes": "0 thick ice, 1 thin ice, 2 open water, 255 unlabeled"})
-    writer.write_cog(UNUSABLE_FILE, unusable, crs=scene.crs, transform=_affine(scene),
-                     nodata=_UNUSABLE_NODATA, tags={"values": "0 usable, 1 opaque cloud/shadow"})
-    writer.write_bytes(QUICKLOOK_FILE, quicklook_png(scene, result.labels, config))
-    return {
+    transform = tuple(scene.transform)
+    outputs: list[Output] = [
+        RasterOutput(key, LABELS_FILE, result.labels, scene.crs, transform),
+        RasterOutput(key, UNUSABLE_FILE, unusable, scene.crs, transform),
+        BytesOutput(key, QUICKLOOK_FILE, quicklook_png(scene, result.labels, config)),
+    ]
+    info = {
         "source": scene.source,
-        "class_fractions": fractions,
+        "class_fractions": class_fractions(result.labels),
         "cloud_fraction": float(result.unusable.sum() / valid_px) if valid_px else 0.0,
         "valid_fraction": float(valid_px / result.labels.size) if result.labels.size else 0.0,
         "filter_stats": dataclasses.asdict(result.stats) if result.stats is not None else None,
         "shape": list(scene.shape),
         "crs": scene.crs,
     }
+    return outputs, info
 
 
-def write_scene_partition(
-    lake: Lake,
-    key: PartitionKey,
-    scene: S2Scene,
-    result: SceneLabels,
-    config: S2LabelConfig,
-    *,
-    token: str | None = None,
-) -> Manifest:
-    """Commit labels COG, unusable-mask COG and quicklook with fractions in the manifest."""
-    with lake.writer(key, config, token=token) as writer:
-        writer.info = stage_scene_files(writer, scene, result, config)
-    return lake.require(key)
+def write_scene_partition(lake: Lake, key: PartitionKey, scene: S2Scene, result: SceneLabels,
+                          config: S2LabelConfig) -> Manifest:
+    """Commit a scene's label partition in this process (:func:`scene_outputs`, manifest last)."""
+    outputs, info = scene_outputs(key, scene, result, config)
+    return write_partition(lake, key, outputs, config, info)

@@ -97,9 +97,9 @@ def score_labels(labels: npt.ArrayLike, truth_classes: str | Path | npt.ArrayLik
     """Pixel accuracy, per-class IoU and coverage of a label raster against the truth classes.
 
     ``truth_classes`` is the truth raster or the path of ``classes.tif``; 255 is unlabeled in
-    both (see :func:`seaice_tasks.s2.evaluate.evaluate`).
+    both (see :func:`seaice_tasks.metrics.evaluate`).
     """
-    from seaice_tasks.s2.evaluate import evaluate
+    from seaice_tasks.metrics import evaluate
 
     if isinstance(truth_classes, str | Path):
         import rasterio

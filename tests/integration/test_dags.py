@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from seaice_tasks.orchestration import airflow_env, dags_folder
-from seaice_tasks.storage import Lake, PartitionKey
+from seaice_tasks.products import INVENTORY, RESAMPLE_REPORT, S2_LABELS, S2_UNET_LABELS, SEGMENTS_2M
+from seaice_tasks.storage import Lake
 
 pytestmark = pytest.mark.integration
 
@@ -110,19 +111,20 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     """discover + resample_2m + s2_labels (spark-submit through SparkSubmitOperator, local[*]), with a U-Net."""
     lake_dir = tmp_path / "lake"
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(small_sim_day.catalog))
-    out = _dag_test(env, dt.date(2019, 11, 4), {"max_photons": 50_000, "s2_unet_model": str(tiny_unet_model)})
+    conf = {"resample": {"max_photons_per_chunk": 50_000}, "s2_unet_model": str(tiny_unet_model)}
+    out = _dag_test(env, dt.date(2019, 11, 4), conf)
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success"}
     lake = Lake(lake_dir)
-    inventory = lake.require(PartitionKey("inventory", dt.date(2019, 11, 4)))
+    inventory = lake.require(INVENTORY.key(date=dt.date(2019, 11, 4)))
     assert inventory.info["counts"] == {"ATL03": 1, "ATL07": 1, "ATL10": 1, "S2": 1}
-    segments = lake.partitions("segments_2m", dt.date(2019, 11, 4))
+    segments = lake.partitions(SEGMENTS_2M.name, dt.date(2019, 11, 4))
     assert sorted(k.beam for k in segments) == ["gt1r", "gt2r", "gt3r"]  # strong beams, sc_orient 1
     assert all(lake.require(k).rows > 5000 for k in segments)  # 20 km of 2 m bins, minus gaps
-    assert lake.require(PartitionKey("resample_report", dt.date(2019, 11, 4))).info["skipped"] == []
-    labels = lake.partitions("s2_labels", dt.date(2019, 11, 4))
+    assert lake.require(RESAMPLE_REPORT.key(date=dt.date(2019, 11, 4))).info["skipped"] == []
+    labels = lake.partitions(S2_LABELS.name, dt.date(2019, 11, 4))
     assert len(labels) == 1 and lake.require(labels[0]).info["class_fractions"]["thick_ice"] > 0.5
-    unet = lake.partitions("s2_unet_labels", dt.date(2019, 11, 4))
-    assert [k.item for k in unet] == [labels[0].item]
+    unet = lake.partitions(S2_UNET_LABELS.name, dt.date(2019, 11, 4))
+    assert [k.scene for k in unet] == [labels[0].scene]
     assert lake.require(unet[0]).info["model"]["weights_sha256"]
 
 
@@ -136,7 +138,7 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
     out = _dag_test(env, dt.date(2019, 2, 26))
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success"}
-    manifest = Lake(lake_dir).require(PartitionKey("inventory", dt.date(2019, 2, 26)))
+    manifest = Lake(lake_dir).require(INVENTORY.key(date=dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)
-    assert Lake(lake_dir).partitions("segments_2m") == []
+    assert Lake(lake_dir).partitions(SEGMENTS_2M.name) == []

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from seaice_tasks.is2.resample import ResampleConfig
-from seaice_tasks.spark_jobs._common import RESULT_MARKER
-from seaice_tasks.spark_jobs.resample import SEGMENTS_STAGE, run_local
+from seaice_tasks.products import S2_LABELS, S2_UNET_LABELS, SEGMENTS_2M
+from seaice_tasks.spark_jobs import resample
+from seaice_tasks.spark_jobs.runner import RESULT_MARKER, run_job
 from seaice_tasks.storage import STAGING_DIR, Lake
 
 pytestmark = pytest.mark.integration
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 SPARK_TIMEOUT_S = 300
 CLUSTER_START_TIMEOUT_S = 60
 JOB = Path(__file__).resolve().parents[2] / "seaice_tasks" / "spark_jobs" / "resample.py"
-CHUNK_PHOTONS = 60_000
+CHUNKED = ResampleConfig(max_photons_per_chunk=60_000)
 
 
 def _spark_home() -> Path:
@@ -95,7 +96,7 @@ def _submit(master: str, granule: str, lake: Path) -> dict:  # type: ignore[type
     spark_submit = str(Path(sys.executable).with_name("spark-submit"))
     proc = subprocess.run(
         [spark_submit, "--master", master, "--conf", "spark.ui.enabled=false", str(JOB),
-         "--granules", granule, "--lake", str(lake), "--max-photons", str(CHUNK_PHOTONS)],
+         "--granules", granule, "--lake", str(lake), "--config", CHUNKED.to_json()],
         env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -104,13 +105,13 @@ def _submit(master: str, granule: str, lake: Path) -> dict:  # type: ignore[type
 
 
 def _manifests(lake: Lake) -> dict[str, str]:
-    return {k.relpath: lake.require(k).to_json() for k in lake.partitions(SEGMENTS_STAGE)}
+    return {k.relpath: lake.require(k).to_json() for k in lake.partitions(SEGMENTS_2M.name)}
 
 
 @pytest.fixture(scope="module")
 def reference(small_sim_day, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # type: ignore[no-untyped-def]
     lake = Lake(tmp_path_factory.mktemp("ref") / "lake")
-    run_local([str(small_sim_day.atl03[0])], lake, ResampleConfig(), max_photons=CHUNK_PHOTONS)
+    run_job(resample.JOB, [str(small_sim_day.atl03[0])], lake, CHUNKED)
     return _manifests(lake)
 
 
@@ -130,7 +131,6 @@ def test_s2_labels_spark_submit_local(small_sim_day, tiny_unet_model: Path, tmp_
     import torch
 
     from seaice_tasks.s2.scene_labels import S2LabelConfig
-    from seaice_tasks.s2.unet import S2_UNET_STAGE
     from seaice_tasks.spark_jobs import s2_labels
 
     model_dir = tiny_unet_model
@@ -150,11 +150,11 @@ def test_s2_labels_spark_submit_local(small_sim_day, tiny_unet_model: Path, tmp_
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the Spark workers, so the U-Net sums run in the same order
     try:
-        s2_labels.run_local([scene], local, S2LabelConfig.from_json(config), unet_model=str(model_dir))
+        run_job(s2_labels.JOB, [scene], local, S2LabelConfig.from_json(config), unet_model=str(model_dir))
     finally:
         torch.set_num_threads(threads)
     spark_lake = Lake(tmp_path / "spark")
-    for stage in ("s2_labels", S2_UNET_STAGE):  # same bytes as in-process, colour and U-Net labels
+    for stage in (S2_LABELS.name, S2_UNET_LABELS.name):  # same bytes as in-process, colour and U-Net labels
         key = spark_lake.partitions(stage)[0]
         assert spark_lake.require(key).to_json() == local.require(key).to_json()
 
@@ -179,7 +179,7 @@ def test_spark_jobs_on_an_s3_lake(s3_bucket: str, small_sim_day, reference: dict
     result = _submit("local[2]", s3_granule, root)  # type: ignore[arg-type]
     assert result["failed"] == [] and result["skipped"] == [] and len(result["partitions"]) == 3
     local = {k: json.loads(v) for k, v in reference.items()}
-    on_s3 = {k.relpath: json.loads(lake.require(k).to_json()) for k in lake.partitions(SEGMENTS_STAGE)}
+    on_s3 = {k.relpath: json.loads(lake.require(k).to_json()) for k in lake.partitions(SEGMENTS_2M.name)}
     assert sorted(on_s3) == sorted(local)
     for key, man in on_s3.items():  # the same part files, byte for byte
         assert [(f["name"], f["sha256"], f["rows"]) for f in man["files"]] == \
@@ -201,5 +201,5 @@ def test_spark_jobs_on_an_s3_lake(s3_bucket: str, small_sim_day, reference: dict
     out = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
                      .removeprefix(RESULT_MARKER))
     assert out["failed"] == [] and out["skipped"] == [] and len(out["partitions"]) == 1
-    key = lake.partitions("s2_labels")[0]
+    key = lake.partitions(S2_LABELS.name)[0]
     assert {f.name for f in lake.require(key).files} == {"labels.tif", "unusable.tif", "quicklook.png"}

@@ -16,6 +16,7 @@ import rasterio
 from seaice_tasks.constants import UNLABELED
 from seaice_tasks.errors import ConfigError
 from seaice_tasks.io.s2 import class_counts, open_s2_scene, read_reflectance, rgb_composite
+from seaice_tasks.metrics import evaluate
 from seaice_tasks.s2.cloud_shadow import (
     CloudShadowConfig,
     FilterStats,
@@ -30,7 +31,6 @@ from seaice_tasks.s2.cloud_shadow import (
     water_mask,
 )
 from seaice_tasks.s2.color_labels import color_labels
-from seaice_tasks.s2.evaluate import evaluate
 from seaice_tasks.sim.geometry import SimConfig, plan_day
 from seaice_tasks.sim.s2 import (
     CLOUD_OPAQUE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from seaice_tasks.is2.resample import (
     shot_keys,
     to_segments_table,
 )
-from seaice_tasks.schemas import SCHEMAS, SEGMENTS_2M_SCHEMA
+from seaice_tasks.products import SEGMENTS_2M
+from seaice_tasks.schemas import SEGMENTS_2M_SCHEMA
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 ATL03_FILE = REALDATA / "icesat2" / "harmony_ATL03_gt1l.h5"
@@ -297,7 +299,7 @@ def test_no_signal_photons() -> None:
 
 
 def test_schema_registered_and_table(random_block: PhotonBlock) -> None:
-    assert SCHEMAS["segments_2m"] is SEGMENTS_2M_SCHEMA
+    assert SEGMENTS_2M.schema is SEGMENTS_2M_SCHEMA
     out = run(random_block)
     table = to_segments_table(out)
     assert table.num_rows == len(out)
@@ -434,6 +436,10 @@ def test_realdata_present() -> None:
     assert ATL03_FILE.is_file(), ATL03_FILE
 
 
+def _chunked(config: ResampleConfig, max_photons: int) -> ResampleConfig:
+    return dataclasses.replace(config, max_photons_per_chunk=max_photons)
+
+
 @pytest.fixture(scope="module")
 def real_bins() -> pd.DataFrame:
     return resample_beam(ATL03_FILE, BEAM, GT1L)
@@ -477,12 +483,12 @@ def test_real_background_within_frame(real_bins: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("max_photons", [1, 50, 150, 700])
 def test_chunked_equals_unchunked(real_bins: pd.DataFrame, max_photons: int) -> None:
-    chunked = resample_beam(ATL03_FILE, BEAM, GT1L, max_photons=max_photons)
+    chunked = resample_beam(ATL03_FILE, BEAM, _chunked(GT1L, max_photons))
     pd.testing.assert_frame_equal(chunked, real_bins, check_exact=True)
 
 
 def test_chunk_boundaries_really_split_bins(real_bins: pd.DataFrame) -> None:
-    # Naive per-chunk processing splits the bins that straddle chunk edges: the carry matters.
+    # Naive per-chunk processing splits the bins that straddle chunk edges: halo + ownership matter.
     segments = read_segments(ATL03_FILE, BEAM)
     chunks = segment_chunks(segments["segment_ph_cnt"], 1, segments["ph_index_beg"])
     naive = pd.concat(
@@ -516,14 +522,14 @@ def test_shots_straddling_chunks(real_copy: Path) -> None:
             f[f"{BEAM}/heights/{name}"][:] = data
     whole = resample_beam(real_copy, BEAM, GT1L)
     for max_photons in (1, 90):
-        pd.testing.assert_frame_equal(resample_beam(real_copy, BEAM, GT1L, max_photons=max_photons), whole,
+        pd.testing.assert_frame_equal(resample_beam(real_copy, BEAM, _chunked(GT1L, max_photons)), whole,
                                       check_exact=True)
 
 
 def test_missing_bckgrd_group(real_copy: Path, real_bins: pd.DataFrame) -> None:
     with h5py.File(real_copy, "r+") as f:
         del f[f"{BEAM}/bckgrd_atlas"]
-    out = resample_beam(real_copy, BEAM, GT1L, max_photons=200)
+    out = resample_beam(real_copy, BEAM, _chunked(GT1L, 200))
     assert out["bckgrd_missing"].all()
     for col in ("bcnt_mean", "bcnt_sd", "bcnt_median", "brate_mean", "brate_sd", "brate_median"):
         assert out[col].isna().all(), col
@@ -560,7 +566,7 @@ SIM_COUNT_CORRELATION = 0.99
 
 @pytest.fixture(scope="module")
 def sim_granule(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    sim = pytest.importorskip("seaice_tasks.sim.atl03", reason="simulated ATL03 writer not available yet")
+    from seaice_tasks.sim import atl03 as sim
     from seaice_tasks.sim.geometry import SimConfig, plan_day
     from seaice_tasks.sim.world import TruthWorld
 
@@ -602,5 +608,5 @@ def test_simulated_chunked_equals_unchunked(sim_granule: tuple[Path, pd.DataFram
     path, _ = sim_granule
     for config in (ResampleConfig(), ResampleConfig(fpb_window_m=10.0)):
         whole = resample_beam(path, "gt2r", config)
-        pd.testing.assert_frame_equal(resample_beam(path, "gt2r", config, max_photons=2500), whole,
+        pd.testing.assert_frame_equal(resample_beam(path, "gt2r", _chunked(config, 2500)), whole,
                                       check_exact=True)

@@ -9,36 +9,32 @@ import pandas as pd
 import pytest
 
 from seaice_tasks.is2.resample import ResampleConfig, resample_granule
-from seaice_tasks.spark_jobs._common import REPORT_FILE
-from seaice_tasks.spark_jobs.resample import (
-    REPORT_STAGE,
-    SEGMENTS_STAGE,
-    main,
-    plan_work_items,
-    run_local,
-)
-from seaice_tasks.storage import Lake, PartitionKey
+from seaice_tasks.is2.resample_work import plan_granule
+from seaice_tasks.products import REPORT_FILE, RESAMPLE_REPORT, SEGMENTS_2M
+from seaice_tasks.spark_jobs.resample import JOB
+from seaice_tasks.spark_jobs.runner import main, run_job
+from seaice_tasks.storage import Lake
 
 SMALL_CHUNK_PHOTONS = 40_000
 
 
 def _partition_frames(lake: Lake) -> dict[str, pd.DataFrame]:
     return {k.beam or "": lake.read_table(k, verify=True).to_pandas().drop(columns=["geometry"])
-            for k in lake.partitions(SEGMENTS_STAGE)}
+            for k in lake.partitions(SEGMENTS_2M.name)}
 
 
 @pytest.mark.parametrize("fpb_window_m", [2.0, 10.0])
 def test_chunked_job_equals_whole_beam(small_sim_day, tmp_path: Path, fpb_window_m: float) -> None:  # type: ignore[no-untyped-def]
     granule = str(small_sim_day.atl03[0])
-    config = ResampleConfig(fpb_window_m=fpb_window_m)
-    items, skips = plan_work_items([granule], config, max_photons=SMALL_CHUNK_PHOTONS)
-    assert not skips and len({i.beam for i in items}) == 3  # strong beams only
+    config = ResampleConfig(fpb_window_m=fpb_window_m, max_photons_per_chunk=SMALL_CHUNK_PHOTONS)
+    items = plan_granule(granule, config)
+    assert len({i["beam"] for i in items}) == 3  # strong beams only
     assert len(items) > 6  # several chunks per beam
     lake = Lake(tmp_path / "lake")
-    summary = run_local([granule], lake, config, max_photons=SMALL_CHUNK_PHOTONS, day="2019-11-04")
+    summary = run_job(JOB, [granule], lake, config, day="2019-11-04")
     assert summary["failed"] == [] and len(summary["partitions"]) == 3
     got = _partition_frames(lake)
-    expected = resample_granule(granule, config)
+    expected = resample_granule(granule, ResampleConfig(fpb_window_m=fpb_window_m))  # one chunk a beam
     assert set(got) == set(expected)
     for beam, frame in expected.items():
         pd.testing.assert_frame_equal(got[beam].reset_index(drop=True),
@@ -51,11 +47,11 @@ def test_bad_granule_is_skipped_and_recorded(small_sim_day, tmp_path: Path) -> N
     bad.write_bytes(b"\x89HDF\r\n\x1a\n truncated")
     lake = Lake(tmp_path / "lake")
     granule = str(small_sim_day.atl03[0])
-    summary = run_local([str(bad), granule], lake, ResampleConfig(), day="2019-11-04")
+    summary = run_job(JOB, [str(bad), granule], lake, ResampleConfig(), day="2019-11-04")
     assert [s["uri"] for s in summary["skipped"]] == [str(bad)]
     assert "not a readable HDF5 file" in summary["skipped"][0]["reason"]
     assert len(summary["partitions"]) == 3
-    report_key = PartitionKey(REPORT_STAGE, pd.Timestamp("2019-11-04").date())
+    report_key = RESAMPLE_REPORT.key(date="2019-11-04")
     report = json.loads(lake.open_file(report_key, REPORT_FILE))
     assert report["skipped"] == summary["skipped"]
 
@@ -63,10 +59,10 @@ def test_bad_granule_is_skipped_and_recorded(small_sim_day, tmp_path: Path) -> N
 def test_rerun_gives_identical_partitions(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lake = Lake(tmp_path / "lake")
     granule = str(small_sim_day.atl03[0])
-    run_local([granule], lake, ResampleConfig(beams=("gt2r",)))
-    key = lake.partitions(SEGMENTS_STAGE)[0]
+    run_job(JOB, [granule], lake, ResampleConfig(beams=("gt2r",)))
+    key = lake.partitions(SEGMENTS_2M.name)[0]
     first = lake.require(key).to_json()
-    run_local([granule], lake, ResampleConfig(beams=("gt2r",)))
+    run_job(JOB, [granule], lake, ResampleConfig(beams=("gt2r",)))
     assert lake.require(key).to_json() == first
 
 
@@ -76,7 +72,7 @@ def test_main_without_spark_reads_the_inventory(small_sim_day, tmp_path: Path,  
 
     lake_dir = tmp_path / "lake"
     run_discover("2019-11-04", catalog=str(small_sim_day.catalog), lake=str(lake_dir))
-    assert main(["--date", "2019-11-04", "--lake", str(lake_dir), "--no-spark",
+    assert main(JOB, ["--date", "2019-11-04", "--lake", str(lake_dir), "--no-spark",
                  "--config", json.dumps({"beams": ["gt1r"]})]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("SEAICE_RESULT "))
     result = json.loads(line.removeprefix("SEAICE_RESULT "))

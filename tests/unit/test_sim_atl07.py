@@ -344,8 +344,8 @@ def test_empty_block_and_config_roundtrip() -> None:
 
 
 def test_on_simulator_granule(tmp_path: Path) -> None:
-    """On the simulator's own ATL03 (when available): specular leads over truth water, h_ref vs truth."""
-    sim_atl03 = pytest.importorskip("seaice_tasks.sim.atl03")
+    """On the simulator's own ATL03: specular leads over truth water, h_ref vs truth."""
+    from seaice_tasks.sim import atl03 as sim_atl03
     from seaice_tasks.sim.geometry import SimConfig, plan_day
     from seaice_tasks.sim.world import TruthWorld
 

@@ -11,13 +11,14 @@ import pytest
 import rasterio
 
 from seaice_tasks.is2.resample import ResampleConfig
-from seaice_tasks.s2.scene_labels import LABELS_FILE, S2_LABELS_STAGE, S2LabelConfig
+from seaice_tasks.products import LABELS_FILE, S2_LABELS, SEGMENTS_2M
+from seaice_tasks.s2.scene_labels import S2LabelConfig
 from seaice_tasks.sim.atl03 import SYSTEM_JITTER_M, truth_paths
 from seaice_tasks.sim.s2 import TRUTH_CLASSES_NAME
 from seaice_tasks.sim.scoring import expected_h_cor_m, score_labels, score_segments
 from seaice_tasks.spark_jobs import resample as resample_job
 from seaice_tasks.spark_jobs import s2_labels
-from seaice_tasks.spark_jobs.resample import SEGMENTS_STAGE
+from seaice_tasks.spark_jobs.runner import run_job
 from seaice_tasks.storage import Lake
 
 #: RMSE of the 2 m corrected heights may exceed the pure photon-noise floor by this factor
@@ -44,9 +45,9 @@ def test_score_segments_exact_and_shifted() -> None:
 def test_pipeline_outputs_score_well_against_truth(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     lake = Lake(tmp_path / "lake")
     granule = Path(small_sim_day.atl03[0])
-    resample_job.run_local([str(granule)], lake, ResampleConfig(), max_photons=200_000)
+    run_job(resample_job.JOB, [str(granule)], lake, ResampleConfig(max_photons_per_chunk=200_000))
     truth = pd.read_parquet(truth_paths(small_sim_day.truth, granule.name).bins)
-    keys = lake.partitions(SEGMENTS_STAGE)
+    keys = lake.partitions(SEGMENTS_2M.name)
     assert len(keys) == 3
     for key in keys:
         score = score_segments(lake.read_table(key).to_pandas(), truth, str(key.beam), SYSTEM_JITTER_M)
@@ -56,11 +57,11 @@ def test_pipeline_outputs_score_well_against_truth(small_sim_day, tmp_path: Path
         assert abs(score.photons / score.truth_photons - 1) < PHOTON_RATIO_TOL, score
 
     scene = Path(small_sim_day.scenes[0])
-    s2_labels.run_local([str(scene)], lake, S2LabelConfig())
-    key = lake.partitions(S2_LABELS_STAGE)[0]
+    run_job(s2_labels.JOB, [str(scene)], lake, S2LabelConfig())
+    key = lake.partitions(S2_LABELS.name)[0]
     with rasterio.MemoryFile(io.BytesIO(lake.open_file(key, LABELS_FILE))) as mem, mem.open() as ds:
         labels = ds.read(1)
-    truth_path = small_sim_day.truth / str(key.item) / TRUTH_CLASSES_NAME
+    truth_path = small_sim_day.truth / str(key.scene) / TRUTH_CLASSES_NAME
     result = score_labels(labels, truth_path)
     assert result["pixel_accuracy"] > 0.85 and 0.5 < result["coverage"] <= 1.0
     with rasterio.open(truth_path) as ds:

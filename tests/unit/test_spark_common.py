@@ -1,4 +1,4 @@
-"""Helpers shared by the Spark jobs: packing work items into tasks."""
+"""The job runner's packing of work items into Spark tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from seaice_tasks.spark_jobs._common import balanced_bins
+from seaice_tasks.spark_jobs.runner import balanced_bins
 
 
 def test_balanced_bins_is_a_partition_and_near_equal() -> None:

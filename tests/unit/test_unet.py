@@ -1,58 +1,64 @@
-"""Sentinel-2 U-Net: architecture, preprocessing, losses, resumable training, persistence, a tiny real run."""
+"""Sentinel-2 U-Net: architecture, preprocessing, losses, config, persistence, scene inference.
+
+Tests that train (the resumable ``Trainer``, the tiny real run, the experiment) are in
+``tests/integration/test_unet_training.py``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 import rasterio
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn import functional
-from torch.utils.data import DataLoader, TensorDataset
 
-from seaice_tasks.constants import UNLABELED
+from seaice_tasks.constants import CLASS_NAMES, UNLABELED, SeaIceClass
 from seaice_tasks.errors import ConfigError
 from seaice_tasks.io.s2 import open_s2_scene, read_reflectance, rgb_composite
+from seaice_tasks.metrics import evaluate
+from seaice_tasks.models import unet as models_unet
 from seaice_tasks.models.losses import FOCAL_ALPHA, FocalLoss, MaskedCrossEntropy
-from seaice_tasks.models.unet import PAPER_PARAM_COUNT, UNet, count_parameters, probabilities
-from seaice_tasks.s2 import unet_experiment
-from seaice_tasks.s2.cloud_shadow import filter_statistics
-from seaice_tasks.s2.color_labels import LABEL_COLORMAP, color_labels
-from seaice_tasks.s2.scene_labels import S2LabelConfig, mosaic, plan_windows
-from seaice_tasks.s2.unet import (
-    CARD_NAME,
-    S2_UNET_STAGE,
-    UNET_LABELS_FILE,
-    UNET_QUICKLOOK_FILE,
-    WEIGHTS_NAME,
+from seaice_tasks.models.registry import CARD_FORMAT, CARD_NAME, WEIGHTS_NAME, ModelFormatError, save_model
+from seaice_tasks.models.unet import (
+    PAPER_PARAM_COUNT,
+    UNet,
     UNetConfig,
     build_unet,
+    count_parameters,
+    load_unet,
+    probabilities,
+    read_unet_card,
+    save_unet,
+    unet_config_from_card,
+)
+from seaice_tasks.products import LABELS_FILE, QUICKLOOK_FILE, S2_UNET_LABELS
+from seaice_tasks.s2.cloud_shadow import filter_statistics
+from seaice_tasks.s2.color_labels import LABEL_COLORMAP
+from seaice_tasks.s2.scene_labels import S2LabelConfig, mosaic, plan_windows
+from seaice_tasks.s2.unet import (
     evaluate_unet,
     input_view,
     label_scene_unet,
     label_window_unet,
-    load_model,
     predict_scene,
     predict_scene_proba,
-    save_model,
-    train_unet,
     unet_input_image,
     write_unet_partition,
 )
 from seaice_tasks.sim.geometry import SimConfig, plan_day
-from seaice_tasks.sim.s2 import TRUTH_CLASSES_NAME, write_s2_scene
+from seaice_tasks.sim.s2 import write_s2_scene
 from seaice_tasks.sim.world import TruthWorld, WorldConfig
-from seaice_tasks.storage import Lake, PartitionKey
+from seaice_tasks.storage import Lake
+from seaice_tasks.train import dataset as train_dataset
 from seaice_tasks.train.dataset import (
     TileDataset,
     grey_from_rgb,
@@ -60,19 +66,13 @@ from seaice_tasks.train.dataset import (
     preprocess_tile,
     tile_origins,
 )
-from seaice_tasks.train.loop import TrainConfig, Trainer, adam_factory, find_latest_checkpoint, seed_everything
-
-log = logging.getLogger(__name__)
+from seaice_tasks.train.loop import seed_everything
+from seaice_tasks.train.unet import unet_train_config
 
 #: A tiny network for fast CPU tests (3 levels: inputs must be multiples of 4 px).
 TINY = {"base_filters": 2, "levels": 3, "dropouts": (0.1, 0.1, 0.2), "decoder_dropouts": (0.2, 0.1)}
-#: The tiny real run: two 5.12 km (512 px) clear scenes of a lead-rich world, width 4, 64 px tiles.
-SIM_SCENE_KM = 5.12
+#: A lead-rich world (for the scene fixture).
 SIM_WORLD = WorldConfig(water_fraction=0.2, thin_fraction=0.25)
-SIM_UNET = UNetConfig(base_filters=4, tile_px=64, epochs=10, batch_size=8, lr=3e-3, seed=0)
-#: The tiny run must beat a constant prediction by this much (pixel accuracy vs truth).
-MIN_GAIN_OVER_MAJORITY = 0.15
-MIN_MEAN_IOU = 0.5
 
 
 def keras_normalize(x: npt.NDArray[np.float64], axis: int = -1, order: int = 2) -> npt.NDArray[np.float64]:
@@ -186,7 +186,40 @@ def test_config_validation() -> None:
         UNetConfig(levels=5)
     cfg = UNetConfig(base_filters=4, tile_px=64)
     assert UNetConfig.from_json(cfg.to_json()) == cfg
-    assert cfg.train_config("ck").checkpoint_dir == "ck"
+    assert unet_train_config(cfg, "ck").checkpoint_dir == "ck"
+    tcfg = unet_train_config(cfg, resume=False)
+    assert (tcfg.checkpoint_dir, tcfg.resume, tcfg.epochs, tcfg.lr, tcfg.seed) == ("", False, cfg.epochs, cfg.lr, 0)
+
+
+def test_unet_constants_match_the_training_tiles() -> None:
+    """models/ may not import train/: the U-Net's input constants are pinned to train.dataset's."""
+    assert models_unet.DEFAULT_TILE_PX == train_dataset.DEFAULT_TILE_PX
+    assert models_unet.DEFAULT_MIN_LABELLED_FRACTION == train_dataset.DEFAULT_MIN_LABELLED_FRACTION
+    assert models_unet.INPUT_GREY_WEIGHTS == train_dataset.GREY_WEIGHTS
+    assert f"{preprocess_tile.__module__}.{preprocess_tile.__name__}" == models_unet.INPUT_FUNCTION
+
+
+def test_evaluate_unet_pools_the_scenes() -> None:
+    """evaluate_unet == metrics.evaluate of the concatenated predictions, plus the majority rate."""
+    cfg = UNetConfig(tile_px=32, **TINY)  # type: ignore[arg-type]
+    seed_everything(2)
+    model = build_unet(cfg).eval()
+    rng = np.random.default_rng(5)
+    scenes = []
+    for shape in ((40, 36), (32, 50)):
+        rgb = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+        valid = rng.random(shape) > 0.1
+        reference = rng.choice(np.array([0, 1, 2, UNLABELED], dtype=np.uint8), shape, p=[0.5, 0.2, 0.2, 0.1])
+        scenes.append((rgb, valid, reference))
+    result = evaluate_unet(model, scenes, cfg)
+    preds = [predict_scene(model, rgb, valid, cfg) for rgb, valid, _ in scenes]
+    pooled = evaluate(np.concatenate([r.ravel() for _, _, r in scenes]), np.concatenate([p.ravel() for p in preds]))
+    assert result["confusion_matrix"] == pooled["confusion_matrix"]
+    assert result["n_pixels"] == pooled["n_evaluated"] and result["coverage"] == pytest.approx(pooled["coverage"])
+    for key in ("pixel_accuracy", "mean_iou"):
+        assert result[key] == pytest.approx(pooled[key], rel=1e-12)
+    rows = np.asarray(result["confusion_matrix"]).sum(axis=1)
+    assert result["majority_rate"] == pytest.approx(rows.max() / rows.sum())
 
 
 # -- losses ----------------------------------------------------------------------------------------
@@ -218,77 +251,6 @@ def test_focal_loss_equals_keras_formula() -> None:
     assert FocalLoss()(logits.T[None], target[None]).shape == ()
 
 
-# -- trainer: checkpoint and resume ------------------------------------------------------------------
-
-
-class CrashingLoss(nn.Module):
-    """Cross-entropy that raises on its ``crash_at``-th call (a worker dying mid-epoch)."""
-
-    def __init__(self, crash_at: int | None = None) -> None:
-        super().__init__()
-        self.inner = MaskedCrossEntropy()
-        self.crash_at = crash_at
-        self.calls = 0
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        self.calls += 1
-        if self.crash_at is not None and self.calls == self.crash_at:
-            raise RuntimeError("simulated crash")
-        out: Tensor = self.inner(logits, target)
-        return out
-
-
-def _tiny_loaders() -> tuple[DataLoader[Any], DataLoader[Any]]:
-    g = torch.Generator().manual_seed(5)
-    x = torch.rand(16, 1, 16, 16, generator=g)
-    y = (x[:, 0] > 0.5).long() + (x[:, 0] > 0.8).long()
-    y[:, :2] = UNLABELED
-    train = DataLoader(TensorDataset(x[:12], y[:12]), batch_size=4, shuffle=True)
-    val = DataLoader(TensorDataset(x[12:], y[12:]), batch_size=4)
-    return train, val
-
-
-def _run(ckpt: Path, loss: nn.Module, model_seed: int = 0) -> tuple[Trainer, list[dict[str, float]]]:
-    torch.manual_seed(model_seed)
-    model = UNet(**TINY)  # type: ignore[arg-type]
-    train, val = _tiny_loaders()
-    cfg = TrainConfig(epochs=3, batch_size=4, seed=7, checkpoint_dir=str(ckpt), keep_checkpoints=2)
-    trainer = Trainer(model, loss, adam_factory(1e-2), train, val, cfg, n_classes=3)
-    return trainer, trainer.fit()
-
-
-def _weights(trainer: Trainer) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-
-
-def test_checkpoint_resume_reproduces_uninterrupted_run(tmp_path: Path) -> None:
-    straight, history = _run(tmp_path / "a", CrashingLoss())
-    assert [r["epoch"] for r in history] == [1.0, 2.0, 3.0]
-    assert {"train_loss", "val_loss", "val_accuracy", "val_mean_iou", "epoch_s"} <= set(history[-1])
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["epoch_0002.pt", "epoch_0003.pt"]
-
-    # 3 train steps + 1 validation batch per epoch: call 6 is the 2nd training step of epoch 2
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        _run(tmp_path / "b", CrashingLoss(crash_at=6))
-    latest = find_latest_checkpoint(tmp_path / "b")
-    assert latest is not None and latest.name == "epoch_0001.pt"
-    assert [p.name for p in (tmp_path / "b").iterdir()] == ["epoch_0001.pt"], "no temp file left behind"
-
-    # the Airflow retry: a fresh process state (other init seed) resumes at epoch 2
-    resumed, resumed_history = _run(tmp_path / "b", CrashingLoss(), model_seed=99)
-    assert resumed.start_epoch == 2
-    assert [r["epoch"] for r in resumed_history] == [1.0, 2.0, 3.0]
-    for k in ("train_loss", "val_loss", "val_accuracy"):
-        assert [r[k] for r in resumed_history] == [r[k] for r in history]
-    a, b = _weights(straight), _weights(resumed)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-    # a retry after the run finished trains nothing and keeps the weights
-    again, again_history = _run(tmp_path / "b", CrashingLoss(crash_at=1), model_seed=5)
-    assert again.start_epoch == 4 and len(again_history) == 3
-    assert all(torch.equal(a[k], v) for k, v in _weights(again).items())
-
-
 # -- persistence -----------------------------------------------------------------------------------
 
 
@@ -298,35 +260,73 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     model = build_unet(cfg).eval()
     rgb = np.random.default_rng(4).integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
     metrics = {"pixel_accuracy": np.float64(0.5), "per_class_iou": [0.1, float("nan"), 0.3]}
-    card_path = save_model(model, cfg, metrics, tmp_path / "m", training_data="unit-test noise")
+    card_path = save_unet(model, cfg, metrics, tmp_path / "m", training_data={"views": ["original"]})
+    assert card_path == tmp_path / "m" / CARD_NAME
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted([CARD_NAME, WEIGHTS_NAME])
     card = json.loads(card_path.read_text())
+    assert card["card_format"] == CARD_FORMAT == 2 and card["name"] == "seaice-s2-unet"
     assert card["param_count"] == count_parameters(model)
-    assert card["architecture"]["base_filters"] == 2 and card["config"] == cfg.to_dict()
-    assert card["metrics"]["per_class_iou"] == [0.1, None, 0.3]
-    assert card["code_version"] and len(card["weights_sha256"]) == 64
-    loaded = load_model(tmp_path / "m")
-    assert loaded.config == cfg and not loaded.model.training
+    assert card["architecture"]["name"] == "UNet" and card["architecture"]["reference"].startswith("METHOD.md")
+    assert card["architecture"]["kwargs"] == {"in_channels": 1, "n_classes": 3, "base_filters": 2, "levels": 3,
+                                              "dropouts": [0.1, 0.1, 0.2], "decoder_dropouts": [0.2, 0.1]}
+    assert card["config"] == cfg.to_dict() and card["config_kind"] == "s2_unet"
+    assert card["classes"] == {str(int(c)): CLASS_NAMES[c] for c in SeaIceClass}
+    assert card["input"]["tile_px"] == 32 and card["input"]["grey_weights"] == [0.299, 0.587, 0.114]
+    assert card["input"]["function"] == "seaice_tasks.train.dataset.preprocess_tile"
+    assert card["output"].startswith("logits") and card["training_data"] == {"views": ["original"]}
+    assert card["metrics"]["per_class_iou"] == [0.1, None, 0.3] and card["metrics"]["pixel_accuracy"] == 0.5
+    assert card["code_version"] and card["torch_version"] == torch.__version__
+    assert card["weights_file"] == WEIGHTS_NAME and len(card["weights_sha256"]) == 64
+    assert read_unet_card(tmp_path / "m") == card
+    state = torch.get_rng_state()
+    loaded = load_unet(tmp_path / "m")
+    assert torch.equal(torch.get_rng_state(), state), "loading leaves the global RNG alone"
+    assert loaded.config == cfg and not loaded.model.training and loaded.card == card
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.model.state_dict().items())
     np.testing.assert_array_equal(predict_scene_proba(loaded.model, rgb, None, cfg),
                                   predict_scene_proba(model, rgb, None, cfg))
     weights = tmp_path / "m" / WEIGHTS_NAME
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
-    with pytest.raises(ValueError, match="sha256"):
-        load_model(tmp_path / "m")
+    with pytest.raises(ModelFormatError, match=r"/m: model.safetensors: sha256 [0-9a-f]{64} differs"):
+        load_unet(tmp_path / "m")
+
+
+def test_load_unet_refuses_other_models(tmp_path: Path) -> None:
+    cfg = UNetConfig(tile_px=32, **TINY)  # type: ignore[arg-type]
+    save_unet(build_unet(cfg), cfg, {}, tmp_path / "m")
+    card_path = tmp_path / "m" / CARD_NAME
+    card = json.loads(card_path.read_text())
+    # a model of another kind: its config is not a UNetConfig
+    card_path.write_text(json.dumps({**card, "config_kind": "is2_lstm"}))
+    with pytest.raises(ModelFormatError, match="not a U-Net model folder"):
+        load_unet(tmp_path / "m")
+    with pytest.raises(ModelFormatError, match="not a U-Net model folder"):
+        read_unet_card(tmp_path / "m")
+    card_path.write_text(json.dumps({**card, "config": {**card["config"], "tile_px": 33}}))
+    with pytest.raises(ModelFormatError, match=r"config is invalid .*multiple of 4"):
+        load_unet(tmp_path / "m")
+    with pytest.raises(ModelFormatError, match="not a U-Net"):
+        unet_config_from_card({**card, "architecture": {"name": "LSTM", "kwargs": {}}})
+    assert unet_config_from_card(card) == cfg
+    # the generic registry refuses a model that is not an instance of the named architecture
+    with pytest.raises(TypeError, match="architecture 'UNet' is UNet"):
+        save_model(nn.Linear(2, 2), tmp_path / "x", architecture=models_unet.unet_architecture(build_unet(cfg)),
+                   config=cfg, name="bad")
 
 
 def test_import_seaice_tasks_does_not_import_torch() -> None:
     code = ("import sys, seaice_tasks, seaice_tasks.s2, seaice_tasks.s2.color_labels, seaice_tasks.models, "
-            "seaice_tasks.train; assert 'torch' not in sys.modules, 'torch imported'")
+            "seaice_tasks.models.registry, seaice_tasks.metrics, seaice_tasks.train, seaice_tasks.io.inspect; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# -- a tiny real run on simulated scenes -----------------------------------------------------------
+# -- scene inference, label partitions ------------------------------------------------------------
 
 
 @pytest.fixture
 def one_thread() -> Iterator[None]:
-    """Train on one intra-op thread: OpenMP spin-waits make 2 threads very slow on a busy 2-core box."""
+    """Run torch on one intra-op thread: OpenMP spin-waits make 2 threads very slow on a busy 2-core box."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -334,37 +334,6 @@ def one_thread() -> Iterator[None]:
     finally:
         torch.set_num_threads(previous)
 
-
-@pytest.fixture(scope="module")
-def sim_scenes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Any, Any, Any, Any]]:
-    """(rgb, valid, auto-labels, truth) of two clear simulated scenes."""
-    tmp = tmp_path_factory.mktemp("unet_sim")
-    config = SimConfig(scene_km=SIM_SCENE_KM, granules=2, world=SIM_WORLD)
-    world = TruthWorld(config.world)
-    out = []
-    for fp in plan_day(config).scenes:
-        scene_dir = write_s2_scene(world, fp, config, tmp / "s2", tmp / "truth", clouds=False)
-        rgb, valid = rgb_composite(read_reflectance(open_s2_scene(scene_dir)))
-        with rasterio.open(tmp / "truth" / fp.scene / TRUTH_CLASSES_NAME) as ds:
-            truth = np.asarray(ds.read(1))
-        out.append((rgb, valid, color_labels(rgb, valid), truth))
-    return out
-
-
-@pytest.mark.usefixtures("one_thread")
-def test_tiny_unet_learns_from_auto_labels(sim_scenes: list[tuple[Any, Any, Any, Any]], tmp_path: Path) -> None:
-    model, history = train_unet([(rgb, auto) for rgb, _, auto, _ in sim_scenes], SIM_UNET, tmp_path / "ck")
-    assert len(history) == SIM_UNET.epochs
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
-    result = evaluate_unet(model, [(rgb, valid, truth) for rgb, valid, _, truth in sim_scenes], SIM_UNET)
-    log.info("tiny U-Net vs truth: accuracy %.4f (majority %.4f), mean IoU %.4f, IoU %s",
-             result["pixel_accuracy"], result["majority_rate"], result["mean_iou"], result["per_class_iou"])
-    assert result["pixel_accuracy"] >= result["majority_rate"] + MIN_GAIN_OVER_MAJORITY
-    assert result["mean_iou"] >= MIN_MEAN_IOU
-    assert np.asarray(result["confusion_matrix"]).sum() == result["n_pixels"] > 0
-
-
-# -- U-Net label partitions and the four-set experiment ---------------------------------------------
 
 #: A 1.28 km (128 px) cloudy simulated scene with a nodata edge, for the partition tests.
 SMALL_SCENE_KM = 1.28
@@ -426,41 +395,21 @@ def test_write_unet_partition_round_trip(small_scene: Path, tmp_path: Path) -> N
     labels = np.where(valid, (np.arange(valid.size).reshape(valid.shape) % 3), UNLABELED).astype(np.uint8)
     cfg = UNetConfig(tile_px=32, **TINY)  # type: ignore[arg-type]
     card = {"name": "seaice-s2-unet", "weights_sha256": "ab" * 32, "param_count": 123,
-            "architecture": {"base_filters": 2, "levels": 3}, "config": cfg.to_dict(),
+            "architecture": {"name": "UNet", "kwargs": {"base_filters": 2, "levels": 3}}, "config": cfg.to_dict(),
             "training_data": {"views": ["original", "filtered"]}}
     lake = Lake(tmp_path / "lake")
-    key = PartitionKey(S2_UNET_STAGE, dt.date(2019, 11, 4), "scene1")
-    manifest = write_unet_partition(lake, key, scene, labels, cfg, card)
-    assert {f.name for f in manifest.files} == {UNET_LABELS_FILE, UNET_QUICKLOOK_FILE}
+    key = S2_UNET_LABELS.key(date=dt.date(2019, 11, 4), scene="scene1")
+    manifest = write_unet_partition(lake, key, scene, labels, card)
+    assert {f.name for f in manifest.files} == {LABELS_FILE, QUICKLOOK_FILE}
     assert manifest.info["model"]["weights_sha256"] == "ab" * 32 and manifest.info["view"] == "filtered"
     assert manifest.info["model"]["training_views"] == ["original", "filtered"]
     assert manifest.info["class_fractions"]["unlabeled"] == pytest.approx(1 - valid.mean())
     assert manifest.config == cfg.to_dict()
-    with rasterio.open(lake.path(key.relpath, UNET_LABELS_FILE)) as ds:
+    with rasterio.open(lake.path(key.relpath, LABELS_FILE)) as ds:
         np.testing.assert_array_equal(ds.read(1), labels)
         assert ds.crs.to_string() == scene.crs and tuple(ds.transform)[:6] == pytest.approx(scene.transform)
         assert (ds.height, ds.width) == scene.shape and ds.nodata == UNLABELED
         assert ds.colormap(1)[2][:3] == LABEL_COLORMAP[2]
         assert ds.tags()["model_weights_sha256"] == "ab" * 32
     with pytest.raises(ValueError, match="do not match"):
-        write_unet_partition(lake, key, scene, labels[1:], cfg, card)
-
-
-@pytest.mark.usefixtures("one_thread")
-def test_unet_experiment_quick_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert unet_experiment.main(["--out", str(tmp_path), "--quick"]) == 0
-    metrics = json.loads((tmp_path / unet_experiment.METRICS_FILE).read_text())
-    assert set(metrics["sets"]) == {"cloudy_original", "cloudy_filtered", "clear_original", "clear_filtered"}
-    for result in metrics["sets"].values():
-        for method in ("unet", "color_labels"):
-            assert 0.0 <= result[method]["pixel_accuracy"] <= 1.0
-            assert set(result[method]["per_class_iou"]) == {"0", "1", "2"}
-    assert metrics["training"]["epochs"] == 1 and metrics["training"]["views"] == ["original", "filtered"]
-    assert 0.0 < metrics["targets"]["coverage"] <= 1.0
-    loaded = load_model(tmp_path / "model")
-    assert loaded.card["weights_sha256"] == metrics["model"]["weights_sha256"]
-    lake = Lake(tmp_path / "lake")
-    keys = lake.partitions(S2_UNET_STAGE)
-    assert len(keys) == len(metrics["partitions"]) == 4  # 1 scene x 2 skies x 2 views
-    assert lake.require(keys[0]).info["model"]["weights_sha256"] == metrics["model"]["weights_sha256"]
-    assert "cloudy filtered | unet" in capsys.readouterr().out
+        write_unet_partition(lake, key, scene, labels[1:], card)

@@ -1,4 +1,8 @@
-"""Pixel confusion matrix, accuracy and IoU of Sentinel-2 class maps (METHOD.md §2.4 metrics).
+"""Confusion matrix and the metrics derived from it, shared by every classifier of the package.
+
+Used for the Sentinel-2 class maps (METHOD.md §2.4 metrics: pixel accuracy, IoU) and, from the
+same confusion matrix, the per-class precision / recall / F1 the ICESat-2 LSTM/MLP surface
+classifiers report.  Imports only numpy and :mod:`seaice_tasks.constants`.
 
 Conventions
     * Rows are the truth, columns the prediction, both in the order of ``classes`` (default
@@ -13,6 +17,12 @@ Conventions
 IoU of class c = TP / (TP + FP + FN) from the confusion matrix (NaN when the class is absent
 from both truth and prediction); the mean IoU averages the defined ones (as Keras ``MeanIoU``,
 which skips classes with a zero denominator).
+
+Precision of c = TP / (TP + FP) (NaN when c is never predicted), recall = TP / (TP + FN) (NaN
+when c is absent from the truth), F1 = 2 TP / (2 TP + FP + FN), the harmonic mean of the two
+where both are defined, 0 where only one is, NaN where c is in neither.  The macro F1 averages
+the defined F1s; the weighted F1 weights each class by its truth count (support), so classes
+absent from the truth do not count (scikit-learn's ``average="weighted"``).
 """
 
 from __future__ import annotations
@@ -32,6 +42,11 @@ __all__ = [
     "pixel_accuracy",
     "per_class_iou",
     "mean_iou",
+    "per_class_precision",
+    "per_class_recall",
+    "per_class_f1",
+    "macro_f1",
+    "weighted_f1",
     "evaluate",
 ]
 
@@ -43,6 +58,7 @@ DEFAULT_CLASSES: Final[tuple[int, ...]] = (int(SeaIceClass.THICK_ICE), int(SeaIc
 _N_CODES: Final[int] = 256
 _OUTSIDE: Final[int] = -1
 _IGNORED: Final[int] = -2
+_MATRIX_NDIM: Final[int] = 2
 
 
 def _lut(classes: Sequence[int], ignore: int | None) -> npt.NDArray[np.int64]:
@@ -83,6 +99,21 @@ def _indices(truth: npt.ArrayLike, pred: npt.ArrayLike, classes: Sequence[int],
                              f"and ignore={ignore}")
     keep = ti != _IGNORED
     return ti[keep], pi[keep]
+
+
+def _square(cm: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The confusion matrix as float64, checked to be square."""
+    m = np.asarray(cm, dtype=np.float64)
+    if m.ndim != _MATRIX_NDIM or m.shape[0] != m.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {m.shape}")
+    return m
+
+
+def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``num / den`` per class, NaN where ``den`` is 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: npt.NDArray[np.float64] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return out
 
 
 def confusion_matrix(
@@ -145,14 +176,9 @@ def per_class_iou(cm: npt.ArrayLike) -> npt.NDArray[np.float64]:
     >>> per_class_iou([[3, 1, 0], [0, 4, 0], [0, 0, 0]]).tolist()
     [0.75, 0.8, nan]
     """
-    m = np.asarray(cm, dtype=np.float64)
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {m.shape}")
+    m = _square(cm)
     tp = np.diag(m)
-    denom = m.sum(axis=0) + m.sum(axis=1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou: npt.NDArray[np.float64] = np.where(denom > 0, tp / np.where(denom > 0, denom, 1.0), np.nan)
-    return iou
+    return _ratio(tp, m.sum(axis=0) + m.sum(axis=1) - tp)
 
 
 def mean_iou(cm: npt.ArrayLike) -> float:
@@ -166,6 +192,132 @@ def mean_iou(cm: npt.ArrayLike) -> float:
     iou = per_class_iou(cm)
     defined = iou[np.isfinite(iou)]
     return float(defined.mean()) if defined.size else float("nan")
+
+
+def per_class_precision(cm: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Precision TP / (TP + FP) per class: the share of its predictions that are right.
+
+    Parameters
+    ----------
+    cm : array_like, shape (n, n)
+        Confusion matrix, rows truth and columns prediction (:func:`confusion_matrix`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        Dimensionless, 0..1; NaN where the class is never predicted (empty column).
+
+    Examples
+    --------
+    >>> per_class_precision([[3, 1, 0], [0, 4, 0], [0, 0, 0]]).tolist()
+    [1.0, 0.8, nan]
+    """
+    m = _square(cm)
+    return _ratio(np.diag(m), m.sum(axis=0))
+
+
+def per_class_recall(cm: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Recall TP / (TP + FN) per class: the share of its truth pixels that are found.
+
+    Parameters
+    ----------
+    cm : array_like, shape (n, n)
+        Confusion matrix, rows truth and columns prediction (:func:`confusion_matrix`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        Dimensionless, 0..1; NaN where the class is absent from the truth (empty row).
+
+    Examples
+    --------
+    >>> per_class_recall([[3, 1, 0], [0, 4, 0], [0, 0, 0]]).tolist()
+    [0.75, 1.0, nan]
+    """
+    m = _square(cm)
+    return _ratio(np.diag(m), m.sum(axis=1))
+
+
+def per_class_f1(cm: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """F1 = 2 TP / (2 TP + FP + FN) per class (the harmonic mean of precision and recall).
+
+    Where only one of precision and recall is defined (a class predicted but absent from the
+    truth, or present but never predicted) TP is 0 and so is F1; NaN where the class is in
+    neither truth nor prediction.
+
+    Parameters
+    ----------
+    cm : array_like, shape (n, n)
+        Confusion matrix, rows truth and columns prediction (:func:`confusion_matrix`).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        Dimensionless, 0..1, NaN where undefined.
+
+    Examples
+    --------
+    >>> per_class_f1([[3, 1, 0], [0, 4, 0], [0, 0, 0]]).round(4).tolist()
+    [0.8571, 0.8889, nan]
+    >>> per_class_f1([[2, 1], [0, 0]]).tolist()  # class 1 predicted once, never true
+    [0.8, 0.0]
+    """
+    m = _square(cm)
+    tp = np.diag(m)
+    return _ratio(2.0 * tp, m.sum(axis=0) + m.sum(axis=1))
+
+
+def macro_f1(cm: npt.ArrayLike) -> float:
+    """Unweighted mean of the defined per-class F1s (NaN when none is defined).
+
+    Parameters
+    ----------
+    cm : array_like, shape (n, n)
+        Confusion matrix, rows truth and columns prediction.
+
+    Returns
+    -------
+    float
+        Dimensionless, 0..1.
+
+    Examples
+    --------
+    >>> round(macro_f1([[3, 1, 0], [0, 4, 0], [0, 0, 0]]), 4)
+    0.873
+    """
+    f1 = per_class_f1(cm)
+    defined = f1[np.isfinite(f1)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
+def weighted_f1(cm: npt.ArrayLike) -> float:
+    """Mean of the per-class F1s weighted by each class's truth count (support).
+
+    Classes absent from the truth get weight 0 (a class that is only predicted lowers the F1 of
+    the classes it was taken from, not the average directly).
+
+    Parameters
+    ----------
+    cm : array_like, shape (n, n)
+        Confusion matrix, rows truth and columns prediction.
+
+    Returns
+    -------
+    float
+        Dimensionless, 0..1; NaN when the truth is empty.
+
+    Examples
+    --------
+    >>> round(weighted_f1([[8, 2], [1, 1]]), 4)  # F1 16/19 (support 10) and 2/5 (support 2)
+    0.7684
+    """
+    m = _square(cm)
+    support = m.sum(axis=1)
+    total = support.sum()
+    if total <= 0:
+        return float("nan")
+    f1 = np.nan_to_num(per_class_f1(m), nan=0.0)
+    return float((f1 * support).sum() / total)
 
 
 def evaluate(

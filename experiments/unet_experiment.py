@@ -1,6 +1,8 @@
 """U-Net on auto-labels of simulated scenes, scored against the simulator's truth (P2's four sets).
 
-``python -m seaice_tasks.s2.unet_experiment --out DIR [--quick] [--epochs N]`` (or :func:`main`):
+``python experiments/unet_experiment.py --out DIR [--quick] [--epochs N] [--threads N]`` (or
+:func:`main`; a research script beside the package, free to use the simulator
+:mod:`seaice_tasks.sim`):
 
 1. simulates training scenes (``train_granules`` footprints, each rendered cloudy *and* clear) and
    held-out evaluation scenes (another day seed and another world seed, cloudy and clear) of
@@ -10,15 +12,16 @@
    opaque cloud and dark shadow unlabeled - and uses them as the targets of both input views
    (:func:`~seaice_tasks.s2.unet.unet_input_image`: the raw composite, "original", and the
    shadow-free filter output, "filtered");
-3. trains the U-Net (:func:`~seaice_tasks.s2.unet.train_unet`) on the tiles of both views;
+3. trains the U-Net (:func:`~seaice_tasks.train.unet.train_unet`) on the tiles of both views;
 4. segments every evaluation scene in both views (:func:`~seaice_tasks.s2.unet.label_scene_unet`)
    and scores the four P2 sets - cloudy original, cloudy filtered, clear original, clear
    filtered - against the truth ``classes.tif``, beside the colour-label baselines of the same
    view (no unusable mask, so every valid pixel is scored) and the training targets' own accuracy;
    the U-Net is also scored against the evaluation scenes' filtered auto-labels (the kind of
    reference P2's accuracies use);
-5. writes ``DIR/metrics.json``, the model (``DIR/model``: safetensors + card) and the U-Net label
-   COGs into the lake ``DIR/lake`` (stage :data:`~seaice_tasks.s2.unet.S2_UNET_STAGE`, item
+5. writes ``DIR/metrics.json``, the model (``DIR/model``: :func:`~seaice_tasks.models.unet.save_unet`,
+   ``model.safetensors`` + ``card.json``) and the U-Net label
+   COGs into the lake ``DIR/lake`` (product ``s2_unet_labels``, scene key
    ``<scene>_<sky>_<view>``).
 
 The CPU defaults (:data:`CPU_UNET`) are sized for a few minutes on two cores; the paper model
@@ -42,7 +45,7 @@ import numpy.typing as npt
 from seaice_tasks.config import JsonConfig, config_hash
 from seaice_tasks.constants import UNLABELED
 from seaice_tasks.io.s2 import open_s2_scene, read_reflectance, rgb_composite
-from seaice_tasks.s2.evaluate import evaluate
+from seaice_tasks.metrics import evaluate
 from seaice_tasks.s2.scene_labels import S2LabelConfig, label_scene
 from seaice_tasks.sim.geometry import SimConfig, plan_day
 from seaice_tasks.sim.world import TruthWorld, WorldConfig
@@ -109,7 +112,7 @@ class ExperimentConfig(JsonConfig):
     water_fraction, thin_fraction : float
         World class fractions.
     unet : dict
-        :class:`~seaice_tasks.s2.unet.UNetConfig` fields (kept as a plain mapping so that this
+        :class:`~seaice_tasks.models.unet.UNetConfig` fields (kept as a plain mapping so that this
         module's import does not need torch).
     train_views : tuple of str
         Input views whose tiles train the model (``original``, ``filtered``).
@@ -228,15 +231,12 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     """
     import torch
 
-    from seaice_tasks.s2.unet import (
-        S2_UNET_STAGE,
-        UNetConfig,
-        label_scene_unet,
-        save_model,
-        train_unet,
-        write_unet_partition,
-    )
-    from seaice_tasks.storage import Lake, PartitionKey
+    from seaice_tasks.models.registry import read_card
+    from seaice_tasks.models.unet import UNetConfig, save_unet
+    from seaice_tasks.products import S2_UNET_LABELS
+    from seaice_tasks.s2.unet import label_scene_unet, write_unet_partition
+    from seaice_tasks.storage import Lake
+    from seaice_tasks.train.unet import train_unet
 
     started = time.perf_counter()
     root = Path(out)
@@ -288,21 +288,20 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     }
     card_metrics = {name: {"pixel_accuracy": v["unet"]["pixel_accuracy"], "mean_iou": v["unet"]["mean_iou"]}
                     for name, v in sets.items()}
-    card_path = save_model(model, unet_cfg, {"truth_sets": card_metrics, "last_epoch": training["last_epoch"]},
-                           root / MODEL_DIR,
-                           training_data={"source": "seaice_tasks.s2.unet_experiment (simulated scenes)",
-                                          "views": list(config.train_views),
-                                          "scenes": len(train_scenes), "experiment": config.to_dict()})
-    card = json.loads(card_path.read_text())
+    card_path = save_unet(model, unet_cfg, {"truth_sets": card_metrics, "last_epoch": training["last_epoch"]},
+                          root / MODEL_DIR,
+                          training_data={"source": "experiments/unet_experiment.py (simulated scenes)",
+                                         "views": list(config.train_views),
+                                         "scenes": len(train_scenes), "experiment": config.to_dict()})
+    card = read_card(root / MODEL_DIR)
 
     lake = Lake(root / LAKE_DIR)
     day = config.sim_config("eval").day
     partitions = []
     for (name, sky, view), pred in sorted(predictions.items()):
         s = next(e for e in eval_scenes if e.name == name and e.sky == sky)
-        key = PartitionKey(S2_UNET_STAGE, day, f"{name}_{sky}_{view}")
-        write_unet_partition(lake, key, open_s2_scene(s.scene_dir), pred, unet_cfg, card,
-                             label_config=_view_config(view))
+        key = S2_UNET_LABELS.key(date=day, scene=f"{name}_{sky}_{view}")
+        write_unet_partition(lake, key, open_s2_scene(s.scene_dir), pred, card, label_config=_view_config(view))
         partitions.append(key.relpath)
 
     metrics: dict[str, Any] = {
@@ -366,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Prints the four-set table and returns 0.
     """
-    parser = argparse.ArgumentParser(prog="python -m seaice_tasks.s2.unet_experiment", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python experiments/unet_experiment.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="output folder (sim, lake, model, metrics.json)")
     parser.add_argument("--quick", action="store_true", help="tiny scenes and network, one epoch (smoke test)")

@@ -1,4 +1,4 @@
-"""Confusion matrix, accuracy and IoU of Sentinel-2 class maps (seaice_tasks.s2.evaluate)."""
+"""Confusion matrix, accuracy, IoU, precision/recall/F1 (seaice_tasks.metrics)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ import pytest
 
 from seaice_tasks.constants import UNLABELED
 from seaice_tasks.io.s2 import decode_label_png
-from seaice_tasks.s2.evaluate import confusion_matrix, evaluate, mean_iou, per_class_iou, pixel_accuracy
+from seaice_tasks.metrics import (
+    confusion_matrix,
+    evaluate,
+    macro_f1,
+    mean_iou,
+    per_class_f1,
+    per_class_iou,
+    per_class_precision,
+    per_class_recall,
+    pixel_accuracy,
+    weighted_f1,
+)
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 LABELS = REALDATA / "sentinel2" / "jmiqra_seaice_labels"
@@ -87,8 +98,9 @@ def test_bad_input() -> None:
         evaluate([0, -1], [0, 1])
     with pytest.raises(ValueError, match="repeat"):
         confusion_matrix([0], [0], classes=(0, 0))
-    with pytest.raises(ValueError, match="square"):
-        per_class_iou(np.zeros((2, 3)))
+    for metric in (per_class_iou, per_class_precision, per_class_recall, per_class_f1, macro_f1, weighted_f1):
+        with pytest.raises(ValueError, match="square"):
+            metric(np.zeros((2, 3)))
 
 
 def test_author_mask_against_itself() -> None:
@@ -113,3 +125,75 @@ def test_author_masks_cross_comparison_pinned() -> None:
     swapped = evaluate(b, a)
     assert swapped["confusion_matrix"] == np.asarray(PIN_02_VS_17_CM).T.tolist()
     assert swapped["mean_iou"] == pytest.approx(PIN_02_VS_17_MIOU, abs=1e-12)
+
+
+# -- precision / recall / F1 -----------------------------------------------------------------------
+
+
+def _naive_prf(cm: np.ndarray) -> tuple[list[float], list[float], list[float]]:
+    """Precision, recall and F1 per class from their textbook definitions (NaN where undefined)."""
+    precision, recall, f1 = [], [], []
+    for c in range(cm.shape[0]):
+        tp = float(cm[c, c])
+        fp = float(cm[:, c].sum()) - tp
+        fn = float(cm[c, :].sum()) - tp
+        p = tp / (tp + fp) if tp + fp else math.nan
+        r = tp / (tp + fn) if tp + fn else math.nan
+        precision.append(p)
+        recall.append(r)
+        if math.isnan(p) and math.isnan(r):
+            f1.append(math.nan)
+        elif math.isnan(p) or math.isnan(r) or p + r == 0:
+            f1.append(0.0)
+        else:
+            f1.append(2 * p * r / (p + r))
+    return precision, recall, f1
+
+
+def test_precision_recall_f1_by_hand() -> None:
+    cm = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0])  # [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert per_class_precision(cm).tolist() == pytest.approx([0.5, 0.5, 1.0])
+    assert per_class_recall(cm).tolist() == pytest.approx([0.5, 1.0, 2.0 / 3.0])
+    assert per_class_f1(cm).tolist() == pytest.approx([0.5, 2.0 / 3.0, 0.8])
+    assert macro_f1(cm) == pytest.approx((0.5 + 2.0 / 3.0 + 0.8) / 3.0)
+    assert weighted_f1(cm) == pytest.approx((2 * 0.5 + 1 * 2.0 / 3.0 + 3 * 0.8) / 6.0)
+
+
+def test_f1_is_the_harmonic_mean_of_precision_and_recall() -> None:
+    rng = np.random.default_rng(11)
+    codes = np.array([0, 1, 2], dtype=np.uint8)
+    cm = confusion_matrix(rng.choice(codes, RANDOM_PIXELS, p=[0.7, 0.2, 0.1]), rng.choice(codes, RANDOM_PIXELS))
+    p, r, f1 = per_class_precision(cm), per_class_recall(cm), per_class_f1(cm)
+    np.testing.assert_allclose(f1, 2 * p * r / (p + r), rtol=1e-12)
+    naive = _naive_prf(cm)
+    np.testing.assert_allclose(p, naive[0], rtol=1e-12)
+    np.testing.assert_allclose(r, naive[1], rtol=1e-12)
+    np.testing.assert_allclose(f1, naive[2], rtol=1e-12)
+    # the weighted F1 weights by the truth counts, the macro F1 does not
+    support = cm.sum(axis=1)
+    assert weighted_f1(cm) == pytest.approx(float((f1 * support).sum() / support.sum()), rel=1e-12)
+    assert macro_f1(cm) == pytest.approx(float(f1.mean()), rel=1e-12)
+
+
+def test_precision_recall_f1_of_absent_classes() -> None:
+    # class 1 is predicted but never true, class 2 neither
+    cm = np.array([[2, 1, 0], [0, 0, 0], [0, 0, 0]])
+    assert per_class_precision(cm).tolist()[:2] == [pytest.approx(1.0), 0.0]
+    assert math.isnan(per_class_recall(cm)[1]) and math.isnan(per_class_precision(cm)[2])
+    f1 = per_class_f1(cm)
+    assert f1[0] == pytest.approx(0.8) and f1[1] == 0.0 and math.isnan(f1[2])
+    assert np.allclose(per_class_f1(cm)[:2], _naive_prf(cm)[2][:2])
+    assert macro_f1(cm) == pytest.approx(0.4)  # mean of 0.8 and 0.0; class 2 left out
+    assert weighted_f1(cm) == pytest.approx(0.8)  # only class 0 has support
+    empty = np.zeros((3, 3), dtype=np.int64)
+    assert math.isnan(macro_f1(empty)) and math.isnan(weighted_f1(empty))
+    assert np.isnan(per_class_f1(empty)).all()
+
+
+def test_perfect_prediction_scores_one_everywhere() -> None:
+    labels = decode_label_png(LABELS / "s2_seg_02.png")
+    cm = confusion_matrix(labels, labels)
+    for per_class in (per_class_precision(cm), per_class_recall(cm), per_class_f1(cm)):
+        assert per_class.tolist() == [1.0, 1.0, 1.0]
+    assert macro_f1(cm) == 1.0 and weighted_f1(cm) == 1.0

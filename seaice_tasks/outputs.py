@@ -1,0 +1,149 @@
+"""The writer layer: what stages hand over to be written, and the one place that writes it.
+
+Stages compute and return outputs -- :class:`TableOutput`, :class:`RasterOutput`,
+:class:`BytesOutput`, each naming its partition key and file name -- and never write into the
+lake themselves.  The job runner stages them (:func:`stage_output`, on the executor that
+computed them) and commits partitions on the driver; :func:`write_partition` does both in one
+process (tests, experiments).  Every file is checked against its product in
+:mod:`seaice_tasks.products`: a table against its Arrow schema, a raster against its dtype, and
+the product's nodata, colour table and tags are applied here, so two stages writing the same
+product cannot disagree about its files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from seaice_tasks.config import JsonConfig
+from seaice_tasks.errors import SchemaError
+from seaice_tasks.products import product
+from seaice_tasks.storage import FileEntry, Lake, Manifest, PartitionKey, PartitionWriter
+
+__all__ = [
+    "TableOutput",
+    "RasterOutput",
+    "BytesOutput",
+    "Output",
+    "stage_into",
+    "stage_output",
+    "write_partition",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TableOutput:
+    """An Arrow table for a table file of a product (validated against the product's schema)."""
+
+    key: PartitionKey
+    name: str
+    table: pa.Table
+    #: Config recorded in the file and its partition (None: the job's config).
+    config: JsonConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RasterOutput:
+    """A (rows, cols) or (bands, rows, cols) array for a COG file of a product.
+
+    Attributes
+    ----------
+    crs : str or object
+        CRS of the grid (WKT, ``EPSG:xxxx`` or a rasterio CRS).
+    transform : tuple of float
+        Affine coefficients ``(a, b, c, d, e, f)`` of the grid.
+    tags : tuple of (str, str)
+        Per-file GDAL tags, written after the product's own tags.
+    """
+
+    key: PartitionKey
+    name: str
+    array: npt.NDArray[Any]
+    crs: Any
+    transform: tuple[float, ...]
+    tags: tuple[tuple[str, str], ...] = ()
+    config: JsonConfig | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BytesOutput:
+    """Bytes of an image or JSON file of a product, or a ``scratch`` file.
+
+    A scratch file (``scratch=True``) is staged for a later pass of the same job to read
+    (:meth:`seaice_tasks.work.WorkContext.read_staged`) and is never committed; its name need not
+    be a file of the product.
+    """
+
+    key: PartitionKey
+    name: str
+    data: bytes
+    config: JsonConfig | None = None
+    scratch: bool = False
+
+
+Output = TableOutput | RasterOutput | BytesOutput
+
+
+def stage_into(writer: PartitionWriter, out: Output) -> FileEntry:
+    """Stage one output in ``writer`` (its key must be the output's), checked against the product.
+
+    Raises
+    ------
+    SchemaError
+        When a table does not fit the product's schema, a raster has another dtype, or the
+        file kind is not the product's.
+    StorageError
+        When the product has no such file.
+    """
+    if out.key != writer.key:
+        raise SchemaError(f"{out.name}: output of {out.key.relpath} staged into {writer.key.relpath}")
+    if isinstance(out, BytesOutput) and out.scratch:
+        return writer.write_bytes(out.name, out.data)
+    spec = product(out.key.stage).file(out.name)
+    where = writer.lake.file_url(out.key, out.name)
+    if isinstance(out, TableOutput):
+        if spec.kind != "table":
+            raise SchemaError(f"{where}: a table given for a {spec.kind} file")
+        return writer.write_table(out.name, out.table, spec.schema)
+    if isinstance(out, RasterOutput):
+        if spec.raster is None:
+            raise SchemaError(f"{where}: a raster given for a {spec.kind} file")
+        if np.dtype(out.array.dtype).name != spec.raster.dtype:
+            raise SchemaError(f"{where}: raster dtype {out.array.dtype} is not the product's {spec.raster.dtype}")
+        from affine import Affine
+
+        return writer.write_cog(out.name, out.array, crs=out.crs, transform=Affine(*out.transform[:6]),
+                                nodata=spec.raster.nodata, colormap=spec.raster.colormap,
+                                tags={**dict(spec.raster.tags), **dict(out.tags)})
+    if spec.kind in ("table", "raster"):
+        raise SchemaError(f"{where}: bytes given for a {spec.kind} file")
+    return writer.write_bytes(out.name, out.data)
+
+
+def stage_output(lake: Lake, out: Output, token: str, config: JsonConfig | Mapping[str, Any] | None) -> FileEntry:
+    """Stage one output under a job's ``token`` (executor side; the driver adopts and commits).
+
+    ``config`` is the job's config, recorded in the file unless the output carries its own.
+    """
+    writer = lake.writer(out.key, out.config if out.config is not None else config, token=token)
+    return stage_into(writer, out)
+
+
+def write_partition(
+    lake: Lake,
+    key: PartitionKey,
+    outputs: Sequence[Output],
+    config: JsonConfig | Mapping[str, Any] | None,
+    info: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """Stage ``outputs`` of one partition and commit it in this process (manifest last)."""
+    with lake.writer(key, config) as writer:
+        for out in outputs:
+            stage_into(writer, out)
+        writer.info = dict(info or {})
+    return lake.require(key)

@@ -1,0 +1,557 @@
+"""One runner for every Spark job: plan -> map -> commit, with a local and a Spark backend.
+
+A job (:class:`Job`) is its arguments, its config class and a body.  The body plans work items
+and maps package work functions over them with :meth:`Run.map` (any number of passes, the
+driver combining results in between), then commits with :meth:`Run.commit`; the runner writes
+the day report, prints the ``SEAICE_RESULT`` line and removes whatever the run staged.
+
+Backends.  :class:`LocalBackend` (``--no-spark``: the CLI, the tests) and :class:`SparkBackend`
+(``spark-submit``: ``mapInPandas`` over work items packed by weight into a few tasks per core,
+no shuffle) both call the same :func:`execute` on the same JSON text of each record and of the
+run (:class:`RunSpec`), and results come back in input order, so a job's output is the same,
+byte for byte, whichever backend ran it.
+
+Errors.  A work function that raises fails only its item (the error, with the exception type
+when it is not a seaice input error, comes back with the item); a bad argument or config is one
+line on stderr and exit status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import heapq
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, Generic, Protocol
+
+import numpy as np
+
+from seaice_tasks.config import JsonConfig
+from seaice_tasks.errors import ConfigError, SeaIceError
+from seaice_tasks.outputs import BytesOutput, stage_output
+from seaice_tasks.products import INVENTORY, REPORT_FILE, Product
+from seaice_tasks.storage import FileEntry, InputStore, Lake, Manifest, PartitionKey, inputs_from_env, lake_from_env
+from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
+
+__all__ = [
+    "RESULT_MARKER",
+    "EXECUTOR_ENV",
+    "DEFAULT_TASKS_PER_CORE",
+    "EXIT_OK",
+    "EXIT_BAD_ARGUMENT",
+    "Job",
+    "Run",
+    "RunSpec",
+    "ItemResult",
+    "Backend",
+    "LocalBackend",
+    "SparkBackend",
+    "execute",
+    "run_job",
+    "main",
+    "split_uris",
+    "parse_day",
+    "balanced_bins",
+    "spark_session",
+]
+
+log = logging.getLogger(__name__)
+
+#: Prefix of the one JSON line a job prints for its caller (Airflow log, CLI, tests).
+RESULT_MARKER: Final[str] = "SEAICE_RESULT "
+EXIT_OK: Final[int] = 0
+#: Exit status when an argument or config is unusable (nothing is written).
+EXIT_BAD_ARGUMENT: Final[int] = 2
+#: Driver environment forwarded to executors (storage roots and credentials).
+EXECUTOR_ENV: Final[tuple[str, ...]] = (
+    "SEAICE_LAKE", "SEAICE_LAKE_OPTIONS", "SEAICE_LAKE_S3_ENDPOINT_URL", "SEAICE_S3_ENDPOINT_URL",
+    "SEAICE_CATALOG", "SEAICE_CATALOG_OPTIONS", "SEAICE_CATALOG_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN",
+)
+#: ``OMP_NUM_THREADS`` of the executors' Python workers unless the driver's environment sets one.
+EXECUTOR_THREADS_DEFAULT: Final[str] = "1"
+#: Spark tasks per executor core the work items are packed into (see :meth:`SparkBackend.map`).
+DEFAULT_TASKS_PER_CORE: Final[int] = 2
+_DAY_RE: Final[re.Pattern[str]] = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_IN_SCHEMA: Final[str] = "i long, rec string"
+_OUT_SCHEMA: Final[str] = "out string"
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def split_uris(text: str) -> list[str]:
+    """Comma-separated URIs, or ``@file`` with one per line.
+
+    Examples
+    --------
+    >>> split_uris("a.h5, b.h5,")
+    ['a.h5', 'b.h5']
+    """
+    if text.startswith("@"):
+        with open(text[1:]) as fh:
+            return [line.strip() for line in fh if line.strip()]
+    return [u for u in (s.strip() for s in text.split(",")) if u]
+
+
+def parse_day(text: str, argument: str = "--date") -> dt.date:
+    """A UTC day ``YYYY-MM-DD``, strictly.
+
+    Examples
+    --------
+    >>> parse_day("2019-11-04")
+    datetime.date(2019, 11, 4)
+    >>> parse_day("2019-13-45")
+    Traceback (most recent call last):
+    ...
+    seaice_tasks.errors.ConfigError: --date: '2019-13-45' is not a day YYYY-MM-DD (month must be in 1..12)
+    """
+    if not _DAY_RE.match(text):
+        raise ConfigError(f"{argument}: {text!r} is not a day YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{argument}: {text!r} is not a day YYYY-MM-DD ({exc})") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=True)
+
+
+def _path_of(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+def _resolve(path: str) -> Any:
+    module, _, name = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def balanced_bins(weights: Sequence[float], n_bins: int) -> list[list[int]]:
+    """Indices of ``weights`` packed into at most ``n_bins`` bins of near-equal total weight.
+
+    Longest-processing-time first: the heaviest remaining item goes to the lightest bin (ties to
+    the lower bin).  Deterministic; empty bins are dropped; each bin lists its indices in order.
+
+    Examples
+    --------
+    >>> balanced_bins([5, 1, 4, 2, 3], 2)
+    [[0, 1, 3], [2, 4]]
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    order = sorted(range(len(weights)), key=lambda i: (-float(weights[i]), i))
+    heap = [(0.0, b) for b in range(min(n_bins, max(len(weights), 1)))]
+    bins: list[list[int]] = [[] for _ in heap]
+    for i in order:
+        load, b = heapq.heappop(heap)
+        bins[b].append(i)
+        heapq.heappush(heap, (load + float(weights[i]), b))
+    return [sorted(b) for b in bins if b]
+
+
+# -- what travels to the executors -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything an executor needs to rebuild a run's :class:`~seaice_tasks.work.WorkContext`, as JSON."""
+
+    config_type: str
+    config: str
+    lake: str
+    lake_options: Mapping[str, Any]
+    inputs: str
+    inputs_options: Mapping[str, Any]
+    token: str
+
+    def to_json(self) -> str:
+        """Canonical JSON."""
+        return _dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        """Inverse of :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+    def context(self) -> WorkContext[Any]:
+        """The work context of this run (config parsed into its class, stores opened)."""
+        config = _resolve(self.config_type).from_json(self.config)
+        return WorkContext(config=config, lake=Lake(self.lake, self.lake_options),
+                           inputs=InputStore(self.inputs, dict(self.inputs_options)), token=self.token)
+
+
+def execute(fn_path: str, ctx: WorkContext[Any], index: int, record_json: str) -> str:
+    """Run one work item: call the work function, stage its outputs, catch any error (both backends).
+
+    Returns
+    -------
+    str
+        JSON of ``{"i", "rows", "files": [[partition path, file entry], ...], "error"}``; scratch
+        outputs are staged but not listed.
+    """
+    try:
+        out = _resolve(fn_path)(json.loads(record_json), ctx)
+        result = out if isinstance(out, WorkResult) else WorkResult(rows=tuple(out) if isinstance(out, list)
+                                                                    else (out,))
+        files = []
+        for output in result.outputs:
+            entry = stage_output(ctx.lake, output, ctx.token, ctx.config)
+            if not (isinstance(output, BytesOutput) and output.scratch):
+                files.append([output.key.relpath, dataclasses.asdict(entry)])
+        return _dumps({"i": index, "rows": list(result.rows), "files": files, "error": ""})
+    except Exception as exc:  # one item's failure, whatever it is, must not stop the others
+        error = str(exc) if isinstance(exc, SeaIceError) else f"{type(exc).__name__}: {exc}"
+        log.warning("%s item %d failed: %s", fn_path.rpartition(":")[2], index, error)
+        return _dumps({"i": index, "rows": [], "files": [], "error": error})
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemResult:
+    """The result of one work item on the driver."""
+
+    index: int
+    record: dict[str, Any]
+    rows: list[dict[str, Any]]
+    files: list[tuple[PartitionKey, FileEntry]]
+    error: str
+
+    @property
+    def ok(self) -> bool:
+        """The item succeeded."""
+        return not self.error
+
+
+# -- backends -------------------------------------------------------------------------------------------
+
+
+class Backend(Protocol):
+    """Maps :func:`execute` over JSON records; returns the JSON results in input order."""
+
+    def map(self, fn_path: str, spec_json: str, records: Sequence[str],
+            weights: Sequence[float] | None) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """This process, one item after the other (``--no-spark``)."""
+
+    def map(self, fn_path: str, spec_json: str, records: Sequence[str],
+            weights: Sequence[float] | None) -> list[str]:
+        """:func:`execute` on every record, in order."""
+        del weights
+        ctx = RunSpec.from_json(spec_json).context()
+        return [execute(fn_path, ctx, i, rec) for i, rec in enumerate(records)]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def spark_session(app_name: str, master: str = "") -> Any:
+    """A Spark session whose executors see the driver's store variables and run one thread per task."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    for name in EXECUTOR_ENV:
+        if os.environ.get(name):
+            builder = builder.config(f"spark.executorEnv.{name}", os.environ[name])
+    # one core per Spark task: numpy/OpenCV/torch in the Python workers run single-threaded
+    builder = builder.config("spark.executorEnv.OMP_NUM_THREADS",
+                             os.environ.get("OMP_NUM_THREADS", EXECUTOR_THREADS_DEFAULT))
+    if master:
+        builder = builder.master(master)
+    return builder.getOrCreate()
+
+
+def _items_of(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return batch
+
+
+def _mapper(fn_path: str, spec_json: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The ``mapInPandas`` function: :func:`execute` on each ``(i, rec)`` row of a partition."""
+
+    def run(frames: Iterator[Any]) -> Iterator[Any]:
+        import pandas as pd
+
+        ctx = RunSpec.from_json(spec_json).context()
+        for frame in frames:
+            out = [execute(fn_path, ctx, int(i), str(rec)) for i, rec in zip(frame["i"], frame["rec"], strict=True)]
+            yield pd.DataFrame({"out": out})
+
+    return run
+
+
+class SparkBackend:
+    """``mapInPandas`` on a Spark session, work items packed by weight.
+
+    Each Spark task costs a fixed overhead in its Python worker (~0.1 s measured in local mode,
+    docs/benchmarks.md), so the items are packed into ``tasks_per_core`` x cores partitions of
+    near-equal weight (:func:`balanced_bins`) that become the partitions directly
+    (``parallelize`` of one bin per slice), with no shuffle.
+    """
+
+    def __init__(self, spark: Any, tasks_per_core: int = DEFAULT_TASKS_PER_CORE) -> None:
+        self.spark = spark
+        self.tasks_per_core = tasks_per_core
+
+    def map(self, fn_path: str, spec_json: str, records: Sequence[str],
+            weights: Sequence[float] | None) -> list[str]:
+        """:func:`execute` on every record on the executors; results in input order."""
+        if not records:
+            return []
+        sc = self.spark.sparkContext
+        n_tasks = max(1, min(len(records), self.tasks_per_core * int(sc.defaultParallelism)))
+        bins = balanced_bins(list(weights) if weights is not None else [1.0] * len(records), n_tasks)
+        data = [[(i, records[i]) for i in b] for b in bins]
+        df = self.spark.createDataFrame(sc.parallelize(data, len(data)).flatMap(_items_of), schema=_IN_SCHEMA)
+        rows = df.mapInPandas(_mapper(fn_path, spec_json), schema=_OUT_SCHEMA).collect()
+        return sorted((str(r["out"]) for r in rows), key=lambda text: int(json.loads(text)["i"]))
+
+    def close(self) -> None:
+        """Stop the Spark session."""
+        self.spark.stop()
+
+
+# -- the driver side of a run ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Job(Generic[ConfigT]):
+    """A Spark job: its name, config class, inputs, report product and body.
+
+    Attributes
+    ----------
+    name : str
+        Short name (``resample``); the Spark app is ``seaice-<name>``.
+    config_type : type
+        The job's :class:`~seaice_tasks.config.JsonConfig` (``--config`` JSON).
+    inventory_kind : str
+        Kind of input taken from the day's inventory with ``--date`` (``ATL03``, ``S2``).
+    inputs_arg : str
+        Option of explicit input URIs (``granules`` -> ``--granules``).
+    report : Product
+        The day report product (``--date`` given).
+    body : callable
+        ``body(run, uris, args) -> summary`` (JSON-ready; the runner adds ``timings_s``).
+    description : str
+        Help text.
+    add_arguments : callable, optional
+        Adds the job's own options to the parser.
+    check_arguments : callable, optional
+        ``check(args, config)`` raises :class:`~seaice_tasks.errors.SeaIceError` on an unusable
+        option, before any work.
+    """
+
+    name: str
+    config_type: type[ConfigT]
+    inventory_kind: str
+    inputs_arg: str
+    report: Product
+    body: Callable[[Run[ConfigT], list[str], argparse.Namespace], dict[str, Any]]
+    description: str = ""
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    check_arguments: Callable[[argparse.Namespace, ConfigT], None] | None = None
+
+    def parser(self) -> argparse.ArgumentParser:
+        """The job's argument parser (common options plus the job's own)."""
+        p = argparse.ArgumentParser(prog=f"{self.name}.py", description=self.description,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument(f"--{self.inputs_arg}", default="", help="comma-separated input URIs (or @file, one per line)")
+        p.add_argument("--date", default="", help=f"UTC day YYYY-MM-DD: take the {self.inventory_kind} inputs of its "
+                                                  "inventory (and write the day report)")
+        p.add_argument("--lake", default="", help="storage root (default $SEAICE_LAKE)")
+        p.add_argument("--config", default="{}", help=f"{self.config_type.__name__} as JSON")
+        p.add_argument("--master", default="", help="Spark master when not set by spark-submit")
+        p.add_argument("--tasks-per-core", type=int, default=DEFAULT_TASKS_PER_CORE,
+                       help="Spark tasks per core the work items are packed into (by weight)")
+        p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
+        if self.add_arguments is not None:
+            self.add_arguments(p)
+        return p
+
+
+class Run(Generic[ConfigT]):
+    """One run of a job on the driver: maps work functions, commits partitions, times phases."""
+
+    def __init__(self, job: Job[ConfigT], config: ConfigT, lake: Lake, inputs: InputStore, backend: Backend,
+                 token: str | None = None) -> None:
+        self.job = job
+        self.config = config
+        self.lake = lake
+        self.inputs = inputs
+        self.backend = backend
+        self.token = token or uuid.uuid4().hex
+        self.timings: dict[str, float] = {}
+        self._lap = time.perf_counter()
+        self._spec = RunSpec(
+            config_type=_path_of(type(config)), config=config.to_json(), lake=lake.root,
+            lake_options=lake.storage_options, inputs=inputs.root, inputs_options=dict(inputs.storage_options),
+            token=self.token,
+        ).to_json()
+
+    def map(self, fn: Callable[[Record, WorkContext[ConfigT]], Any], records: Sequence[Mapping[str, Any]],
+            weights: Sequence[float] | None = None) -> list[ItemResult]:
+        """Run ``fn`` on every record (one work item each) with the backend; results in input order."""
+        texts = [_dumps(dict(r)) for r in records]
+        results = []
+        for i, text in enumerate(self.backend.map(_path_of(fn), self._spec, texts, weights)):
+            doc = json.loads(text)
+            files = [(PartitionKey.from_relpath(path), FileEntry(**entry)) for path, entry in doc["files"]]
+            results.append(ItemResult(index=i, record=json.loads(texts[i]), rows=doc["rows"], files=files,
+                                      error=doc["error"]))
+        return results
+
+    def lap(self, phase: str) -> None:
+        """Record the time since the previous lap (or the start) as ``phase``."""
+        now = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + now - self._lap
+        self._lap = now
+
+    def commit(
+        self,
+        results: Iterable[ItemResult],
+        *,
+        exclude: Iterable[PartitionKey] = (),
+        info: Callable[[PartitionKey, list[FileEntry]], dict[str, Any]] | None = None,
+        config_for: Callable[[PartitionKey], JsonConfig] | None = None,
+    ) -> list[Manifest]:
+        """Commit every partition the successful ``results`` staged files for, except ``exclude``.
+
+        Files are adopted in name order and the manifest is written last; ``info`` gives each
+        manifest's info from its key and entries, ``config_for`` a partition's config (default:
+        the job's).
+        """
+        skip = set(exclude)
+        groups: dict[PartitionKey, list[FileEntry]] = {}
+        for result in results:
+            if result.ok:
+                for key, entry in result.files:
+                    groups.setdefault(key, []).append(entry)
+        manifests = []
+        for key in sorted(k for k in groups if k not in skip):
+            entries = sorted(groups[key], key=lambda e: e.name)
+            writer = self.lake.writer(key, config_for(key) if config_for else self.config, token=self.token)
+            for entry in entries:
+                writer.adopt(entry)
+            writer.info = info(key, entries) if info else {}
+            manifests.append(writer.commit())
+        return manifests
+
+    def write_report(self, day: dt.date, summary: Mapping[str, Any]) -> None:
+        """Commit the job's day report: the summary without timings; skips and failures in the manifest."""
+        doc = {k: v for k, v in summary.items() if k != "timings_s"}
+        with self.lake.writer(self.job.report.key(date=day), self.config) as writer:
+            writer.write_bytes(REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
+            writer.info = {"skipped": summary.get("skipped", []), "failed": summary.get("failed", [])}
+
+    def close(self) -> None:
+        """Remove whatever this run staged and did not commit."""
+        self.lake.discard_staging(self.token)
+
+
+def inventory_uris(lake: Lake, day: dt.date, kind: str) -> list[str]:
+    """URIs of one kind (``ATL03``, ``S2`` ...) in the day's committed inventory, sorted."""
+    table = lake.read_table(INVENTORY.key(date=day)).to_pandas()
+    return sorted(table.loc[table["kind"] == kind, "uri"].tolist())
+
+
+def run_job(
+    job: Job[ConfigT],
+    uris: Sequence[str],
+    lake: Lake,
+    config: ConfigT | None = None,
+    *,
+    day: dt.date | str | None = None,
+    inputs: InputStore | None = None,
+    backend: Backend | None = None,
+    check: bool = True,
+    **options: Any,
+) -> dict[str, Any]:
+    """Run a job on explicit inputs in this process (or on ``backend``); returns its summary.
+
+    ``options`` are the job's own arguments (``unet_model=...``), by their ``argparse`` names;
+    ``check`` runs the job's argument check first (:func:`main` has already run it).
+    The day report is written when ``day`` is given.
+
+    Raises
+    ------
+    SeaIceError
+        When an option or the config is unusable (before anything is written).
+    """
+    args = job.parser().parse_args([])
+    for name, value in options.items():
+        if not hasattr(args, name):
+            raise ConfigError(f"{job.name}: unknown option {name!r}")
+        setattr(args, name, value)
+    cfg = config if config is not None else job.config_type()
+    if check and job.check_arguments is not None:
+        job.check_arguments(args, cfg)
+    the_day = parse_day(day) if isinstance(day, str) else day
+    run = Run(job, cfg, lake, inputs if inputs is not None else inputs_from_env(), backend or LocalBackend())
+    try:
+        summary = job.body(run, list(dict.fromkeys(uris)), args)  # an input listed twice runs once
+        summary["timings_s"] = dict(run.timings)
+        if the_day is not None:
+            run.write_report(the_day, summary)
+    finally:
+        run.close()
+    return summary
+
+
+def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
+    """Entry point of a job script (``spark-submit`` or ``--no-spark``); prints one ``SEAICE_RESULT`` line."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = job.parser().parse_args(argv)
+    try:
+        config = job.config_type.from_json(args.config)
+        day = parse_day(args.date) if args.date else None
+        if args.tasks_per_core < 1:
+            raise ConfigError(f"--tasks-per-core: must be >= 1, got {args.tasks_per_core}")
+        if job.check_arguments is not None:
+            job.check_arguments(args, config)
+        lake = lake_from_env(args.lake or None)
+        uris = split_uris(getattr(args, job.inputs_arg.replace("-", "_")))
+        if day is not None and not uris:
+            uris = inventory_uris(lake, day, job.inventory_kind)
+    except SeaIceError as exc:
+        print(f"{job.name}: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BAD_ARGUMENT
+    backend: Backend = (LocalBackend() if args.no_spark
+                        else SparkBackend(spark_session(f"seaice-{job.name}", args.master), args.tasks_per_core))
+    try:
+        summary = run_job(job, uris, lake, config, day=day, backend=backend, check=False,
+                          **{k: v for k, v in vars(args).items() if k not in _COMMON_ARGS})
+    finally:
+        backend.close()
+    print(RESULT_MARKER + json.dumps(summary, sort_keys=True), flush=True)
+    return EXIT_OK
+
+
+_COMMON_ARGS: Final[frozenset[str]] = frozenset({"date", "lake", "config", "master", "tasks_per_core", "no_spark"})
