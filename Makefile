@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seaice-installed
 
-.PHONY: venv demo test lint typecheck unit clean-venv
+.PHONY: venv demo test lint imports typecheck unit clean-venv
 
 venv: $(STAMP)
 
@@ -21,10 +21,13 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check seaice_tasks dags tests benchmarks experiments
 
+imports: venv
+	$(BIN)/lint-imports
+
 typecheck: venv
 	$(BIN)/mypy
 
-test: venv lint typecheck
+test: venv lint imports typecheck
 	$(BIN)/pytest -q
 
 clean-venv:

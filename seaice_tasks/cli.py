@@ -105,33 +105,42 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_job(job: Any, argv: list[str], args: argparse.Namespace) -> int:
-    """Run a Spark job module in this process (``--no-spark``) or through ``spark-submit``."""
+def _run_job(name: str, argv: list[str], args: argparse.Namespace) -> int:
+    """Run a Spark job script in this process (``--no-spark``) or through ``spark-submit``.
+
+    The script is run as a script either way (nothing imports a job script): in this process with
+    :func:`runpy.run_path` as ``__main__``, else by ``spark-submit`` with the environment's Python.
+    """
+    import runpy
     import subprocess
 
-    if args.no_spark:
-        from seaice_tasks.spark_jobs.runner import main as run_main
+    from seaice_tasks.spark_jobs import job_script
 
-        status: int = run_main(job.JOB, [*argv, "--no-spark"])
-        return status
+    script = str(job_script(name))
+    if args.no_spark:
+        saved = sys.argv
+        sys.argv = [script, *argv, "--no-spark"]
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else EXIT_INPUT_ERROR if exc.code else EXIT_OK
+        finally:
+            sys.argv = saved
+        return EXIT_OK
     spark_submit = Path(sys.executable).with_name("spark-submit")
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
-    cmd = [str(spark_submit), "--master", args.master, "--conf", "spark.ui.enabled=false", job.__file__, *argv]
+    cmd = [str(spark_submit), "--master", args.master, "--conf", "spark.ui.enabled=false", script, *argv]
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
 def _cmd_resample(args: argparse.Namespace) -> int:
-    from seaice_tasks.spark_jobs import resample as job
-
-    return _run_job(job, ["--granules", ",".join(args.granules), "--date", args.date or "", "--lake",
-                          args.lake or "", "--config", args.config], args)
+    return _run_job("resample", ["--granules", ",".join(args.granules), "--date", args.date or "", "--lake",
+                                 args.lake or "", "--config", args.config], args)
 
 
 def _cmd_label_s2(args: argparse.Namespace) -> int:
-    from seaice_tasks.spark_jobs import s2_labels as job
-
-    return _run_job(job, ["--scenes", ",".join(args.scenes), "--date", args.date or "", "--lake", args.lake or "",
-                          "--config", args.config, "--unet-model", args.unet_model], args)
+    return _run_job("s2_labels", ["--scenes", ",".join(args.scenes), "--date", args.date or "", "--lake",
+                                  args.lake or "", "--config", args.config, "--unet-model", args.unet_model], args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
