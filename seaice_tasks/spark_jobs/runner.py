@@ -37,7 +37,7 @@ import numpy as np
 
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.errors import ConfigError, SeaIceError
-from seaice_tasks.outputs import BytesOutput, stage_output
+from seaice_tasks.outputs import BytesOutput, stage_output, write_partition
 from seaice_tasks.products import INVENTORY, REPORT_FILE, Product
 from seaice_tasks.storage import FileEntry, InputStore, Lake, Manifest, PartitionKey, inputs_from_env, lake_from_env
 from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
@@ -467,9 +467,10 @@ class Run(Generic[ConfigT]):
     def write_report(self, day: dt.date, summary: Mapping[str, Any]) -> None:
         """Commit the job's day report: the summary without timings; skips and failures in the manifest."""
         doc = {k: v for k, v in summary.items() if k != "timings_s"}
-        with self.lake.writer(self.job.report.key(date=day), self.config) as writer:
-            writer.write_bytes(REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
-            writer.info = {"skipped": summary.get("skipped", []), "failed": summary.get("failed", [])}
+        key = self.job.report.key(date=day)
+        report = BytesOutput(key, REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
+        write_partition(self.lake, key, [report], self.config,
+                        {"skipped": summary.get("skipped", []), "failed": summary.get("failed", [])})
 
     def close(self) -> None:
         """Remove whatever this run staged and did not commit."""

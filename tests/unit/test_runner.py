@@ -1,0 +1,124 @@
+"""The job runner without Spark: execute, item isolation, outputs checked by the registry, commits, cleanup."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pytest
+
+from seaice_tasks.config import JsonConfig
+from seaice_tasks.errors import ConfigError, InputError
+from seaice_tasks.outputs import BytesOutput, TableOutput
+from seaice_tasks.products import QUICKLOOK_FILE, REPORT_FILE, RESAMPLE_REPORT, S2_LABELS, SEGMENTS_2M
+from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, Job, Run, execute, main, parse_day, run_job
+from seaice_tasks.storage import InputStore, Lake
+from seaice_tasks.work import Record, WorkContext, WorkResult
+
+DAY = dt.date(2019, 11, 4)
+PNG = b"\x89PNG\r\n\x1a\n fake"
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig(JsonConfig):
+    """Config of the toy job."""
+
+    kind: ClassVar[str] = "toy"
+    fail_on: str = "boom"
+
+
+def _scene_key(name: str) -> Any:
+    return S2_LABELS.key(date=DAY, scene=name)
+
+
+def toy_work(rec: Record, ctx: WorkContext[ToyConfig]) -> WorkResult:
+    """One scene name -> a quicklook (and a scratch file); raises for the configured name."""
+    name = str(rec["name"])
+    if name == ctx.config.fail_on:
+        raise ZeroDivisionError("not a seaice error")
+    if name == "bad-input":
+        raise InputError(name, "unreadable")
+    return WorkResult(rows=({"name": name, "n": len(name)},),
+                      outputs=(BytesOutput(_scene_key(name), QUICKLOOK_FILE, PNG),
+                               BytesOutput(_scene_key(name), "scratch.bin", b"x", scratch=True)))
+
+
+def bad_table_work(rec: Record, ctx: WorkContext[ToyConfig]) -> WorkResult:
+    """A table that does not fit the product's schema."""
+    del ctx
+    key = SEGMENTS_2M.key(date=DAY, granule="20191104204017_00880510", beam="gt1r")
+    return WorkResult(outputs=(TableOutput(key, "part-00000.parquet", pa.table({"x": [rec["i"]]})),))
+
+
+def _body(run: Run[ToyConfig], uris: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    del args
+    results = run.map(toy_work, [{"name": u} for u in uris])
+    manifests = run.commit(results, info=lambda key, entries: {"files": len(entries)})
+    return {"partitions": [m.key.relpath for m in manifests], "skipped": [],
+            "failed": [{"uri": r.record["name"], "reason": r.error} for r in results if not r.ok]}
+
+
+TOY = Job(name="toy", config_type=ToyConfig, inventory_kind="S2", inputs_arg="scenes", report=RESAMPLE_REPORT,
+          body=_body)
+
+
+def _ctx(lake: Lake, config: ToyConfig | None = None) -> WorkContext[ToyConfig]:
+    return WorkContext(config or ToyConfig(), lake, InputStore(), "tok1")
+
+
+def test_execute_isolates_any_exception(tmp_path: Path) -> None:
+    ctx = _ctx(Lake(tmp_path))
+    fn = f"{__name__}:toy_work"
+    ok = json.loads(execute(fn, ctx, 0, json.dumps({"name": "a"})))
+    assert ok["error"] == "" and ok["rows"] == [{"name": "a", "n": 1}]
+    assert [path for path, _ in ok["files"]] == [_scene_key("a").relpath]  # the scratch file is not listed
+    assert (tmp_path / "_staging" / "tok1" / _scene_key("a").relpath / "scratch.bin").exists()
+    boom = json.loads(execute(fn, ctx, 1, json.dumps({"name": "boom"})))
+    assert boom["error"] == "ZeroDivisionError: not a seaice error" and boom["files"] == []
+    bad = json.loads(execute(fn, ctx, 2, json.dumps({"name": "bad-input"})))
+    assert bad["error"] == "bad-input: unreadable"
+
+
+def test_outputs_are_checked_against_the_product(tmp_path: Path) -> None:
+    out = json.loads(execute(f"{__name__}:bad_table_work", _ctx(Lake(tmp_path)), 0, json.dumps({"i": 1})))
+    assert "columns differ from schema" in out["error"]
+
+
+def test_run_commits_good_items_writes_report_and_cleans_staging(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    summary = run_job(TOY, ["a", "boom", "cc", "a"], lake, day=DAY)  # "a" twice: runs once
+    assert summary["partitions"] == [_scene_key("a").relpath, _scene_key("cc").relpath]
+    assert summary["failed"] == [{"uri": "boom", "reason": "ZeroDivisionError: not a seaice error"}]
+    assert set(summary["timings_s"]) == set()  # the toy body records no laps
+    man = lake.require(_scene_key("cc"))
+    assert [f.name for f in man.files] == [QUICKLOOK_FILE] and man.info == {"files": 1}
+    assert man.config == ToyConfig().to_dict()
+    report = lake.require(RESAMPLE_REPORT.key(date=DAY))
+    assert report.info["failed"] == summary["failed"]
+    assert "timings_s" not in json.loads(lake.open_file(report.key, REPORT_FILE))
+    assert not (tmp_path / "lake" / "_staging").exists()  # scratch and failed items' leftovers removed
+
+
+def test_main_checks_arguments_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lake = tmp_path / "lake"
+    for argv in (["--date", "yesterday"], ["--date", "2019-11-04garbage"], ["--config", '{"fail_on": 3}'],
+                 ["--config", '{"nope": 1}'], ["--tasks-per-core", "0"]):
+        assert main(TOY, [*argv, "--lake", str(lake), "--no-spark"]) == EXIT_BAD_ARGUMENT
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("toy: error: ") and "\n" not in err
+    assert not lake.exists()
+    assert main(TOY, ["--scenes", "a,b", "--lake", str(lake), "--no-spark"]) == 0
+    assert "SEAICE_RESULT " in capsys.readouterr().out
+
+
+def test_parse_day_and_unknown_options() -> None:
+    assert parse_day("2019-11-04") == DAY
+    with pytest.raises(ConfigError, match="--date"):
+        parse_day("2019-02-30")
+    with pytest.raises(ConfigError, match="unknown option"):
+        run_job(TOY, [], Lake("/nonexistent"), colour="red")
