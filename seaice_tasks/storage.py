@@ -305,7 +305,7 @@ def storage_options_from_env(
         if not isinstance(loaded, dict):
             raise StorageError(f"{name} must be a JSON object")
         opts.update(loaded)
-    endpoint = (env.get(f"{store}_S3_ENDPOINT_URL", "") or env.get(SHARED_S3_ENDPOINT_ENV, "")).strip()
+    endpoint = env.get(f"{store}_S3_ENDPOINT_URL", "").strip() or env.get(SHARED_S3_ENDPOINT_ENV, "").strip()
     if root.startswith("s3://") and endpoint:
         client_kwargs = dict(opts.get("client_kwargs", {}))
         client_kwargs.setdefault("endpoint_url", endpoint)
