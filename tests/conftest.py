@@ -1,23 +1,16 @@
-"""Shared fixtures: the real sample data, a real S3-protocol server on 127.0.0.1, lakes."""
+"""Fixtures shared by tests/unit and tests/integration: the real sample data, a small simulated day, a tiny U-Net.
+
+Nothing here starts a server: those fixtures live in ``tests/integration/conftest.py``.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
-MOTO_START_TIMEOUT_S = 30.0
-MOTO_REGION = "us-east-1"
 
 
 @pytest.fixture(scope="session")
@@ -25,77 +18,6 @@ def realdata() -> Path:
     """The shared real sample data (must be beside the repository)."""
     assert REALDATA.is_dir(), f"{REALDATA} missing: ../shared/realdata must be beside the repo"
     return REALDATA
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process group: SIGINT, then SIGTERM, then SIGKILL."""
-    for sig, wait_s in ((signal.SIGINT, 5), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """moto's standalone S3 server on 127.0.0.1, started and stopped here.
-
-    Yields the environment a client needs (endpoint, fake credentials, region).
-    """
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    moto = Path(sys.executable).with_name("moto_server")
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [str(moto), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + MOTO_START_TIMEOUT_S
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                _stop(proc)
-                raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.2)
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": MOTO_REGION,
-        "SEAICE_S3_ENDPOINT_URL": endpoint,
-    }
-    try:
-        yield env
-    finally:
-        _stop(proc)
-
-
-@pytest.fixture
-def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket on the S3 server; the environment points s3fs at it."""
-    import boto3
-
-    for k, v in s3_server.items():
-        monkeypatch.setenv(k, v)
-    name = f"seaice-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=s3_server["SEAICE_S3_ENDPOINT_URL"])
-    client.create_bucket(Bucket=name)
-    return name
 
 
 @pytest.fixture(scope="session")

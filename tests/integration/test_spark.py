@@ -65,7 +65,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A standalone master + one worker started with pyspark's own ``spark-class``."""
-    from tests.conftest import _stop
+    from tests.servers import _stop
 
     spark_class = str(_spark_home() / "bin" / "spark-class")
     logs = tmp_path_factory.mktemp("spark")
