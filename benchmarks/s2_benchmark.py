@@ -332,7 +332,7 @@ for w in windows:  # pass 1, as the job's histogram_item
     hist += window_histogram(scene, w, config)
 stats = FilterStats.from_histogram(hist)
 valid = labelled = 0
-for w in windows:  # pass 2, as the job's label_item (the arrays are dropped, as once staged)
+for w in windows:  # pass 2, as the job's label_window_work (the arrays are dropped, as once staged)
     labels, unusable, ok = label_window(scene, w, config, stats)
     valid += int(ok.sum())
     labelled += int((labels != 255).sum())

@@ -78,7 +78,7 @@ def _spark_job(name: str) -> str:
                           description="ResampleConfig fields (JSON; max_photons_per_chunk: photons per work item)"),
         "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
         "s2_unet_model": Param("", type="string",
-                               description="U-Net model folder (save_model) visible to the Spark executors; "
+                               description="U-Net model folder (save_unet) visible to the Spark executors; "
                                            "empty = colour labels only"),
     },
     render_template_as_native_obj=False,

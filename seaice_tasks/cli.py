@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from seaice_tasks import __version__
 from seaice_tasks.errors import SeaIceError
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.add_argument("--config", default="{}", help="S2LabelConfig fields as JSON")
     p.add_argument("--unet-model", default="", metavar="DIR",
-                   help="also label with this trained U-Net (a save_model folder) into s2_unet_labels")
+                   help="also label with this trained U-Net (a save_unet model folder) into s2_unet_labels")
     p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     p.set_defaults(func=_cmd_label_s2)

@@ -15,8 +15,9 @@ model registry), training is :func:`seaice_tasks.train.unet.train_unet`.  Here
 * :func:`label_scene_unet` segments a Sentinel-2 scene on disk, feeding the U-Net the input view
   selected by :attr:`S2LabelConfig.apply_filter <seaice_tasks.s2.scene_labels.S2LabelConfig>`
   (:func:`unet_input_image`), :func:`label_window_unet` one window of it with bounded memory, and
-  :func:`write_unet_partition` commits the result as a label COG (class colour table, the bands'
-  grid) in stage :data:`S2_UNET_STAGE`.
+  :func:`unet_outputs` gives the files of its ``s2_unet_labels`` partition (label COG with the class
+  colour table on the bands' grid, quicklook) for the writer layer (:func:`write_unet_partition`
+  commits them in one process).
 
 Input views.  The authors trained on grey tiles of the raw RGB composite but fed the *shadow-free*
 filter output (0/155/255) to the model in their Spark inference (METHOD.md §2.4, §13 row 18).  Here
