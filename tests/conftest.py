@@ -5,6 +5,7 @@ Nothing here starts a server: those fixtures live in ``tests/integration/conftes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,16 @@ def tiny_unet_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny_unet")
     save_unet(build_unet(cfg), cfg, {}, folder, training_data="untrained, plumbing tests")
     return folder
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread: OpenMP spin-waits make 2 threads very slow on a busy 2-core box."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

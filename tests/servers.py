@@ -1,4 +1,4 @@
-"""Plain helpers for tests that start real processes (servers, daemons): a free port, a process-group stop.
+"""Plain helpers for tests that start real processes: a free port, a process-group stop, a Spark env.
 
 Imported by ``tests/integration/conftest.py`` and by integration test modules; no fixtures live here.
 """
@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 
 def _free_port() -> int:
@@ -31,3 +33,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(wait_s)
         except subprocess.TimeoutExpired:
             continue
+
+
+def spark_env() -> dict[str, str]:
+    """Environment for a ``spark-submit`` child: this venv's Python for driver and executors, loopback."""
+    env = dict(os.environ)
+    env.update({
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+    })
+    return env

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from seaice_tasks.products import S2_LABELS, S2_UNET_LABELS, SEGMENTS_2M
 from seaice_tasks.spark_jobs import resample
 from seaice_tasks.spark_jobs.runner import RESULT_MARKER, run_job
 from seaice_tasks.storage import STAGING_DIR, Lake
+from tests.servers import _free_port, _stop, spark_env
 
 pytestmark = pytest.mark.integration
 
@@ -31,23 +31,6 @@ def _spark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).parent
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-    })
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -65,12 +48,11 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A standalone master + one worker started with pyspark's own ``spark-class``."""
-    from tests.servers import _stop
 
     spark_class = str(_spark_home() / "bin" / "spark-class")
     logs = tmp_path_factory.mktemp("spark")
     port, ui_master, ui_worker = _free_port(), _free_port(), _free_port()
-    env = _env()
+    env = spark_env()
     env["SPARK_WORKER_DIR"] = str(logs / "work")
     procs = []
     with open(logs / "master.log", "wb") as fh:
@@ -97,7 +79,7 @@ def _submit(master: str, granule: str, lake: Path) -> dict:  # type: ignore[type
     proc = subprocess.run(
         [spark_submit, "--master", master, "--conf", "spark.ui.enabled=false", str(JOB),
          "--granules", granule, "--lake", str(lake), "--config", CHUNKED.to_json()],
-        env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+        env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
@@ -140,7 +122,7 @@ def test_s2_labels_spark_submit_local(small_sim_day, tiny_unet_model: Path, tmp_
     proc = subprocess.run(
         [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", s2_labels.__file__,
          "--scenes", scene, "--lake", str(tmp_path / "spark"), "--config", config, "--unet-model", str(model_dir)],
-        env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+        env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
@@ -195,7 +177,7 @@ def test_spark_jobs_on_an_s3_lake(s3_bucket: str, small_sim_day, reference: dict
     proc = subprocess.run(
         [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", s2_labels.__file__,
          "--scenes", s3_scene, "--lake", root, "--config", '{"window_px": 200}'],
-        env=_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+        env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))

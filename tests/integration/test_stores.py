@@ -33,6 +33,7 @@ from seaice_tasks.s2.scene_labels import S2LabelConfig
 from seaice_tasks.spark_jobs import resample, s2_labels
 from seaice_tasks.spark_jobs.runner import RESULT_MARKER, main, run_job
 from seaice_tasks.storage import STAGING_DIR, InputStore, Lake, inputs_from_env, lake_from_env
+from tests.servers import spark_env
 
 pytestmark = pytest.mark.integration
 
@@ -105,17 +106,6 @@ def _files(lake: Lake, stage: str) -> dict[str, list[tuple[str, str, int | None]
     return {k.relpath: [(f.name, f.sha256, f.rows) for f in lake.require(k).files] for k in lake.partitions(stage)}
 
 
-def _spark_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-    })
-    return env
-
-
 @pytest.fixture(scope="module")
 def reference(small_sim_day, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """Both jobs on the local copies, into a local lake: the files every other run must reproduce."""
@@ -166,7 +156,7 @@ def test_catalog_on_s3_with_its_own_options_lake_local(  # type: ignore[no-untyp
         [str(Path(sys.executable).with_name("spark-submit")), "--master", "local[2]", "--conf",
          "spark.ui.enabled=false", resample.__file__, "--date", day.isoformat(), "--lake", str(spark_lake),
          "--config", CHUNKED.to_json()],
-        env=_spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+        env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,17 +46,6 @@ SIM_UNET = UNetConfig(base_filters=4, tile_px=64, epochs=10, batch_size=8, lr=3e
 #: The tiny run must beat a constant prediction by this much (pixel accuracy vs truth).
 MIN_GAIN_OVER_MAJORITY = 0.15
 MIN_MEAN_IOU = 0.5
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Train on one intra-op thread: OpenMP spin-waits make 2 threads very slow on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # -- trainer: checkpoint and resume ------------------------------------------------------------------

@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -322,17 +321,6 @@ def test_import_seaice_tasks_does_not_import_torch() -> None:
 
 
 # -- scene inference, label partitions ------------------------------------------------------------
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread: OpenMP spin-waits make 2 threads very slow on a busy 2-core box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 #: A 1.28 km (128 px) cloudy simulated scene with a nodata edge, for the partition tests.
