@@ -430,7 +430,7 @@ def count_work_items(granules: Sequence[Path], max_photons: int) -> int:
     from seaice_tasks.is2.resample_work import plan_granule
 
     config = ResampleConfig(max_photons_per_chunk=max_photons)
-    return sum(len(plan_granule(str(g), config)) for g in granules)
+    return sum(len(plan_granule(str(g), config)[0]) for g in granules)
 
 
 def run_spark(args: argparse.Namespace) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 
-from seaice_tasks.config import DiscoverConfig
+from seaice_tasks.config import DiscoverConfig, parse_day
 from seaice_tasks.constants import S2_BANDS
 from seaice_tasks.errors import GranuleNameError
 from seaice_tasks.granule import S2SceneId, parse_granule, parse_s2_scene
@@ -239,7 +239,7 @@ def run_discover(
         list of URIs), ``scenes`` (list of URIs), ``skipped``.  Small enough for XCom.
     """
     cfg = config if isinstance(config, DiscoverConfig) else DiscoverConfig.from_dict(dict(config or {}))
-    the_day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)[:10])
+    the_day = day if isinstance(day, dt.date) else parse_day(str(day))
     store = inputs_from_env(catalog or cfg.catalog or None)
     where = store.root
     if not where:

@@ -8,14 +8,43 @@ a partition records exactly the configuration that produced it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
+import re
 import types
 import typing
 from typing import Any, ClassVar, Self, get_type_hints
 
 from seaice_tasks.errors import ConfigError
 
-__all__ = ["JsonConfig", "ReaderConfig", "StorageConfig", "DiscoverConfig", "config_hash"]
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(text: str, argument: str = "--date") -> dt.date:
+    """A UTC day ``YYYY-MM-DD``, strictly (no time, no trailing text).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``argument`` and what is wrong.
+
+    Examples
+    --------
+    >>> parse_day("2019-11-04")
+    datetime.date(2019, 11, 4)
+    >>> parse_day("2019-13-45")
+    Traceback (most recent call last):
+    ...
+    seaice_tasks.errors.ConfigError: --date: '2019-13-45' is not a day YYYY-MM-DD (month must be in 1..12)
+    """
+    if not _DAY_RE.match(text):
+        raise ConfigError(f"{argument}: {text!r} is not a day YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigError(f"{argument}: {text!r} is not a day YYYY-MM-DD ({exc})") from None
+
+__all__ = ["JsonConfig", "ReaderConfig", "StorageConfig", "DiscoverConfig", "config_hash", "parse_day"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -330,6 +330,9 @@ class ATL03BeamInfo:
         Length of ``geolocation/segment_id`` (0 without a ``geolocation`` group).
     time_start_utc, time_end_utc : datetime.datetime or None
         First / last non-fill photon time (UTC, timezone-aware); None without valid times.
+    all_fill : bool
+        ``heights/h_ph`` holds photons but only fill values: the beam is unusable (the other
+        beams of the granule are not).
     """
 
     beam: str
@@ -338,6 +341,7 @@ class ATL03BeamInfo:
     n_segments: int
     time_start_utc: dt.datetime | None
     time_end_utc: dt.datetime | None
+    all_fill: bool = False
 
 
 @dataclass(frozen=True)
@@ -538,10 +542,9 @@ def _first_last_valid(f: h5py.File, path: str) -> tuple[float, float] | None:
     return first, first  # unreachable in practice: the forward scan found a value
 
 
-def _check_not_all_fill(f: h5py.File, beam: str) -> None:
+def _all_fill(f: h5py.File, beam: str) -> bool:
     path = _fmt(PHOTON_PATHS["h_ph_m"], beam)
-    if _n_rows(f, path) and _first_last_valid(f, path) is None:
-        raise AllFillError(f.filename, f"{path} holds only fill values")
+    return bool(_n_rows(f, path)) and _first_last_valid(f, path) is None
 
 
 def _beams_present(f: h5py.File) -> tuple[str, ...]:
@@ -661,7 +664,8 @@ def read_atl03_info(
     CorruptFileError, WrongProductError
         Unreadable file or not ATL03.
     AllFillError
-        A beam whose ``h_ph`` holds only fill values.
+        When every beam with photons holds only fill values in ``h_ph`` (a single all-fill
+        beam among usable ones is flagged in its :class:`ATL03BeamInfo` and in the warnings).
     """
     text = os.fspath(path)
     with open_h5(text, storage_options) as f:
@@ -675,7 +679,9 @@ def read_atl03_info(
             log.warning(note)
         infos: list[ATL03BeamInfo] = []
         for beam in beams:
-            _check_not_all_fill(f, beam)
+            all_fill = _all_fill(f, beam)
+            if all_fill:
+                notes.append(f"{text}: {_fmt(PHOTON_PATHS['h_ph_m'], beam)} holds only fill values")
             edges = _first_last_valid(f, _fmt(PHOTON_PATHS["delta_time_s"], beam))
             t0, t1 = (
                 (None, None)
@@ -690,8 +696,13 @@ def read_atl03_info(
                     n_segments=_n_rows(f, _fmt(SEGMENT_REQUIRED_PATHS["segment_id"], beam)),
                     time_start_utc=t0,
                     time_end_utc=t1,
+                    all_fill=all_fill,
                 )
             )
+        filled = [b for b in infos if b.all_fill]
+        if filled and len(filled) == sum(1 for b in infos if b.n_photons):
+            raise AllFillError(text, f"{_fmt(PHOTON_PATHS['h_ph_m'], filled[0].beam)} holds only fill values"
+                               + (f" (and in {[b.beam for b in filled[1:]]})" if len(filled) > 1 else ""))
         granule = _granule(f, text)
         release = _release(f, granule)
     starts = [b.time_start_utc for b in infos if b.time_start_utc is not None]

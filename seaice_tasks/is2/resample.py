@@ -855,6 +855,7 @@ def _select(
     shots: _ShotTable,
     bckgrd: pd.DataFrame | None,
     config: ResampleConfig,
+    source: str,
 ) -> _Photons:
     """Shot counts, background and selection of one block; returns the selected photons.
 
@@ -871,7 +872,8 @@ def _select(
         keep &= pcnth <= config.max_signal_photons_per_shot
     n_bad = int((is_signal & ~finite).sum())
     if n_bad:
-        log.warning("%s: %d signal photons with non-finite height/x_atc/time dropped", photons.beam, n_bad)
+        log.warning("%s %s: %d signal photons with non-finite height/x_atc/time dropped", source, photons.beam,
+                    n_bad)
     del finite
     idx = np.flatnonzero(keep)
     del keep
@@ -1016,6 +1018,7 @@ def resample_photons(
     beam: str,
     granule: str,
     owned: tuple[float, float] | None = None,
+    source: str = "",
 ) -> pd.DataFrame:
     """2 m along-track segments of one block of photons (pure; METHOD.md §3).
 
@@ -1039,6 +1042,8 @@ def resample_photons(
     owned : (float, float), optional
         Keep only the bins whose start ``x_atc`` (m) lies in ``[lo, hi)`` (a chunk's own bins,
         :class:`~seaice_tasks.is2.chunks.BeamChunk`); None keeps all.
+    source : str
+        The file the photons come from, named in warnings (default: the granule key).
 
     Returns
     -------
@@ -1048,7 +1053,7 @@ def resample_photons(
         same columns and dtypes.
     """
     cols = _chunk_columns(photons, _CorrectionGrid.from_segments(segments), bckgrd, _fpb_cube(fpb_tables), config,
-                          owned)
+                          owned, source or granule)
     return _frame([cols], beam=beam, granule=granule)
 
 
@@ -1099,11 +1104,12 @@ def _chunk_columns(
     cube: _FpbCube | None,
     config: ResampleConfig,
     owned: tuple[float, float] | None,
+    source: str,
 ) -> _Columns:
     """Per-bin columns of one block of photons, keeping the bins whose start lies in ``owned``."""
     keys, is_signal = _shot_inputs(photons, config)
     runs = _ShotRuns.of(keys, is_signal)
-    selected = _select(photons, keys, is_signal, runs, runs.table(), bckgrd, config)
+    selected = _select(photons, keys, is_signal, runs, runs.table(), bckgrd, config, source)
     del keys, is_signal, runs
     if owned is not None:
         x_bin = selected["bin"].astype(np.float64) * config.bin_size_m  # as x_atc_m of the bins
@@ -1165,7 +1171,7 @@ def resample_beam(
     parts = []
     for chunk in chunks:
         block = read_photons(text, beam, chunk.read_start, chunk.read_stop, storage_options=storage_options)
-        parts.append(_chunk_columns(block, grid, bckgrd, cube, config, (chunk.x_lo, chunk.x_hi)))
+        parts.append(_chunk_columns(block, grid, bckgrd, cube, config, (chunk.x_lo, chunk.x_hi), text))
         del block
     out = _frame(parts, beam=beam, granule=granule)
     log.info("%s %s: %d chunks -> %d bins of %d photons", text, beam, len(chunks), len(out),

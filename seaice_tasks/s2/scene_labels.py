@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
+from seaice_tasks.errors import ConfigError
 from seaice_tasks.io.s2 import S2ReadConfig, S2Scene, read_bands_overview, read_reflectance, rgb_composite
 from seaice_tasks.outputs import BytesOutput, Output, RasterOutput, write_partition
 from seaice_tasks.products import LABELS_FILE, QUICKLOOK_FILE, UNUSABLE_FILE, UNUSABLE_NODATA
@@ -64,6 +65,8 @@ __all__ = [
 ]
 
 QUICKLOOK_MAX_PX: Final[int] = 768
+#: Smallest work window (px): below it the halo reads dominate the work.
+MIN_WINDOW_PX: Final[int] = 16
 _HIST_BINS: Final[int] = 256
 
 
@@ -98,6 +101,12 @@ class S2LabelConfig(JsonConfig):
     flag_unusable: bool = True
     window_px: int = 1024
     min_usable_fraction: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.window_px < MIN_WINDOW_PX:
+            raise ConfigError(f"S2LabelConfig.window_px: must be >= {MIN_WINDOW_PX} px, got {self.window_px}")
+        if not 0.0 <= self.min_usable_fraction <= 1.0:
+            raise ConfigError(f"S2LabelConfig.min_usable_fraction: must be in [0, 1], got {self.min_usable_fraction}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,11 @@ config; an unreadable granule is a recorded skip).  Map: the items, packed by ph
 Spark tasks per core, are resampled (:func:`~seaice_tasks.is2.resample_work.resample_chunk_work`:
 each reads its chunk with a halo and keeps the bins it owns, :mod:`seaice_tasks.is2.chunks`) and
 staged as part files.  Commit: the driver commits each track partition whose items all
-succeeded; a failed item fails its partition only.  The report goes to ``resample_report/date=D``.
+succeeded and that holds at least one 2 m bin; a failed item fails its partition only.  Skips
+(unreadable granule, missing/empty/all-fill beam, a second file of one granule key, a granule of
+another day than ``--date``, no selectable photon) and flags (photon times that do not match the
+name) are recorded per beam in the report ``resample_report/date=D``; a whole-day run removes the
+day's tracks it did not produce.
 The runner (:mod:`seaice_tasks.spark_jobs.runner`) runs the same code without Spark
 (``--no-spark``).
 """
@@ -19,42 +23,65 @@ The runner (:mod:`seaice_tasks.spark_jobs.runner`) runs the same code without Sp
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
 from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.is2.resample_work import item_key, plan_granule_work, resample_chunk_work
-from seaice_tasks.products import RESAMPLE_REPORT
+from seaice_tasks.products import RESAMPLE_REPORT, SEGMENTS_2M
 from seaice_tasks.spark_jobs.runner import Job, Run, main
+from seaice_tasks.storage import PartitionKey
 
 __all__ = ["JOB", "run"]
 
 
 def run(job: Run[ResampleConfig], granules: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Plan the granules, resample their chunks, commit the tracks; the job's summary."""
-    del args
     planned = job.map(plan_granule_work, [{"uri": uri} for uri in granules])
     skipped = [{"uri": r.record["uri"], "reason": r.error} for r in planned if not r.ok]
-    items = [row for r in planned for row in r.rows]
+    notes = [row for r in planned for row in r.rows if "granule" not in row]
+    skipped += [{"uri": n["uri"], "beam": n["beam"], "reason": n["skip"]} for n in notes if "skip" in n]
+    items: list[dict[str, Any]] = []
+    owner: dict[str, str] = {}
+    for row in (row for r in planned for row in r.rows if "granule" in row):
+        first = owner.setdefault(row["granule"], row["uri"])
+        if first != row["uri"]:  # two files, one granule key: the first in input order wins
+            skipped.append({"uri": row["uri"], "beam": row["beam"],
+                            "reason": f"{row['uri']}: granule {row['granule']} is also {first}; not resampled"})
+        elif args.date and row["date"] != args.date:
+            skipped.append({"uri": row["uri"], "beam": row["beam"],
+                            "reason": f"{row['uri']}: granule of {row['date']}, not of the run's day {args.date}"})
+        else:
+            items.append(row)
+    skipped = list({json.dumps(s, sort_keys=True): s for s in skipped}.values())  # one line per (file, beam, reason)
     job.lap("load")
     results = job.map(resample_chunk_work, items, weights=[float(i["photons"]) + 1.0 for i in items])
-    errors: dict[Any, list[str]] = {}
+    errors: dict[PartitionKey, list[str]] = {}
+    rows: dict[PartitionKey, int] = {}
     for r in results:
+        key = item_key(r.record)
+        rows[key] = rows.get(key, 0) + sum(int(x["rows"]) for x in r.rows)
         if not r.ok:
-            errors.setdefault(item_key(r.record), []).append(r.error)
-    manifests = job.commit(results, exclude=errors, info=lambda key, entries: {"parts": len(entries)})
+            errors.setdefault(key, []).append(r.error)
+    empty = sorted(k for k, n in rows.items() if n == 0 and k not in errors)
+    skipped += [{"uri": next(i["uri"] for i in items if item_key(i) == k), "beam": str(k.beam),
+                 "reason": f"{k.relpath}: no photon passes the selection (signal_conf[{job.config.surface_type}] >= "
+                           f"{job.config.min_signal_conf}, quality, finite values); not committed"} for k in empty]
+    manifests = job.commit(results, exclude=[*errors, *empty], info=lambda key, entries: {"parts": len(entries)})
     job.lap("map_reduce")
     return {
         "partitions": [m.key.relpath for m in manifests],
         "rows": sum(m.rows for m in manifests),
         "skipped": skipped,
+        "flags": [{"uri": n["uri"], "beam": n["beam"], "reason": n["flag"]} for n in notes if "flag" in n],
         "failed": [{"partition": key.relpath, "reason": "; ".join(sorted(set(errs)))}
                    for key, errs in sorted(errors.items())],
     }
 
 
 JOB = Job(name="resample", config_type=ResampleConfig, inventory_kind="ATL03", inputs_arg="granules",
-          report=RESAMPLE_REPORT, body=run, description=__doc__)
+          report=RESAMPLE_REPORT, body=run, description=__doc__, products=lambda args: (SEGMENTS_2M,))
 
 if __name__ == "__main__":
     sys.exit(main(JOB))

@@ -19,6 +19,7 @@ line on stderr and exit status 2 before anything is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import heapq
@@ -26,7 +27,6 @@ import importlib
 import json
 import logging
 import os
-import re
 import sys
 import time
 import uuid
@@ -35,11 +35,20 @@ from typing import Any, Final, Generic, Protocol
 
 import numpy as np
 
-from seaice_tasks.config import JsonConfig
+from seaice_tasks.config import JsonConfig, parse_day
 from seaice_tasks.errors import ConfigError, SeaIceError
 from seaice_tasks.outputs import BytesOutput, stage_output, write_partition
 from seaice_tasks.products import INVENTORY, REPORT_FILE, Product
-from seaice_tasks.storage import FileEntry, InputStore, Lake, Manifest, PartitionKey, inputs_from_env, lake_from_env
+from seaice_tasks.storage import (
+    STAGING_DIR,
+    FileEntry,
+    InputStore,
+    Lake,
+    Manifest,
+    PartitionKey,
+    inputs_from_env,
+    lake_from_env,
+)
 from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
 
 __all__ = [
@@ -48,6 +57,7 @@ __all__ = [
     "DEFAULT_TASKS_PER_CORE",
     "EXIT_OK",
     "EXIT_BAD_ARGUMENT",
+    "EXIT_FAILED",
     "Job",
     "Run",
     "RunSpec",
@@ -69,6 +79,8 @@ log = logging.getLogger(__name__)
 #: Prefix of the one JSON line a job prints for its caller (Airflow log, CLI, tests).
 RESULT_MARKER: Final[str] = "SEAICE_RESULT "
 EXIT_OK: Final[int] = 0
+#: Exit status when some work items failed (the rest of the day is committed and reported).
+EXIT_FAILED: Final[int] = 1
 #: Exit status when an argument or config is unusable (nothing is written).
 EXIT_BAD_ARGUMENT: Final[int] = 2
 #: Driver environment forwarded to executors (storage roots and credentials).
@@ -81,7 +93,6 @@ EXECUTOR_ENV: Final[tuple[str, ...]] = (
 EXECUTOR_THREADS_DEFAULT: Final[str] = "1"
 #: Spark tasks per executor core the work items are packed into (see :meth:`SparkBackend.map`).
 DEFAULT_TASKS_PER_CORE: Final[int] = 2
-_DAY_RE: Final[re.Pattern[str]] = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _IN_SCHEMA: Final[str] = "i long, rec string"
 _OUT_SCHEMA: Final[str] = "out string"
 
@@ -101,26 +112,6 @@ def split_uris(text: str) -> list[str]:
         with open(text[1:]) as fh:
             return [line.strip() for line in fh if line.strip()]
     return [u for u in (s.strip() for s in text.split(",")) if u]
-
-
-def parse_day(text: str, argument: str = "--date") -> dt.date:
-    """A UTC day ``YYYY-MM-DD``, strictly.
-
-    Examples
-    --------
-    >>> parse_day("2019-11-04")
-    datetime.date(2019, 11, 4)
-    >>> parse_day("2019-13-45")
-    Traceback (most recent call last):
-    ...
-    seaice_tasks.errors.ConfigError: --date: '2019-13-45' is not a day YYYY-MM-DD (month must be in 1..12)
-    """
-    if not _DAY_RE.match(text):
-        raise ConfigError(f"{argument}: {text!r} is not a day YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError as exc:
-        raise ConfigError(f"{argument}: {text!r} is not a day YYYY-MM-DD ({exc})") from None
 
 
 def _json_default(value: Any) -> Any:
@@ -367,6 +358,10 @@ class Job(Generic[ConfigT]):
     check_arguments : callable, optional
         ``check(args, config)`` raises :class:`~seaice_tasks.errors.SeaIceError` on an unusable
         option, before any work.
+    products : callable, optional
+        ``products(args)``: the products this run may write.  After a whole-day run (``--date``
+        with the inputs of the day's inventory) the day's partitions of these products that the
+        run did not commit are removed, so the day is exactly what its last run produced.
     """
 
     name: str
@@ -378,6 +373,7 @@ class Job(Generic[ConfigT]):
     description: str = ""
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     check_arguments: Callable[[argparse.Namespace, ConfigT], None] | None = None
+    products: Callable[[argparse.Namespace], tuple[Product, ...]] | None = None
 
     def parser(self) -> argparse.ArgumentParser:
         """The job's argument parser (common options plus the job's own)."""
@@ -409,6 +405,8 @@ class Run(Generic[ConfigT]):
         self.backend = backend
         self.token = token or uuid.uuid4().hex
         self.timings: dict[str, float] = {}
+        #: Partitions committed by this run (for the whole-day pruning).
+        self.committed: set[PartitionKey] = set()
         self._lap = time.perf_counter()
         self._spec = RunSpec(
             config_type=_path_of(type(config)), config=config.to_json(), lake=lake.root,
@@ -462,7 +460,23 @@ class Run(Generic[ConfigT]):
                 writer.adopt(entry)
             writer.info = info(key, entries) if info else {}
             manifests.append(writer.commit())
+            self.committed.add(key)
         return manifests
+
+    def prune_day(self, day: dt.date, products: Iterable[Product]) -> list[str]:
+        """Remove the day's partitions of ``products`` this run did not commit; their paths.
+
+        Called after a whole-day run only: a granule or scene that was committed by an earlier
+        run and is now skipped or failed must not stay visible as if the last run produced it.
+        """
+        removed = []
+        for prod in products:
+            for key in self.lake.partitions(prod.name, day):
+                if key not in self.committed:
+                    self.lake.delete(key)
+                    removed.append(key.relpath)
+                    log.warning("%s: removed %s (not produced by this run of the day)", self.job.name, key.relpath)
+        return removed
 
     def write_report(self, day: dt.date, summary: Mapping[str, Any]) -> None:
         """Commit the job's day report: the summary without timings; skips and failures in the manifest."""
@@ -493,13 +507,16 @@ def run_job(
     inputs: InputStore | None = None,
     backend: Backend | None = None,
     check: bool = True,
+    whole_day: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """Run a job on explicit inputs in this process (or on ``backend``); returns its summary.
 
     ``options`` are the job's own arguments (``unet_model=...``), by their ``argparse`` names;
     ``check`` runs the job's argument check first (:func:`main` has already run it).
-    The day report is written when ``day`` is given.
+    The day report is written when ``day`` is given; ``whole_day`` (the inputs are the day's
+    whole inventory) also removes the day's partitions the run did not produce (``removed`` in
+    the summary).  If the body itself breaks, the report still records the error.
 
     Raises
     ------
@@ -515,9 +532,18 @@ def run_job(
     if check and job.check_arguments is not None:
         job.check_arguments(args, cfg)
     the_day = parse_day(day) if isinstance(day, str) else day
+    args.date = the_day.isoformat() if the_day is not None else ""
     run = Run(job, cfg, lake, inputs if inputs is not None else inputs_from_env(), backend or LocalBackend())
     try:
-        summary = job.body(run, list(dict.fromkeys(uris)), args)  # an input listed twice runs once
+        try:
+            summary = job.body(run, list(dict.fromkeys(uris)), args)  # an input listed twice runs once
+        except Exception as exc:
+            if the_day is not None:  # the day's report says the run broke, and where
+                run.write_report(the_day, {"partitions": [], "skipped": [], "failed": [
+                    {"reason": f"{job.name} job error: {type(exc).__name__}: {exc}"}]})
+            raise
+        if whole_day and the_day is not None and job.products is not None:
+            summary["removed"] = run.prune_day(the_day, job.products(args))
         summary["timings_s"] = dict(run.timings)
         if the_day is not None:
             run.write_report(the_day, summary)
@@ -537,8 +563,9 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--tasks-per-core: must be >= 1, got {args.tasks_per_core}")
         if job.check_arguments is not None:
             job.check_arguments(args, config)
-        lake = lake_from_env(args.lake or None)
+        lake = _writable_lake(args.lake)
         uris = split_uris(getattr(args, job.inputs_arg.replace("-", "_")))
+        whole_day = day is not None and not uris
         if day is not None and not uris:
             uris = inventory_uris(lake, day, job.inventory_kind)
     except SeaIceError as exc:
@@ -547,12 +574,43 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
     backend: Backend = (LocalBackend() if args.no_spark
                         else SparkBackend(spark_session(f"seaice-{job.name}", args.master), args.tasks_per_core))
     try:
-        summary = run_job(job, uris, lake, config, day=day, backend=backend, check=False,
+        summary = run_job(job, uris, lake, config, day=day, backend=backend, check=False, whole_day=whole_day,
                           **{k: v for k, v in vars(args).items() if k not in _COMMON_ARGS})
     finally:
         backend.close()
     print(RESULT_MARKER + json.dumps(summary, sort_keys=True), flush=True)
+    if summary.get("failed"):  # committed what it could; the exit status shows the failures (the DAG too)
+        print(f"{job.name}: {len(summary['failed'])} failure(s): "
+              + "; ".join(str(f.get("reason", ""))[:200] for f in summary["failed"][:5]), file=sys.stderr, flush=True)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _writable_lake(url: str) -> Lake:
+    """The lake of ``--lake`` (or ``$SEAICE_LAKE``), checked to be a usable, writable store.
+
+    Raises
+    ------
+    ConfigError
+        Naming the lake and the problem (unknown protocol, not writable, bad options).
+    """
+    try:
+        lake = lake_from_env(url or None)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"--lake {url or '$SEAICE_LAKE'}: not a usable storage URL ({exc})") from None
+    probe = lake.path(STAGING_DIR, f"probe-{uuid.uuid4().hex}")
+    try:
+        lake.fs.makedirs(lake.path(STAGING_DIR), exist_ok=True)
+        with lake.fs.open(probe, "wb") as fh:
+            fh.write(b"")
+        lake.fs.rm(probe)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--lake {lake.root}: not writable ({type(exc).__name__}: {exc})") from None
+    finally:
+        if lake.protocol == "file":
+            with contextlib.suppress(OSError):
+                os.rmdir(lake.path(STAGING_DIR))  # only when no run is staging
+    return lake
 
 
 _COMMON_ARGS: Final[frozenset[str]] = frozenset({"date", "lake", "config", "master", "tasks_per_core", "no_spark"})

@@ -13,7 +13,9 @@ each window (and, with ``--unet-model``, segments it with the U-Net) into scratc
 third pass (one item per scene) mosaics them and stages the scene's files
 (:mod:`seaice_tasks.s2.labels_work`).  Commit: the driver commits each scene whose windows all
 succeeded and that is not fully clouded, U-Net labels into ``s2_unet_labels/date=D/scene=S``.
-The report goes to ``s2_labels_report/date=D``.
+A second folder of one scene key and a scene of another day than ``--date`` are skips too.
+The report goes to ``s2_labels_report/date=D``; a whole-day run removes the day's label
+partitions it did not produce.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from seaice_tasks.errors import SeaIceError
 from seaice_tasks.models.unet import read_unet_card, unet_config_from_card
-from seaice_tasks.products import S2_LABELS_REPORT, S2_UNET_LABELS
+from seaice_tasks.products import S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS
 from seaice_tasks.s2.labels_work import (
     label_window_work,
     plan_scene_work,
@@ -43,8 +45,18 @@ __all__ = ["JOB", "run"]
 def run(job: Run[S2LabelConfig], scenes: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Plan the scenes, label their windows in passes, commit the scenes; the job's summary."""
     planned = job.map(plan_scene_work, [{"uri": uri} for uri in scenes])
-    plans = [r.rows[0] for r in planned if r.ok]
     skipped = [{"uri": r.record["uri"], "reason": r.error} for r in planned if not r.ok]
+    plans: list[dict[str, Any]] = []
+    owner: dict[str, str] = {}
+    for plan in (r.rows[0] for r in planned if r.ok):
+        first = owner.setdefault(plan["scene"], plan["uri"])
+        if first != plan["uri"]:  # two folders, one scene key: the first in input order wins
+            skipped.append({"uri": plan["uri"], "reason": f"{plan['uri']}: scene {plan['scene']} is also {first}"})
+        elif args.date and plan["date"] != args.date:
+            skipped.append({"uri": plan["uri"], "reason": f"{plan['uri']}: scene of {plan['date']}, "
+                                                          f"not of the run's day {args.date}"})
+        else:
+            plans.append(plan)
     job.lap("load")
     windows = [{**{k: p[k] for k in ("uri", "scene", "date")}, "window": k, "row_off": w[0], "col_off": w[1],
                 "height": w[2], "width": w[3]} for p in plans for k, w in enumerate(p["windows"])]
@@ -98,7 +110,8 @@ def _check(args: argparse.Namespace, config: S2LabelConfig) -> None:
 
 JOB = Job(name="s2_labels", config_type=S2LabelConfig, inventory_kind="S2", inputs_arg="scenes",
           report=S2_LABELS_REPORT, body=run, description=__doc__, add_arguments=_add_arguments,
-          check_arguments=_check)
+          check_arguments=_check,
+          products=lambda args: (S2_LABELS, S2_UNET_LABELS) if args.unet_model else (S2_LABELS,))
 
 if __name__ == "__main__":
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")

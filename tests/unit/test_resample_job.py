@@ -27,7 +27,8 @@ def _partition_frames(lake: Lake) -> dict[str, pd.DataFrame]:
 def test_chunked_job_equals_whole_beam(small_sim_day, tmp_path: Path, fpb_window_m: float) -> None:  # type: ignore[no-untyped-def]
     granule = str(small_sim_day.atl03[0])
     config = ResampleConfig(fpb_window_m=fpb_window_m, max_photons_per_chunk=SMALL_CHUNK_PHOTONS)
-    items = plan_granule(granule, config)
+    items, notes = plan_granule(granule, config)
+    assert notes == []
     assert len({i["beam"] for i in items}) == 3  # strong beams only
     assert len(items) > 6  # several chunks per beam
     lake = Lake(tmp_path / "lake")
