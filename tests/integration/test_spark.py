@@ -185,3 +185,18 @@ def test_spark_jobs_on_an_s3_lake(s3_bucket: str, small_sim_day, reference: dict
     assert out["failed"] == [] and out["skipped"] == [] and len(out["partitions"]) == 1
     key = lake.partitions(S2_LABELS.name)[0]
     assert {f.name for f in lake.require(key).files} == {"labels.tif", "unusable.tif", "quicklook.png"}
+
+
+def test_spark_submit_bad_arguments_are_one_line(tmp_path: Path) -> None:
+    """Under spark-submit (the DAG's path) a config error is the same one line and exit 2 as in-process."""
+    spark_submit = str(Path(sys.executable).with_name("spark-submit"))
+    proc = subprocess.run(
+        [spark_submit, "--master", "local[1]", "--conf", "spark.ui.enabled=false", str(JOB),
+         "--date", "2019-13-45", "--lake", str(tmp_path / "lake")],
+        env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+    )
+    assert proc.returncode == 2
+    output = proc.stdout + proc.stderr  # spark-submit passes the script's stderr on its stdout
+    errors = [line for line in output.splitlines() if "error" in line.lower()]
+    assert errors == ["resample: error: --date: '2019-13-45' is not a day YYYY-MM-DD (month must be in 1..12)"]
+    assert "Traceback" not in output and not (tmp_path / "lake").exists()
