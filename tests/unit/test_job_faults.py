@@ -184,3 +184,17 @@ def test_a_requested_beam_the_file_lacks_is_a_named_skip(realdata: Path, tmp_pat
     assert [(s["beam"], "is not in the file" in s["reason"]) for s in summary["skipped"]] == [("gt2r", True)]
     summary = run_job(resample.JOB, [granule], Lake(tmp_path / "lake2"), ResampleConfig())
     assert summary["partitions"] == [] and "no strong beam" in summary["skipped"][0]["reason"]
+
+
+def test_two_folders_of_one_scene_key_are_not_mixed(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from seaice_tasks.products import S2_LABELS
+    from seaice_tasks.s2.scene_labels import S2LabelConfig
+
+    scene = Path(small_sim_day.scenes[0])
+    first, second = tmp_path / "a" / scene.name, tmp_path / "b" / scene.name
+    shutil.copytree(scene, first)
+    shutil.copytree(scene, second)
+    lake = Lake(tmp_path / "lake")
+    summary = run_job(s2_labels.JOB, [str(first), str(second)], lake, S2LabelConfig(), day=DAY)
+    assert len(lake.partitions(S2_LABELS.name)) == 1 and summary["failed"] == []
+    assert [s["uri"] for s in summary["skipped"]] == [str(second)] and "is also" in summary["skipped"][0]["reason"]
