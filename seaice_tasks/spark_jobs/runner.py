@@ -27,6 +27,7 @@ import importlib
 import json
 import logging
 import os
+import posixpath
 import sys
 import time
 import uuid
@@ -36,7 +37,7 @@ from typing import Any, Final, Generic, Protocol
 import numpy as np
 
 from seaice_tasks.config import JsonConfig, parse_day
-from seaice_tasks.errors import ConfigError, SeaIceError
+from seaice_tasks.errors import ConfigError, SeaIceError, StorageError
 from seaice_tasks.outputs import BytesOutput, stage_output, write_partition
 from seaice_tasks.products import INVENTORY, REPORT_FILE, Product
 from seaice_tasks.storage import (
@@ -91,6 +92,8 @@ EXECUTOR_ENV: Final[tuple[str, ...]] = (
 )
 #: ``OMP_NUM_THREADS`` of the executors' Python workers unless the driver's environment sets one.
 EXECUTOR_THREADS_DEFAULT: Final[str] = "1"
+#: File touched in a run's staging folder at every pass (keeps ``gc_staging`` off a live run).
+HEARTBEAT_NAME: Final[str] = ".heartbeat"
 #: Spark tasks per executor core the work items are packed into (see :meth:`SparkBackend.map`).
 DEFAULT_TASKS_PER_CORE: Final[int] = 2
 _IN_SCHEMA: Final[str] = "i long, rec string"
@@ -418,6 +421,7 @@ class Run(Generic[ConfigT]):
             weights: Sequence[float] | None = None) -> list[ItemResult]:
         """Run ``fn`` on every record (one work item each) with the backend; results in input order."""
         texts = [_dumps(dict(r)) for r in records]
+        self.heartbeat()
         results = []
         for i, text in enumerate(self.backend.map(_path_of(fn), self._spec, texts, weights)):
             doc = json.loads(text)
@@ -425,6 +429,13 @@ class Run(Generic[ConfigT]):
             results.append(ItemResult(index=i, record=json.loads(texts[i]), rows=doc["rows"], files=files,
                                       error=doc["error"]))
         return results
+
+    def heartbeat(self) -> None:
+        """Touch this run's staging folder, so ``gc_staging`` sees a live run (age = newest mtime inside)."""
+        path = self.lake.path(STAGING_DIR, self.token, HEARTBEAT_NAME)
+        self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        with self.lake.fs.open(path, "wb") as fh:
+            fh.write(self.job.name.encode())
 
     def lap(self, phase: str) -> None:
         """Record the time since the previous lap (or the start) as ``phase``."""
@@ -534,6 +545,12 @@ def run_job(
     the_day = parse_day(day) if isinstance(day, str) else day
     args.date = the_day.isoformat() if the_day is not None else ""
     run = Run(job, cfg, lake, inputs if inputs is not None else inputs_from_env(), backend or LocalBackend())
+    try:
+        removed = lake.gc_staging(versions=False)  # staging of dead runs (never a live one: see heartbeat)
+        if removed:
+            log.info("%s: removed %d staging folder(s) of dead runs", job.name, len(removed))
+    except (OSError, StorageError) as exc:  # a failed clean-up must not stop the day
+        log.warning("%s: staging clean-up failed: %s", job.name, exc)
     try:
         try:
             summary = job.body(run, list(dict.fromkeys(uris)), args)  # an input listed twice runs once

@@ -122,3 +122,20 @@ def test_parse_day_and_unknown_options() -> None:
         parse_day("2019-02-30")
     with pytest.raises(ConfigError, match="unknown option"):
         run_job(TOY, [], Lake("/nonexistent"), colour="red")
+
+
+def test_a_job_start_removes_dead_runs_staging_only(tmp_path: Path) -> None:
+    import os
+    import time
+
+    lake = Lake(tmp_path / "lake")
+    dead = tmp_path / "lake" / "_staging" / "deadrun" / "s2_labels" / "x.png"
+    live = tmp_path / "lake" / "_staging" / "liverun" / "s2_labels" / "y.png"
+    for path in (dead, live):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+    old = time.time() - 7 * 3600  # older than the safe age of 6 h
+    for path in (dead, dead.parent, dead.parent.parent):
+        os.utime(path, (old, old))
+    run_job(TOY, ["a"], lake)
+    assert not dead.parent.parent.exists() and live.exists()
