@@ -6,6 +6,7 @@
 ``seaice resample GRANULE...``    ATL03 -> 2 m segment partitions (spark-submit, or in-process)
 ``seaice label-s2 SCENE...``      Sentinel-2 -> filtered colour-label COGs (spark-submit, or in-process)
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
+``seaice gc``                     remove leftovers of dead runs and killed commits from the lake
 """
 
 from __future__ import annotations
@@ -149,6 +150,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(workdir=args.workdir, date=args.date)
 
 
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from seaice_tasks.storage import GC_MIN_AGE_S, lake_from_env
+
+    hours = GC_MIN_AGE_S / 3600.0 if args.min_age_hours is None else args.min_age_hours
+    if hours < 0:
+        print("seaice gc: error: --min-age-hours must be >= 0", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    lake = lake_from_env(args.lake)
+    removed = lake.gc_staging(min_age_s=hours * 3600.0)
+    if args.json:
+        print(json.dumps({"lake": lake.url(), "min_age_hours": hours, "removed": removed}, indent=2))
+    else:
+        for url in removed:
+            print(f"removed {url}")
+        print(f"seaice gc: {len(removed)} leftover(s) older than {hours:g} h removed from {lake.url()}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``seaice``."""
     parser = argparse.ArgumentParser(prog="seaice", description=__doc__,
@@ -206,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="var/demo", help="folder for the demo's catalog, lake and Airflow home")
     p.add_argument("--date", default=None, help="day to run (default: the demo day)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("gc", help="remove leftovers of dead runs and killed commits from the lake")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--min-age-hours", type=float, default=None, metavar="H",
+                   help="remove only what is untouched for H hours (default 6: a live run is never touched)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_gc)
     return parser
 
 

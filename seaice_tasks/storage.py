@@ -10,11 +10,15 @@ Contract (docs/storage.md):
   ``<root>/<product>/date=YYYY-MM-DD[/granule=<id>][/beam=<gtxx>][/scene=<id>]/`` or
   ``<root>/<product>/name=<n>/version=<v>/``.
 * Writers put files under a staging prefix ``<root>/_staging/<token>/<partition path>/``
-  (one token per job run, shared by its distributed workers); :meth:`PartitionWriter.commit`
-  removes the old manifest (the partition becomes invisible), replaces the partition's files,
-  and writes ``_manifest.json`` (files, row counts, sha256, config, code version) last.  Readers
-  only follow committed manifests, so a half-written partition is never visible and a re-run
-  replaces the partition with the same content.
+  (one token per job run, shared by its distributed workers).  :meth:`PartitionWriter.commit`
+  copies them into a new, immutable version folder ``<partition>/_v-<16 hex>/`` named from its
+  files and its parent version, publishes it by replacing ``_manifest.json`` (files, row
+  counts, sha256, config, code version, version folder) in one atomic, conditional step
+  (local: ``flock`` + temporary file + ``os.replace``; S3: one conditional PUT), then removes
+  the version it replaced.  Readers follow the manifest into its version folder, so a
+  partition is always its previous or its new complete version, whatever is killed when and
+  whatever commits at the same time; an identical re-run leaves files and manifest as they are.
+* :meth:`Lake.gc_staging` removes what killed runs and commits leave behind.
 """
 
 from __future__ import annotations
@@ -22,16 +26,21 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
+import fcntl
 import hashlib
 import io
 import json
 import logging
 import os
 import posixpath
+import random
 import re
+import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -61,8 +70,11 @@ __all__ = [
     "inputs_from_env",
     "KEY_FIELDS",
     "STAGING_DIR",
+    "VERSION_PREFIX",
+    "GC_MIN_AGE_S",
     "code_version",
     "geoparquet_table",
+    "is_safe_file_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,7 +82,26 @@ log = logging.getLogger(__name__)
 DEFAULT_LAKE: Final[str] = "./var/lake"
 MANIFEST_NAME: Final[str] = "_manifest.json"
 STAGING_DIR: Final[str] = "_staging"
-MANIFEST_VERSION: Final[int] = 1
+#: Manifest format written: 2 (files in the version folder the manifest names).  Readers also
+#: accept format 1 (files directly in the partition folder), written before version folders.
+MANIFEST_VERSION: Final[int] = 2
+READABLE_MANIFEST_VERSIONS: Final[tuple[int, ...]] = (1, 2)
+#: Version folders are ``<partition>/_v-<16 hex>``; temporary files start with ``.tmp-``.
+VERSION_PREFIX: Final[str] = "_v-"
+_VERSION_NAME = re.compile(r"^_v-[0-9a-f]{16}$")
+TMP_PREFIX: Final[str] = ".tmp-"
+#: Default safe age of leftovers for :meth:`Lake.gc_staging`: staging tokens, version folders no
+#: manifest names and temporary files untouched for this long belong to dead runs.
+GC_MIN_AGE_S: Final[float] = 6 * 3600.0
+#: A commit re-reads the manifest and tries again when another commit replaced it meanwhile.
+_COMMIT_ATTEMPTS: Final[int] = 50
+#: A reader that finds a file missing (a commit superseded the version it read) re-reads the
+#: manifest and reads the newer version it names: once normally, twice at most (two commits back
+#: to back during one read).  The same version again means the file is really missing.
+_READ_ATTEMPTS: Final[int] = 3
+#: errno values of ``link`` on filesystems without hard links (then the file is copied).
+_NO_HARDLINK: Final[frozenset[int]] = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP,
+                                                 errno.EMLINK})
 GEOPARQUET_VERSION: Final[str] = "1.1.0"
 #: EPSG:4326 as PROJJSON is long; GeoParquet allows omitting ``crs`` for OGC:CRS84 but we are
 #: explicit so every reader (geopandas, GDAL, DuckDB) agrees.
@@ -209,9 +240,43 @@ class FileEntry:
     rows: int | None = None
 
 
+def is_safe_file_name(name: str) -> bool:
+    """Whether ``name`` may name a file of a partition (in a manifest or a writer).
+
+    A name is relative and stays inside the partition's version folder: no absolute path, no
+    backslash, no empty, ``.`` or ``..`` component, and no component starting with ``_`` or
+    ``.`` (those are the manifest, version folders and temporary files).
+
+    Examples
+    --------
+    >>> [is_safe_file_name(n) for n in ("part-00000.parquet", "tiles/a.tif", "../x", "/etc/passwd", "_manifest.json")]
+    [True, True, False, False, False]
+    """
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name or name.startswith("/"):
+        return False
+    return all(part and part not in (".", "..") and not part.startswith(("_", ".")) for part in name.split("/"))
+
+
+def _version_name(files: Iterable[FileEntry], parent: str | None) -> str:
+    """``_v-`` + 16 hex of the sha256 over the parent version and the sorted (name, sha256) list.
+
+    The same files on the same parent give the same name, so an interrupted commit that is
+    re-run reuses its folder and re-runs stay byte-identical; the parent makes every new
+    version of a partition a new name, so no commit can publish a folder that a commit which
+    superseded it is removing (docs/storage.md, "Atomic commit").
+    """
+    doc = json.dumps([parent or "", sorted([f.name, f.sha256] for f in files)], separators=(",", ":"))
+    return VERSION_PREFIX + hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
 @dataclasses.dataclass(frozen=True)
 class Manifest:
-    """What makes a partition visible; written last by :meth:`PartitionWriter.commit`."""
+    """What makes a partition visible; written last by :meth:`PartitionWriter.commit`.
+
+    ``version`` is the partition's version folder (``_v-<16 hex>``) holding the files, and
+    ``parent`` the version it replaced (None for the first); both are None for a partition
+    committed in manifest format 1, whose files sit directly in the partition folder.
+    """
 
     key: PartitionKey
     files: tuple[FileEntry, ...]
@@ -219,16 +284,27 @@ class Manifest:
     config_hash: str
     code_version: str
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    version: str | None = None
+    parent: str | None = None
 
     @property
     def rows(self) -> int:
         """Total table rows over the partition's files."""
         return sum(f.rows or 0 for f in self.files)
 
+    @property
+    def format(self) -> int:
+        """Manifest format: 2 with a version folder, 1 without."""
+        return MANIFEST_VERSION if self.version is not None else 1
+
+    def file_relpath(self, name: str) -> str:
+        """Path of one of the files below the partition folder (``<version>/<name>``)."""
+        return posixpath.join(self.version, name) if self.version else name
+
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no wall-clock time): re-runs give identical bytes."""
-        doc = {
-            "manifest_version": MANIFEST_VERSION,
+        doc: dict[str, Any] = {
+            "manifest_version": self.format,
             "partition": self.key.to_dict(),
             "files": [dataclasses.asdict(f) for f in self.files],
             "rows": self.rows,
@@ -237,22 +313,51 @@ class Manifest:
             "code_version": self.code_version,
             "info": self.info,
         }
+        if self.version is not None:
+            doc.update(version=self.version, parent=self.parent)
         return json.dumps(doc, sort_keys=True, indent=1, default=_json_default)
 
     @classmethod
     def from_json(cls, text: str, where: str = "manifest") -> Manifest:
-        """Parse a manifest, with a clear error when it is damaged."""
+        """Parse a manifest, with a clear error when it is damaged or names a file outside its partition.
+
+        Raises
+        ------
+        StorageError
+            Damaged JSON or fields, an unknown ``manifest_version``, a version folder that is not
+            ``_v-<16 hex>``, or a file name that :func:`is_safe_file_name` refuses (absolute,
+            ``..``, backslash, or starting with ``_``/``.``); the message names ``where`` (the
+            manifest's URL, hence the partition) and the bad value.
+        """
         try:
             doc = json.loads(text)
+            fmt = doc.get("manifest_version", 1)
+            if fmt not in READABLE_MANIFEST_VERSIONS:
+                raise StorageError(f"{where}: unsupported manifest_version {fmt!r} (readable: "
+                                   f"{', '.join(map(str, READABLE_MANIFEST_VERSIONS))})")
+            version = doc.get("version") if fmt >= 2 else None
+            parent = doc.get("parent") if fmt >= 2 else None
+            if fmt >= 2 and not (isinstance(version, str) and _VERSION_NAME.match(version)):
+                raise StorageError(f"{where}: manifest names an invalid version folder {version!r}")
+            if parent is not None and not (isinstance(parent, str) and _VERSION_NAME.match(parent)):
+                raise StorageError(f"{where}: manifest names an invalid parent version {parent!r}")
+            files = tuple(FileEntry(**f) for f in doc["files"])
+            for entry in files:
+                if not is_safe_file_name(entry.name):
+                    raise StorageError(f"{where}: manifest names a file outside its partition: {entry.name!r}")
             return cls(
                 key=PartitionKey.from_dict(doc["partition"]),
-                files=tuple(FileEntry(**f) for f in doc["files"]),
+                files=files,
                 config=dict(doc["config"]),
                 config_hash=str(doc["config_hash"]),
                 code_version=str(doc["code_version"]),
                 info=dict(doc.get("info", {})),
+                version=version,
+                parent=parent,
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except StorageError:
+            raise
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StorageError(f"{where}: damaged manifest ({exc})") from exc
 
 
@@ -406,19 +511,48 @@ class Lake:
         return self.url(key.relpath)
 
     def file_url(self, key: PartitionKey, name: str) -> str:
-        """URL of one file of a partition."""
+        """Logical URL of one file of a partition (``<partition>/<name>``), for messages.
+
+        Committed files live in the version folder their manifest names: read them with
+        :meth:`open_file` or :meth:`read_partition`, or get their address with
+        :meth:`committed_file_url` / :meth:`committed_file_path`.
+        """
         return self.url(key.relpath, name)
+
+    def committed_file_path(self, key: PartitionKey, name: str) -> str:
+        """Filesystem path (no protocol) of one committed file, in the version its manifest names.
+
+        The path stays valid until a later commit of the partition replaces that version; to
+        be safe against concurrent commits, read through :meth:`open_file` instead.
+
+        Raises
+        ------
+        StorageError
+            When the partition is not committed or its manifest has no such file.
+        """
+        man = self.require(key)
+        if not any(f.name == name for f in man.files):
+            raise StorageError(f"{self.partition_url(key)}: no file {name!r} in manifest")
+        return self.path(key.relpath, man.file_relpath(name))
+
+    def committed_file_url(self, key: PartitionKey, name: str) -> str:
+        """URL of one committed file (see :meth:`committed_file_path`)."""
+        return f"{self.protocol}://{self.committed_file_path(key, name)}"
 
     # -- reading ------------------------------------------------------------------------------
     def manifest(self, key: PartitionKey) -> Manifest | None:
-        """The committed manifest of a partition, or None when it is not committed."""
-        path = self.path(key.relpath, MANIFEST_NAME)
-        try:
-            with self.fs.open(path, "rb") as fh:
-                text = fh.read().decode()
-        except FileNotFoundError:
+        """The committed manifest of a partition, or None when it is not committed.
+
+        Raises
+        ------
+        StorageError
+            When the manifest is damaged or names a file outside its partition.
+        """
+        raw = self._read_raw(self.path(key.relpath, MANIFEST_NAME))
+        if raw is None:
             return None
-        return Manifest.from_json(text, where=self.url(key.relpath, MANIFEST_NAME))
+        return Manifest.from_json(raw[0].decode("utf-8", errors="replace"),
+                                  where=self.url(key.relpath, MANIFEST_NAME))
 
     def is_committed(self, key: PartitionKey) -> bool:
         """Whether the partition has a manifest."""
@@ -433,45 +567,104 @@ class Lake:
 
     def partitions(self, stage: str, date: dt.date | None = None) -> list[PartitionKey]:
         """Committed partitions of a stage (optionally one day), sorted."""
-        pattern = (self.path(stage, f"date={date.isoformat()}", "**", MANIFEST_NAME) if date
-                   else self.path(stage, "**", MANIFEST_NAME))
-        found = self.fs.glob(pattern)
+        folder = self.path(stage, f"date={date.isoformat()}") if date else self.path(stage)
+        self.fs.invalidate_cache(folder)
+        found = self.fs.glob(posixpath.join(folder, "**", MANIFEST_NAME))
         base = self.path()
         keys = []
         for p in found:
             rel = posixpath.relpath(posixpath.dirname(str(p)), base)
+            if any(part.startswith(("_", ".")) for part in rel.split("/")):
+                continue  # below a version folder or the staging area: not a partition
             keys.append(PartitionKey.from_relpath(rel))
         return sorted(set(keys))
 
+    def read_partition(
+        self, key: PartitionKey, names: Iterable[str] | None = None, *, verify: bool = False
+    ) -> tuple[Manifest, dict[str, bytes]]:
+        """One consistent read of a committed partition: its manifest and the bytes of its files.
+
+        Every file comes from the one version the manifest names, never from two.  A file
+        found missing while the manifest now names another version means that a concurrent
+        commit replaced the version read: the files are read again from the new one (once; twice
+        when two commits land back to back during one read).  A file missing from the version
+        the manifest still names is an error.
+
+        Parameters
+        ----------
+        key : PartitionKey
+            The partition.
+        names : iterable of str, optional
+            Files to read (default: all files of the manifest).
+        verify : bool
+            Check every file's sha256 against the manifest.
+
+        Raises
+        ------
+        StorageError
+            Not committed, a name not in the manifest, a file still missing after re-reading
+            the manifest, or (``verify``) a checksum that differs.
+        """
+        wanted = None if names is None else list(names)
+        return self._read_snapshot(key, lambda man: [f.name for f in man.files] if wanted is None else wanted,
+                                   verify=verify)
+
     def open_file(self, key: PartitionKey, name: str, *, verify: bool = False) -> bytes:
         """Bytes of one committed file; ``verify`` checks its sha256 against the manifest."""
-        man = self.require(key)
-        entry = next((f for f in man.files if f.name == name), None)
-        if entry is None:
-            raise StorageError(f"{self.partition_url(key)}: no file {name!r} in manifest")
-        with self.fs.open(self.path(key.relpath, name), "rb") as fh:
-            data: bytes = fh.read()
-        if verify and hashlib.sha256(data).hexdigest() != entry.sha256:
-            raise StorageError(f"{self.file_url(key, name)}: sha256 differs from manifest")
-        return data
+        return self._read_snapshot(key, lambda man: [name], verify=verify)[1][name]
 
     def read_table(self, key: PartitionKey, name: str | None = None, *, verify: bool = False) -> pa.Table:
-        """Read a committed (Geo)Parquet table; all tables of the partition when ``name`` is None."""
-        man = self.require(key)
-        names = [name] if name else [f.name for f in man.files if f.name.endswith(".parquet")]
-        if not names:
-            raise StorageError(f"{self.partition_url(key)}: no parquet files in manifest")
-        tables = [pq.read_table(io.BytesIO(self.open_file(key, n, verify=verify))) for n in names]
+        """Read a committed (Geo)Parquet table; all tables of the partition when ``name`` is None.
+
+        All tables come from one version of the partition (:meth:`read_partition`).
+        """
+        names, data = self._read_parquet(key, name, verify=verify)
+        tables = [pq.read_table(io.BytesIO(data[n])) for n in names]
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def read_geodataframe(self, key: PartitionKey, name: str | None = None) -> Any:
         """Read a committed GeoParquet table as a :class:`geopandas.GeoDataFrame`."""
         import geopandas
 
-        man = self.require(key)
-        names = [name] if name else [f.name for f in man.files if f.name.endswith(".parquet")]
-        frames = [geopandas.read_parquet(io.BytesIO(self.open_file(key, n))) for n in names]
+        names, data = self._read_parquet(key, name, verify=False)
+        frames = [geopandas.read_parquet(io.BytesIO(data[n])) for n in names]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _read_parquet(self, key: PartitionKey, name: str | None, *, verify: bool) -> tuple[list[str], dict[str, bytes]]:
+        def pick(man: Manifest) -> list[str]:
+            names = [name] if name else [f.name for f in man.files if f.name.endswith(".parquet")]
+            if not names:
+                raise StorageError(f"{self.partition_url(key)}: no parquet files in manifest")
+            return names
+
+        man, data = self._read_snapshot(key, pick, verify=verify)
+        return pick(man), data
+
+    def _read_snapshot(
+        self, key: PartitionKey, pick: Callable[[Manifest], list[str]], *, verify: bool
+    ) -> tuple[Manifest, dict[str, bytes]]:
+        for attempt in range(_READ_ATTEMPTS):
+            man = self.require(key)
+            names = pick(man)
+            entries = {f.name: f for f in man.files}
+            for name in names:
+                if name not in entries:
+                    raise StorageError(f"{self.partition_url(key)}: no file {name!r} in manifest")
+            try:
+                data = {n: self._get(self.path(key.relpath, man.file_relpath(n))) for n in names}
+            except FileNotFoundError as exc:
+                if attempt + 1 < _READ_ATTEMPTS and man != self.manifest(key):
+                    log.debug("%s: version %s replaced while reading; reading the new manifest",
+                              self.partition_url(key), man.version)
+                    continue
+                raise StorageError(f"{self.partition_url(key)}: committed file missing ({exc})") from exc
+            if verify:
+                for n, blob in data.items():
+                    if hashlib.sha256(blob).hexdigest() != entries[n].sha256:
+                        url = self.url(key.relpath, man.file_relpath(n))
+                        raise StorageError(f"{url}: sha256 differs from manifest")
+            return man, data
+        raise StorageError(f"{self.partition_url(key)}: not read")  # pragma: no cover - the loop returns or raises
 
     # -- writing ------------------------------------------------------------------------------
     def writer(
@@ -489,24 +682,307 @@ class Lake:
         """Remove everything staged under a job's token (its uncommitted leftovers)."""
         if not _SAFE_VALUE.match(token):
             raise StorageError(f"staging token {token!r} is not a safe path component")
-        folder = self.path(STAGING_DIR, token)
-        try:
-            if self.fs.exists(folder):
-                self.fs.rm(folder, recursive=True)
-        except FileNotFoundError:
-            pass
+        self._rm_tree(self.path(STAGING_DIR, token))
         if self.protocol == "file":
             with contextlib.suppress(OSError):
                 os.rmdir(self.path(STAGING_DIR))  # only when no other run is staging
 
+    def gc_staging(self, min_age_s: float = GC_MIN_AGE_S, *, versions: bool = True,
+                   now: float | None = None) -> list[str]:
+        """Remove the leftovers of dead runs and killed commits; the URLs removed, sorted.
+
+        Removed, when nothing inside them changed for ``min_age_s`` seconds (default
+        :data:`GC_MIN_AGE_S`, 6 h): staging token folders ``_staging/<token>`` (age: the newest
+        modification time inside, so a live run that keeps staging is never touched); with
+        ``versions``, version folders that their partition's manifest does not name (orphans of
+        killed or superseded commits) and temporary files (``.tmp-*``).  The version folder a
+        manifest names is never removed, whatever its age.
+
+        Parameters
+        ----------
+        min_age_s : float
+            Safe age in seconds; it must exceed the longest time a live run leaves its staging
+            untouched.
+        versions : bool
+            Also scan the whole lake for orphan version folders and temporary files (one listing
+            of the lake and one manifest read per partition with an old candidate).
+        now : float, optional
+            The current time (seconds since the epoch); default :func:`time.time`.
+        """
+        if min_age_s < 0:
+            raise StorageError(f"gc: min_age_s must be >= 0, got {min_age_s}")
+        cutoff = (time.time() if now is None else now) - min_age_s
+        removed: list[str] = []
+        staging = self.path(STAGING_DIR)
+        newest: dict[str, float | None] = {}
+        for path, info in self._tree(staging, withdirs=True).items():
+            rel = posixpath.relpath(path, staging)
+            if rel == "." or rel.startswith(".."):
+                continue
+            token = rel.split("/", 1)[0]
+            newest[token] = _newer(newest.get(token), _mtime(info))
+        for token, when in sorted(newest.items()):
+            if (when is None or when <= cutoff) and self._rm_tree(posixpath.join(staging, token)):
+                removed.append(self.url(STAGING_DIR, token))
+        if self.protocol == "file":
+            with contextlib.suppress(OSError):
+                os.rmdir(staging)
+        if versions:
+            removed += self._gc_versions(cutoff)
+        for url in removed:
+            log.info("gc: removed %s", url)
+        return sorted(removed)
+
+    def _gc_versions(self, cutoff: float) -> list[str]:
+        """Orphan version folders and temporary files older than ``cutoff``, removed."""
+        base = self.path()
+        found: dict[str, dict[str, float | None]] = {}  # partition relpath -> version -> newest mtime
+        temps: list[str] = []
+        for path, info in self._tree(base, withdirs=True).items():
+            rel = posixpath.relpath(path, base)
+            parts = rel.split("/")
+            if rel.startswith("..") or parts[0] in (".", STAGING_DIR):
+                continue
+            when = _mtime(info)
+            at = next((i for i, part in enumerate(parts) if _VERSION_NAME.match(part)), None)
+            if at is not None and at > 0:
+                folders = found.setdefault("/".join(parts[:at]), {})
+                folders[parts[at]] = _newer(folders.get(parts[at]), when)
+            elif parts[-1].startswith(TMP_PREFIX) and info.get("type") != "directory" and when is not None \
+                    and when <= cutoff:
+                temps.append(path)
+        removed = []
+        for rel, folders in sorted(found.items()):
+            old = sorted(v for v, when in folders.items() if when is None or when <= cutoff)
+            if not old:
+                continue
+            raw = self._read_raw(posixpath.join(base, rel, MANIFEST_NAME))
+            try:
+                man = None if raw is None else Manifest.from_json(raw[0].decode("utf-8", errors="replace"),
+                                                                  where=self.url(rel, MANIFEST_NAME))
+            except StorageError as exc:
+                log.warning("gc: %s left alone (%s)", self.url(rel), exc)
+                continue
+            for version in old:
+                if man is not None and version == man.version:
+                    continue
+                folder = posixpath.join(base, rel, version)
+                again = [_mtime(i) for i in self._tree(folder, withdirs=True).values()]
+                if any(w is not None and w > cutoff for w in again):
+                    continue  # a commit is filling it right now
+                if self._rm_tree(folder):
+                    removed.append(self.url(rel, version))
+        for path in temps:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(path)
+                removed.append(f"{self.protocol}://{path}")
+        return removed
+
     def delete(self, key: PartitionKey) -> None:
         """Remove a partition (manifest first, so it turns invisible before files go)."""
         folder = self.path(key.relpath)
-        manifest = posixpath.join(folder, MANIFEST_NAME)
-        if self.fs.exists(manifest):
-            self.fs.rm(manifest)
-        if self.fs.exists(folder):
-            self.fs.rm(folder, recursive=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(posixpath.join(folder, MANIFEST_NAME))
+        self._rm_tree(folder)
+
+    # -- atomic primitives: local folder, S3, other fsspec filesystems --------------------------
+    @property
+    def _s3(self) -> bool:
+        return self.protocol in ("s3", "s3a")
+
+    def _get(self, path: str) -> bytes:
+        """Bytes of one file; :class:`FileNotFoundError` when it is missing."""
+        if self._s3:
+            return self._s3_get(path)[0]
+        data: bytes = self.fs.cat_file(path)
+        return data
+
+    def _s3_get(self, path: str) -> tuple[bytes, str]:
+        """One GET: the object's bytes and its ETag (no listing cache involved)."""
+        from fsspec.asyn import sync
+
+        fs: Any = self.fs
+        result: tuple[bytes, str] = sync(fs.loop, _s3_get_object, fs, path)
+        return result
+
+    def _read_raw(self, path: str) -> tuple[bytes, str] | None:
+        """Bytes of a file and a token of them for :meth:`_cas_write` (S3: the ETag; else their
+        sha256), or None when the file is missing."""
+        try:
+            if self._s3:
+                return self._s3_get(path)
+            data = self._get(path)
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def _cas_write(self, path: str, token: str | None, data: bytes) -> bool:
+        """Replace ``path`` by ``data`` in one atomic step if it still holds what ``token`` names
+        (None: if it is still absent); False when another writer changed it meanwhile.
+
+        Local: under an exclusive ``flock`` of the folder, compare, then temporary file +
+        ``os.replace``.  S3: one PUT with ``If-Match: <ETag>`` (``If-None-Match: *`` when
+        absent).  Other filesystems have no conditional write: there the last writer wins.
+        """
+        if self.protocol == "file":
+            folder = posixpath.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            with _folder_lock(folder):
+                raw = self._read_raw(path)
+                if (raw[1] if raw else None) != token:
+                    return False
+                self._write_atomic(path, data)
+            return True
+        if self._s3:
+            fs: Any = self.fs
+            bucket, key, _ = fs.split_path(path)
+            condition = {"IfMatch": token} if token is not None else {"IfNoneMatch": "*"}
+            try:
+                fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+            except (FileExistsError, FileNotFoundError):
+                return False
+            except OSError as exc:
+                if _precondition_failed(exc):
+                    return False
+                raise
+            finally:
+                fs.invalidate_cache(path)
+            return True
+        self._write_atomic(path, data)
+        return True
+
+    def _write_atomic(self, path: str, data: bytes) -> None:
+        """Write a whole file in one step (local: temporary file + ``os.replace``; S3: one PUT)."""
+        if self.protocol == "file":
+            _local_replace(path, lambda tmp: _write_local(tmp, data))
+        else:
+            self.fs.pipe_file(path, data)
+
+    def _put_atomic(self, local_path: str, path: str) -> None:
+        """Upload a local file in one step (local: copy to a temporary file + ``os.replace``)."""
+        if self.protocol == "file":
+            def make(tmp: str) -> None:
+                shutil.copyfile(local_path, tmp)
+
+            _local_replace(path, make)
+        else:
+            self.fs.put_file(local_path, path)
+
+    def _place(self, src: str, dst: str) -> None:
+        """Copy a staged file to its committed place in one atomic step.
+
+        Local: a hard link (a copy where the filesystem has none) to a temporary name, then
+        ``os.replace``; S3: one server-side copy.  The staged file stays until the commit ends.
+        """
+        fs: Any = self.fs
+        if self.protocol == "file":
+            def make(tmp: str) -> None:
+                try:
+                    fs.link(src, tmp)
+                except OSError as exc:
+                    if exc.errno not in _NO_HARDLINK:
+                        raise
+                    shutil.copyfile(src, tmp)
+
+            _local_replace(dst, make)
+        else:
+            fs.cp_file(src, dst)
+
+    def _tree(self, prefix: str, *, withdirs: bool = False) -> dict[str, dict[str, Any]]:
+        """Everything below ``prefix`` (path -> fsspec info), listed afresh; {} when absent."""
+        self.fs.invalidate_cache(prefix)
+        try:
+            found = self.fs.find(prefix, withdirs=withdirs, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {str(k): dict(v) for k, v in found.items() if str(k).rstrip("/") != prefix.rstrip("/")}
+
+    def _rm_tree(self, path: str) -> bool:
+        """Remove a folder and everything below it; False when absent or not fully removed."""
+        self.fs.invalidate_cache(path)
+        try:
+            self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            log.warning("%s://%s: not fully removed (%s)", self.protocol, path, exc)
+            return False
+        return True
+
+
+async def _s3_get_object(fs: Any, path: str) -> tuple[bytes, str]:
+    bucket, key, _ = fs.split_path(path)
+    resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    try:
+        body: bytes = await resp["Body"].read()
+    finally:
+        resp["Body"].close()
+    return body, str(resp.get("ETag", ""))
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """Whether an s3fs error is a failed ``If-Match``/``If-None-Match`` (412, or 409 on a conflict)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            code = str(response.get("Error", {}).get("Code", ""))
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: str) -> Iterator[None]:
+    """Exclusive ``flock`` of a local folder; the kernel releases it when the process dies."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # e.g. ENOLCK on some network filesystems
+            log.warning("%s: cannot lock (%s); concurrent commits here are not serialised", folder, exc)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _local_replace(path: str, make: Callable[[str], None]) -> None:
+    """Create ``path`` atomically: ``make`` fills a temporary file beside it, ``os.replace`` moves it in."""
+    folder = posixpath.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = posixpath.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(path)[:64]}")
+    try:
+        make(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _write_local(path: str, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _mtime(info: Mapping[str, Any]) -> float | None:
+    """Modification time of an fsspec info record (local ``mtime``, S3 ``LastModified``)."""
+    value = info.get("mtime", info.get("LastModified"))
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _newer(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _same_files(a: Iterable[FileEntry], b: Iterable[FileEntry]) -> bool:
+    return sorted((f.name, f.sha256, f.bytes) for f in a) == sorted((f.name, f.sha256, f.bytes) for f in b)
 
 
 class PartitionWriter:
@@ -559,7 +1035,11 @@ class PartitionWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is None and not self._done:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException:
+                self.abort()
+                raise
         elif not self._done:
             self.abort()
 
@@ -600,10 +1080,7 @@ class PartitionWriter:
     def write_bytes(self, name: str, data: bytes, rows: int | None = None) -> FileEntry:
         """Stage one file from bytes."""
         self._check_name(name)
-        path = posixpath.join(self._staging, name)
-        self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        with self.lake.fs.open(path, "wb") as fh:
-            fh.write(data)
+        self.lake._write_atomic(posixpath.join(self._staging, name), data)
         entry = FileEntry(name=name, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=rows)
         self._files[name] = entry
         return entry
@@ -617,9 +1094,7 @@ class PartitionWriter:
             for chunk in iter(lambda: src.read(_HASH_CHUNK_BYTES), b""):
                 digest.update(chunk)
                 size += len(chunk)
-        path = posixpath.join(self._staging, name)
-        self.lake.fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self.lake.fs.put_file(os.fspath(local_path), path)
+        self.lake._put_atomic(os.fspath(local_path), posixpath.join(self._staging, name))
         entry = FileEntry(name=name, bytes=size, sha256=digest.hexdigest(), rows=rows)
         self._files[name] = entry
         return entry
@@ -697,44 +1172,90 @@ class PartitionWriter:
             return self.write_local_file(name, out)
 
     def commit(self) -> Manifest:
-        """Make the staged files the partition's content; the manifest goes last."""
+        """Publish the staged files as the partition's new version; the manifest goes last.
+
+        1. Read the current manifest (with a token of it: its sha256 locally, its ETag on S3).
+        2. Place the staged files in the version folder ``<partition>/_v-<16 hex>`` named from
+           them and from the current version, each file in one atomic step (local: hard link or
+           copy to a temporary name + ``os.replace``; S3: one server-side copy), and check that
+           the folder is complete.  When the files are the current version's, that folder is
+           kept (missing files are put back).
+        3. Replace the manifest in one conditional, atomic step, only if it is still what step 1
+           read (local: under ``flock`` of the partition folder, temporary file + ``os.replace``;
+           S3: one PUT with ``If-Match``/``If-None-Match``).  When another commit replaced it
+           meanwhile, start again at 1.  An identical manifest is not rewritten.
+        4. Remove the version the replaced manifest named (format 1: its files), then the
+           staged files.
+
+        Whatever is killed when, and whatever commits at the same time, the partition is its
+        previous or its new complete version; :meth:`Lake.gc_staging` removes the leftovers of
+        killed commits.
+
+        Raises
+        ------
+        StorageError
+            When a staged file is missing, the version folder lost files while it was filled,
+            or concurrent commits kept replacing the manifest for :data:`_COMMIT_ATTEMPTS` tries.
+        """
         if self._done:
             raise StorageError(f"{self.lake.partition_url(self.key)}: writer already finished")
-        fs = self.lake.fs
-        folder = self.lake.path(self.key.relpath)
-        manifest = Manifest(
-            key=self.key,
-            files=tuple(self._files[n] for n in sorted(self._files)),
-            config=self.config,
-            config_hash=self.config_hash,
-            code_version=code_version(),
-            info=self.info,
-        )
+        lake = self.lake
+        folder = lake.path(self.key.relpath)
         manifest_path = posixpath.join(folder, MANIFEST_NAME)
-        # 1. invisible: remove the old manifest, then the old files.
-        if fs.exists(manifest_path):
-            fs.rm(manifest_path)
-        if fs.exists(folder):
-            fs.rm(folder, recursive=True)
-        # 2. move the staged files in.
-        fs.makedirs(folder, exist_ok=True)
-        for name in sorted(self._files):
-            dst = posixpath.join(folder, name)
-            fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-            fs.mv(posixpath.join(self._staging, name), dst)
-        # 3. visible: the manifest, atomically (local: temp file + rename; S3: one PUT).
-        text = manifest.to_json().encode()
-        if self.lake.protocol == "file":
-            tmp = posixpath.join(folder, f".{MANIFEST_NAME}.{uuid.uuid4().hex}")
-            with fs.open(tmp, "wb") as fh:
-                fh.write(text)
-            os.replace(tmp, manifest_path)
+        where = lake.url(self.key.relpath, MANIFEST_NAME)
+        entries = tuple(self._files[n] for n in sorted(self._files))
+        filled: str | None = None  # the version folder this commit has filled and checked
+        problem = "concurrent commits kept replacing the manifest"
+        for attempt in range(_COMMIT_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0.0, min(0.05, 0.001 * 2**attempt)))
+            raw = lake._read_raw(manifest_path)
+            current: Manifest | None = None
+            if raw is not None:
+                try:
+                    current = Manifest.from_json(raw[0].decode("utf-8", errors="replace"), where=where)
+                except StorageError as exc:
+                    log.warning("%s; the commit replaces it", exc)
+            if current is not None and current.version is not None and _same_files(current.files, entries):
+                version, parent, keep = current.version, current.parent, True
+            else:
+                parent = current.version if current is not None else None
+                version, keep = _version_name(entries, parent), False
+            manifest = Manifest(
+                key=self.key,
+                files=entries,
+                config=self.config,
+                config_hash=self.config_hash,
+                code_version=code_version(),
+                info=self.info,
+                version=version,
+                parent=parent,
+            )
+            text = manifest.to_json().encode()
+            target = posixpath.join(folder, version)
+            if filled != version:
+                # a new version: place every file; a kept one: put back what is missing (a repair),
+                # unless it is missing because a concurrent commit replaced that version
+                todo = self._missing(target, entries) if keep else list(self._files)
+                if keep and todo and lake._read_raw(manifest_path) != raw:
+                    continue
+                if not self._fill(target, todo):
+                    continue  # the kept version folder went away: a concurrent commit replaced it
+                if todo and (lost := self._missing(target, entries)):
+                    problem = f"{lake.url(self.key.relpath, version)} lost {', '.join(lost)} while being filled"
+                    continue  # removed meanwhile (a replaced kept version, gc, a delete): fill it again
+                filled = version
+            if raw is not None and raw[0] == text:
+                break  # committed exactly so already (an identical re-run)
+            if lake._cas_write(manifest_path, raw[1] if raw is not None else None, text):
+                self._retire(folder, current, version)
+                break
         else:
-            with fs.open(manifest_path, "wb") as fh:
-                fh.write(text)
+            raise StorageError(f"{lake.partition_url(self.key)}: commit gave up after {_COMMIT_ATTEMPTS} attempts "
+                               f"({problem})")
         self._cleanup_staging()
         self._done = True
-        log.info("committed %s (%d files, %d rows)", self.lake.partition_url(self.key),
+        log.info("committed %s (%s, %d files, %d rows)", lake.partition_url(self.key), manifest.version,
                  len(manifest.files), manifest.rows)
         return manifest
 
@@ -743,13 +1264,57 @@ class PartitionWriter:
         self._cleanup_staging()
         self._done = True
 
+    def _fill(self, target: str, names: Iterable[str]) -> bool:
+        """Place the staged files ``names`` in the version folder ``target``.
+
+        False when the folder disappeared meanwhile (a concurrent commit replaced the version
+        that is kept); :class:`StorageError` when a staged file is missing.
+        """
+        lake = self.lake
+        if lake.protocol == "file":
+            os.makedirs(target, exist_ok=True)
+        lake.fs.invalidate_cache(self._staging)
+        for name in sorted(names):
+            src = posixpath.join(self._staging, name)
+            try:
+                lake._place(src, posixpath.join(target, name))
+            except FileNotFoundError as exc:
+                lake.fs.invalidate_cache(src)
+                if lake.fs.exists(src):
+                    return False
+                raise StorageError(f"{lake.url(STAGING_DIR, self.token, self.key.relpath, name)}: staged file "
+                                   f"missing at commit ({exc})") from exc
+        return True
+
+    def _missing(self, target: str, entries: Iterable[FileEntry]) -> list[str]:
+        """Names of ``entries`` not in the version folder with their size (one listing)."""
+        sizes = {posixpath.relpath(p, target): i.get("size") for p, i in self.lake._tree(target).items()}
+        return [e.name for e in entries if sizes.get(e.name) != e.bytes]
+
+    def _retire(self, folder: str, current: Manifest | None, version: str) -> None:
+        """Remove what the replaced manifest named (best effort: leftovers are found by gc)."""
+        lake = self.lake
+        if current is None:
+            return
+        if current.version is not None:
+            if current.version != version:
+                lake._rm_tree(posixpath.join(folder, current.version))
+            return
+        for entry in current.files:  # format 1: the files sit directly in the partition folder
+            try:
+                lake.fs.rm_file(posixpath.join(folder, entry.name))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("%s: old file not removed (%s)", lake.url(self.key.relpath, entry.name), exc)
+        if lake.protocol == "file":
+            subdirs = {posixpath.dirname(e.name) for e in current.files if "/" in e.name}
+            for sub in sorted(subdirs, key=lambda d: -d.count("/")):
+                with contextlib.suppress(OSError):
+                    os.removedirs(posixpath.join(folder, sub))  # stops at the first non-empty folder
+
     def _cleanup_staging(self) -> None:
-        fs = self.lake.fs
-        try:
-            if fs.exists(self._staging):
-                fs.rm(self._staging, recursive=True)
-        except FileNotFoundError:
-            pass
+        self.lake._rm_tree(self._staging)
         if self.lake.protocol == "file":  # object stores have no empty folders to leave behind
             root = self.lake.path(STAGING_DIR)
             folder = posixpath.dirname(self._staging)
@@ -763,7 +1328,7 @@ class PartitionWriter:
     def _check_name(self, name: str) -> None:
         if self._done:
             raise StorageError(f"{self.lake.partition_url(self.key)}: writer already finished")
-        if name == MANIFEST_NAME or name.startswith(("/", ".")) or ".." in name.split("/"):
+        if not is_safe_file_name(name):
             raise StorageError(f"{self.lake.partition_url(self.key)}: invalid file name {name!r}")
 
 

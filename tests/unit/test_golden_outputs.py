@@ -1,4 +1,4 @@
-"""The committed outputs of a small simulated day, byte for byte (golden sha256 of every file).
+"""The committed outputs of a small simulated day, byte for byte (golden sha256 of every committed file).
 
 The checksums in ``tests/golden/small_day_sha256.json`` were recorded before the refit that
 introduced the product registry and the job runner (S2 partitions then lived under
@@ -25,10 +25,20 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "small_day_sha256.json
 _COMPARED = (".parquet", ".tif", ".png")
 
 
-def _checksums(lake_dir: Path) -> dict[str, str]:
-    return {str(p.relative_to(lake_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(lake_dir.rglob("*"))
-            if p.is_file() and p.suffix in _COMPARED and p.relative_to(lake_dir).parts[0] != "inventory"}
+def _checksums(lake: Lake) -> dict[str, str]:
+    """``<partition relpath>/<name>`` -> sha256 of the committed bytes, for every file the manifests list.
+
+    Found through the manifests, not the folders: the version folder a file sits in is no part of the key.
+    """
+    out = {}
+    for stage in sorted(p.name for p in Path(lake.path()).iterdir() if p.is_dir() and not p.name.startswith("_")):
+        if stage == "inventory":
+            continue
+        for key in lake.partitions(stage):
+            _, files = lake.read_partition(key, verify=True)
+            out.update({f"{key.relpath}/{name}": hashlib.sha256(data).hexdigest()
+                        for name, data in files.items() if Path(name).suffix in _COMPARED})
+    return dict(sorted(out.items()))
 
 
 def test_small_day_outputs_are_byte_identical(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -39,7 +49,7 @@ def test_small_day_outputs_are_byte_identical(small_sim_day, tmp_path: Path) -> 
         uris = [str(u) for u in (small_sim_day.atl03 if kind == "ATL03" else small_sim_day.scenes)]
         summary = run_job(job, uris, lake, day="2019-11-04")
         assert summary["failed"] == [] and summary["skipped"] == []
-    got = _checksums(lake_dir)
+    got = _checksums(lake)
     if os.environ.get("SEAICE_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     assert got == json.loads(GOLDEN.read_text())

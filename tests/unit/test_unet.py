@@ -393,7 +393,7 @@ def test_write_unet_partition_round_trip(small_scene: Path, tmp_path: Path) -> N
     assert manifest.info["model"]["training_views"] == ["original", "filtered"]
     assert manifest.info["class_fractions"]["unlabeled"] == pytest.approx(1 - valid.mean())
     assert manifest.config == cfg.to_dict()
-    with rasterio.open(lake.path(key.relpath, LABELS_FILE)) as ds:
+    with rasterio.open(lake.committed_file_path(key, LABELS_FILE)) as ds:
         np.testing.assert_array_equal(ds.read(1), labels)
         assert ds.crs.to_string() == scene.crs and tuple(ds.transform)[:6] == pytest.approx(scene.transform)
         assert (ds.height, ds.width) == scene.shape and ds.nodata == UNLABELED
