@@ -581,6 +581,7 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
         if job.check_arguments is not None:
             job.check_arguments(args, config)
         lake = _writable_lake(args.lake)
+        inputs = inputs_from_env()
         uris = split_uris(getattr(args, job.inputs_arg.replace("-", "_")))
         whole_day = day is not None and not uris
         if day is not None and not uris:
@@ -591,7 +592,8 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
     backend: Backend = (LocalBackend() if args.no_spark
                         else SparkBackend(spark_session(f"seaice-{job.name}", args.master), args.tasks_per_core))
     try:
-        summary = run_job(job, uris, lake, config, day=day, backend=backend, check=False, whole_day=whole_day,
+        summary = run_job(job, uris, lake, config, day=day, inputs=inputs, backend=backend, check=False,
+                          whole_day=whole_day,
                           **{k: v for k, v in vars(args).items() if k not in _COMMON_ARGS})
     finally:
         backend.close()

@@ -198,3 +198,14 @@ def test_two_folders_of_one_scene_key_are_not_mixed(small_sim_day, tmp_path: Pat
     summary = run_job(s2_labels.JOB, [str(first), str(second)], lake, S2LabelConfig(), day=DAY)
     assert len(lake.partitions(S2_LABELS.name)) == 1 and summary["failed"] == []
     assert [s["uri"] for s in summary["skipped"]] == [str(second)] and "is also" in summary["skipped"][0]["reason"]
+
+
+def test_bad_store_options_are_argument_errors(small_sim_day, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("SEAICE_CATALOG_OPTIONS", "SEAICE_LAKE_OPTIONS"):
+        monkeypatch.setenv(name, "{not json")
+        code = main(resample.JOB, ["--granules", str(small_sim_day.atl03[0]), "--lake", str(tmp_path / "lake"),
+                                   "--no-spark"])
+        err = capsys.readouterr().err.strip()
+        assert code == EXIT_BAD_ARGUMENT and name in err and "\n" not in err
+        monkeypatch.delenv(name)
