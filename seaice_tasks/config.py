@@ -44,7 +44,7 @@ def parse_day(text: str, argument: str = "--date") -> dt.date:
     except ValueError as exc:
         raise ConfigError(f"{argument}: {text!r} is not a day YYYY-MM-DD ({exc})") from None
 
-__all__ = ["JsonConfig", "ReaderConfig", "StorageConfig", "DiscoverConfig", "config_hash", "parse_day"]
+__all__ = ["JsonConfig", "ReaderConfig", "StorageConfig", "DiscoverConfig", "config_hash", "parse_day", "json_default"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +149,30 @@ def _coerce(owner: str, name: str, hint: Any, value: Any) -> Any:
             raise ConfigError(f"{owner}.{name}: expected {hint.__name__}, got {value!r}")
         return value
     return value
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for the values stages hand over: numpy scalars and arrays, dates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> json.dumps({"n": np.int64(3), "ok": np.bool_(True), "day": dt.date(2019, 11, 4)}, default=json_default)
+    '{"n": 3, "ok": true, "day": "2019-11-04"}'
+    """
+    import numpy as np
+
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dt.date):  # datetime too
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def config_hash(config: JsonConfig) -> str:

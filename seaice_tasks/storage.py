@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seaice_tasks import __version__
-from seaice_tasks.config import JsonConfig, config_hash
+from seaice_tasks.config import JsonConfig, config_hash, json_default
 from seaice_tasks.errors import StorageError
 from seaice_tasks.schemas import validate_table
 
@@ -315,7 +315,7 @@ class Manifest:
         }
         if self.version is not None:
             doc.update(version=self.version, parent=self.parent)
-        return json.dumps(doc, sort_keys=True, indent=1, default=_json_default)
+        return json.dumps(doc, sort_keys=True, indent=1, default=json_default)
 
     @classmethod
     def from_json(cls, text: str, where: str = "manifest") -> Manifest:
@@ -359,16 +359,6 @@ class Manifest:
             raise
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StorageError(f"{where}: damaged manifest ({exc})") from exc
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 #: Environment prefixes of the two stores: the lake (outputs) and the catalog (raw inputs).
@@ -1018,7 +1008,7 @@ class PartitionWriter:
         else:
             self.config = dict(config or {})
             self.config_hash = hashlib.sha256(
-                json.dumps(self.config, sort_keys=True, default=_json_default).encode()
+                json.dumps(self.config, sort_keys=True, default=json_default).encode()
             ).hexdigest()[:16]
         self.info: dict[str, Any] = {}
         self._files: dict[str, FileEntry] = {}
@@ -1123,7 +1113,7 @@ class PartitionWriter:
                 "code_version": code_version(),
             },
             sort_keys=True,
-            default=_json_default,
+            default=json_default,
         ).encode()
         table = table.replace_schema_metadata(meta)
         sink = pa.BufferOutputStream()

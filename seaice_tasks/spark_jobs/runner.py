@@ -34,9 +34,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Generic, Protocol
 
-import numpy as np
-
-from seaice_tasks.config import JsonConfig, parse_day
+from seaice_tasks.config import JsonConfig, json_default, parse_day
 from seaice_tasks.errors import ConfigError, SeaIceError, StorageError
 from seaice_tasks.outputs import BytesOutput, stage_output, write_partition
 from seaice_tasks.products import INVENTORY, REPORT_FILE, Product
@@ -117,22 +115,8 @@ def split_uris(text: str) -> list[str]:
     return [u for u in (s.strip() for s in text.split(",")) if u]
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, sort_keys=True)
+    return json.dumps(value, default=json_default, sort_keys=True)
 
 
 def _path_of(fn: Callable[..., Any]) -> str:
