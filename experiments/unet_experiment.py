@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Final
 import numpy as np
 import numpy.typing as npt
 
-from seaice_tasks.config import JsonConfig, config_hash
+from seaice_tasks.config import JsonConfig, config_hash, json_default
 from seaice_tasks.constants import UNLABELED
 from seaice_tasks.io.s2 import open_s2_scene, read_reflectance, rgb_composite
 from seaice_tasks.metrics import evaluate
@@ -317,17 +317,11 @@ def run_experiment(config: ExperimentConfig, out: str | Path) -> dict[str, Any]:
         "runtime_s": {"simulate": simulated - started, "labels": labelled - simulated, "train": trained - labelled,
                       "evaluate": evaluated - trained, "total": time.perf_counter() - started},
     }
-    text = json.dumps(metrics, indent=1, sort_keys=True, allow_nan=False, default=_json_default)
+    text = json.dumps(metrics, indent=1, sort_keys=True, allow_nan=False, default=json_default)
     (root / METRICS_FILE).write_text(text + "\n")
     log.info("U-Net experiment done in %.0f s -> %s", metrics["runtime_s"]["total"], root / METRICS_FILE)
     result: dict[str, Any] = json.loads(text)
     return result
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _fmt(value: float | None) -> str:

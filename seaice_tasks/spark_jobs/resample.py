@@ -59,13 +59,15 @@ def run(job: Run[ResampleConfig], granules: list[str], args: argparse.Namespace)
     results = job.map(resample_chunk_work, items, weights=[float(i["photons"]) + 1.0 for i in items])
     errors: dict[PartitionKey, list[str]] = {}
     rows: dict[PartitionKey, int] = {}
+    uri_of: dict[PartitionKey, str] = {}
     for r in results:
         key = item_key(r.record)
+        uri_of[key] = r.record["uri"]
         rows[key] = rows.get(key, 0) + sum(int(x["rows"]) for x in r.rows)
         if not r.ok:
             errors.setdefault(key, []).append(r.error)
     empty = sorted(k for k, n in rows.items() if n == 0 and k not in errors)
-    skipped += [{"uri": next(i["uri"] for i in items if item_key(i) == k), "beam": str(k.beam),
+    skipped += [{"uri": uri_of[k], "beam": str(k.beam),
                  "reason": f"{k.relpath}: no photon passes the selection (signal_conf[{job.config.surface_type}] >= "
                            f"{job.config.min_signal_conf}, quality, finite values); not committed"} for k in empty]
     manifests = job.commit(results, exclude=[*errors, *empty], info=lambda key, entries: {"parts": len(entries)})
