@@ -5,6 +5,8 @@
 ``seaice simulate --out DIR``     a simulated polar day with known truth, in the real layouts
 ``seaice resample GRANULE...``    ATL03 -> 2 m segment partitions (spark-submit, or in-process)
 ``seaice label-s2 SCENE...``      Sentinel-2 -> filtered colour-label COGs (spark-submit, or in-process)
+``seaice colocate --date D``      2 m tracks x S2 labels -> pairs, drift shifts, labelled segments
+``seaice training-set --dates D`` labelled segments -> a versioned, immutable training set
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 ``seaice gc``                     remove leftovers of dead runs and killed commits from the lake
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from seaice_tasks import __version__
-from seaice_tasks.errors import SeaIceError
+from seaice_tasks.errors import ConfigError, SeaIceError
 from seaice_tasks.io.inspect import inspect_path
 from seaice_tasks.io.summary import ProductSummary
 
@@ -144,6 +147,28 @@ def _cmd_label_s2(args: argparse.Namespace) -> int:
                                   args.lake or "", "--config", args.config, "--unet-model", args.unet_model], args)
 
 
+def _cmd_colocate(args: argparse.Namespace) -> int:
+    return _run_job("colocate", ["--granules", ",".join(args.granules), "--date", args.date, "--lake",
+                                 args.lake or "", "--config", args.config, "--corrections", args.corrections,
+                                 "--drift-overrides", args.drift_overrides], args)
+
+
+def _cmd_training_set(args: argparse.Namespace) -> int:
+    from seaice_tasks.config import parse_day
+    from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
+    from seaice_tasks.storage import lake_from_env
+
+    days = [parse_day(d) for d in args.dates.split(",") if d.strip()]
+    if not days:
+        raise ConfigError("--dates: at least one YYYY-MM-DD")
+    config = TrainingSetConfig.from_json(args.config)
+    if args.name:
+        config = dataclasses.replace(config, name=args.name)
+    summary = run_training_set(lake_from_env(args.lake), days, config)
+    print(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from seaice_tasks.demo import run_demo
 
@@ -220,6 +245,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     p.set_defaults(func=_cmd_label_s2)
+
+    p = sub.add_parser("colocate", help="2 m tracks x S2 labels -> pairs, drift shifts, labelled segments (Spark)")
+    p.add_argument("granules", nargs="*", metavar="GRANULE", help="granule keys (default: every 2 m track of the day)")
+    p.add_argument("--date", required=True, help="UTC day YYYY-MM-DD of the 2 m tracks")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--config", default="{}", help="ColocateConfig fields as JSON (refine, drift_scope, ...)")
+    p.add_argument("--corrections", default="", metavar="URL",
+                   help="manual label corrections (CSV/Parquet: granule, beam, x_from, x_to, class, author, note)")
+    p.add_argument("--drift-overrides", default="", metavar="URL",
+                   help="manual drift shifts (CSV/Parquet: granule, beam, scene, dx, dy, author, note)")
+    p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
+    p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
+    p.set_defaults(func=_cmd_colocate)
+
+    p = sub.add_parser("training-set", help="labelled segments of some days -> a versioned, immutable training set")
+    p.add_argument("--dates", required=True, help="comma-separated UTC days YYYY-MM-DD")
+    p.add_argument("--name", default="", help="training-set name (default: the config's, 'seaice')")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--config", default="{}", help="TrainingSetConfig fields as JSON (features, split, block_m, ...)")
+    p.set_defaults(func=_cmd_training_set)
 
     p = sub.add_parser("demo", help="run the embedded default day through the daily DAG")
     p.add_argument("--workdir", default="var/demo", help="folder for the demo's catalog, lake and Airflow home")

@@ -37,7 +37,13 @@ import pyarrow as pa
 
 from seaice_tasks.constants import CLASS_COLOURS_RGB, SeaIceClass
 from seaice_tasks.errors import StorageError
-from seaice_tasks.schemas import INVENTORY_SCHEMA, SEGMENTS_2M_SCHEMA
+from seaice_tasks.schemas import (
+    INVENTORY_SCHEMA,
+    PAIRS_SCHEMA,
+    SEGMENTS_2M_SCHEMA,
+    SEGMENTS_LABELLED_SCHEMA,
+    TRAINING_SEGMENTS_SCHEMA,
+)
 from seaice_tasks.storage import KEY_FIELDS, PartitionKey
 
 __all__ = [
@@ -59,6 +65,10 @@ __all__ = [
     "S2_LABELS",
     "S2_LABELS_REPORT",
     "S2_UNET_LABELS",
+    "S2_PAIRS",
+    "SEGMENTS_LABELLED",
+    "COLOCATE_REPORT",
+    "TRAINING_SET",
     "PRODUCTS",
     "product",
     "INVENTORY_FILE",
@@ -66,6 +76,11 @@ __all__ = [
     "LABELS_FILE",
     "UNUSABLE_FILE",
     "QUICKLOOK_FILE",
+    "PAIRS_FILE",
+    "LABELLED_FILE",
+    "TRAINING_SEGMENTS_FILE",
+    "NORMALISATION_FILE",
+    "TRAINING_REPORT_FILE",
     "SEGMENT_PART_PATTERN",
     "segment_part_name",
     "LABEL_COLORMAP",
@@ -80,6 +95,11 @@ REPORT_FILE: Final[str] = "report.json"
 LABELS_FILE: Final[str] = "labels.tif"
 UNUSABLE_FILE: Final[str] = "unusable.tif"
 QUICKLOOK_FILE: Final[str] = "quicklook.png"
+PAIRS_FILE: Final[str] = "pairs.parquet"
+LABELLED_FILE: Final[str] = "segments.parquet"
+TRAINING_SEGMENTS_FILE: Final[str] = "segments.parquet"
+NORMALISATION_FILE: Final[str] = "normalisation.json"
+TRAINING_REPORT_FILE: Final[str] = "class_balance.json"
 #: One part file per work item of a track (``part-00000.parquet`` ...).
 SEGMENT_PART_PATTERN: Final[str] = "part-{part:05d}.parquet"
 #: Class code -> RGB of the label COGs' colour table.
@@ -281,10 +301,36 @@ S2_UNET_LABELS: Final[Product] = Product(
         FileSpec(QUICKLOOK_FILE, "image", "RGB composite beside the U-Net labels (PNG)"),
     ),
 )
+S2_PAIRS: Final[Product] = Product(
+    name="s2_pairs",
+    shape=DAY,
+    description="the day's ICESat-2 track / Sentinel-2 scene pairs: covered stretch, drift shift, agreement",
+    files=(FileSpec(PAIRS_FILE, "table", "one row per (granule, beam, scene) pair", schema=PAIRS_SCHEMA),),
+)
+SEGMENTS_LABELLED: Final[Product] = Product(
+    name="segments_labelled",
+    shape=PAIR,
+    description="2 m segments of one track under one scene with transferred labels and classifier features",
+    files=(FileSpec(LABELLED_FILE, "table", "GeoParquet, ascending x_atc_m, the pair's trimmed stretch",
+                    schema=SEGMENTS_LABELLED_SCHEMA),),
+)
+COLOCATE_REPORT: Final[Product] = _report("colocate_report", "colocation")
+TRAINING_SET: Final[Product] = Product(
+    name="training_set",
+    shape=TRAINING_SET_VERSION,
+    description="an immutable training set: labelled segments with window splits, normalisation, provenance",
+    files=(
+        FileSpec(TRAINING_SEGMENTS_FILE, "table", "labelled segments in track order; split of each window centre",
+                 schema=TRAINING_SEGMENTS_SCHEMA),
+        FileSpec(NORMALISATION_FILE, "json", "feature list and z-score statistics of the training split"),
+        FileSpec(TRAINING_REPORT_FILE, "json", "class balance per split, source pairs and corrections"),
+    ),
+)
 
 #: Every product, by name.
 PRODUCTS: Final[dict[str, Product]] = {
-    p.name: p for p in (INVENTORY, SEGMENTS_2M, RESAMPLE_REPORT, S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS)
+    p.name: p for p in (INVENTORY, SEGMENTS_2M, RESAMPLE_REPORT, S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS,
+                        S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET)
 }
 
 

@@ -142,3 +142,111 @@ SEGMENTS_2M_SCHEMA: Final[pa.Schema] = pa.schema(
     metadata={"seaice_schema": "segments_2m/1"},
 )
 __all__ += ["SEGMENTS_2M_SCHEMA"]
+
+
+#: One (granule, beam, scene) pair of the day (product ``s2_pairs``; seaice_tasks.is2.colocate,
+#: docs/colocation.md): the stretch of the track a Sentinel-2 scene covers and the drift shift used.
+PAIRS_SCHEMA: Final[pa.Schema] = pa.schema(
+    [
+        field("granule", pa.string(), "", "ATL03 granule key YYYYMMDDhhmmss_RRRRCCSS", nullable=False),
+        field("beam", pa.string(), "", "beam group gt1l..gt3r", nullable=False),
+        field("scene", pa.string(), "", "Sentinel-2 scene key YYYYMMDDThhmmss_Txxxxx", nullable=False),
+        field("scene_crs", pa.string(), "", "CRS of the scene's label raster", nullable=False),
+        field("dt_s", pa.float64(), "s", "median t_IS2 - t_S2 over the covered segments", nullable=False),
+        field("x_atc_from_m", pa.float64(), "m", "first covered segment's x_atc (bin start)", nullable=False),
+        field("x_atc_to_m", pa.float64(), "m", "last covered segment's x_atc (bin end)", nullable=False),
+        field("overlap_m", pa.float64(), "m", "covered length: 2 m segments inside the valid footprint x 2 m",
+              nullable=False),
+        field("n_segments", pa.int64(), "", "segments inside the valid footprint", nullable=False),
+        field("usable_fraction", pa.float64(), "", "fraction of covered segments on a usable (not cloud/shadow) "
+                                                   "labelled pixel", nullable=False),
+        field("n_labelled", pa.int64(), "", "segments labelled after the shift, trimming and corrections",
+              nullable=False),
+        field("n_leads", pa.int64(), "", "runs of S2 water/thin-ice segments along the track (drift signal)",
+              nullable=False),
+        field("shift_dx_m", pa.float64(), "m", "drift shift applied, EPSG:3976 x (ice moved by it from S2 to IS2)",
+              nullable=False),
+        field("shift_dy_m", pa.float64(), "m", "drift shift applied, EPSG:3976 y", nullable=False),
+        field("shift_source", pa.string(), "", "estimated, override, or zero (no signal)", nullable=False),
+        field("estimated_dx_m", pa.float64(), "m", "the search's best shift, EPSG:3976 x (NaN: no search)"),
+        field("estimated_dy_m", pa.float64(), "m", "the search's best shift, EPSG:3976 y (NaN: no search)"),
+        field("shift_confidence", pa.float64(), "", "peak correlation / best correlation > exclusion radius away "
+                                                    "(1: no distinct peak)"),
+        field("low_confidence", pa.bool_(), "", "no usable drift signal: the zero shift was used", nullable=False),
+        field("agreement_before", pa.float64(), "", "S2 lead/ice vs photon lead/ice agreement at zero shift"),
+        field("agreement_after", pa.float64(), "", "the same at the applied shift"),
+        field("correlation_before", pa.float64(), "", "S2 lead indicator vs photon lowness correlation at zero shift"),
+        field("correlation_after", pa.float64(), "", "the same at the applied shift"),
+    ],
+    metadata={"seaice_schema": "s2_pairs/1"},
+)
+__all__ += ["PAIRS_SCHEMA"]
+
+#: Per-segment features of the classifiers (METHOD.md §5.4; seaice_tasks.is2.features).
+FEATURE_FIELDS: Final[tuple[pa.Field, ...]] = (
+    field("h_cor_mean_m", pa.float64(), "m", "corrected mean height (segments_2m)"),
+    field("h_diff_m", pa.float64(), "m", "h_cor_mean_m - h_cor_median_m (mean-median asymmetry)"),
+    field("rel_height_m", pa.float64(), "m", "h_cor_mean_m minus a label-free local reference (low percentile "
+                                             "of the 10 km window)"),
+    field("rel_height_labels_m", pa.float64(), "m", "authors' relative height: h_cor_mean_m minus the minimum "
+                                                    "labelled-water height of the 10 km window (label leakage; "
+                                                    "parity only)"),
+    field("height_sd_m", pa.float64(), "m", "population std of photon heights (segments_2m h_std_m)"),
+    field("pcnth_mean", pa.float64(), "photon/shot", "mean signal photons per shot"),
+    field("pcnt_mean", pa.float64(), "photon/shot", "mean photons per shot"),
+    field("bcnt_mean", pa.float64(), "count", "mean background counts per 50-shot window"),
+    field("brate_mean", pa.float64(), "count/s", "mean background rate"),
+    field("d_pcnt", pa.float64(), "photon/shot", "first along-track difference of pcnt_mean (paper's 6-feature set)"),
+    field("d_brate", pa.float64(), "count/s", "first along-track difference of brate_mean (paper's 6-feature set)"),
+)
+__all__ += ["FEATURE_FIELDS"]
+
+#: 2 m segments of one (granule, beam) under one Sentinel-2 scene with transferred labels and
+#: features (product ``segments_labelled``; seaice_tasks.is2.label_transfer, docs/colocation.md).
+SEGMENTS_LABELLED_SCHEMA: Final[pa.Schema] = pa.schema(
+    [
+        field("granule", pa.string(), "", "ATL03 granule key", nullable=False),
+        field("beam", pa.string(), "", "beam group", nullable=False),
+        field("scene", pa.string(), "", "Sentinel-2 scene key", nullable=False),
+        field("bin_index", pa.int64(), "", "2 m bin index (x_atc_m / 2)", nullable=False),
+        field("x_atc_m", pa.float64(), "m", "along-track distance of the bin start", nullable=False),
+        field("lat_deg", pa.float64(), "deg", "mean photon latitude"),
+        field("lon_deg", pa.float64(), "deg", "mean photon longitude"),
+        field("dt_s", pa.float64(), "s", "t_IS2 - t_S2 of the segment"),
+        field("pixel_row", pa.int32(), "", "label raster row looked up after the shift (-1 outside)",
+              nullable=False),
+        field("pixel_col", pa.int32(), "", "label raster column looked up after the shift (-1 outside)",
+              nullable=False),
+        field("label_s2", pa.uint8(), "", "colour label of the pixel (0 thick, 1 thin, 2 water, 255 unlabeled)",
+              nullable=False),
+        field("label_unet", pa.uint8(), "", "U-Net label of the pixel (255: none or not used)", nullable=False),
+        field("label", pa.uint8(), "", "final label: the automatic label, photon refinement, manual corrections",
+              nullable=False),
+        field("label_source", pa.string(), "", "s2, unet, photons, manual or none", nullable=False),
+        field("correction_row", pa.int32(), "", "row of the corrections table applied (-1: none)", nullable=False),
+        field("n_photons", pa.int32(), "photon", "selected photons in the bin", nullable=False),
+        *FEATURE_FIELDS,
+        field("geometry", pa.binary(), "", "WKB point (lon_deg, lat_deg), EPSG:4326", nullable=False),
+    ],
+    metadata={"seaice_schema": "segments_labelled/1"},
+)
+__all__ += ["SEGMENTS_LABELLED_SCHEMA"]
+
+#: Segments of a training set (product ``training_set``; seaice_tasks.is2.training_set): every
+#: labelled segment of the windows, in track order, with the split of the windows centred on it.
+TRAINING_SEGMENTS_SCHEMA: Final[pa.Schema] = pa.schema(
+    [
+        field("granule", pa.string(), "", "ATL03 granule key", nullable=False),
+        field("beam", pa.string(), "", "beam group", nullable=False),
+        field("scene", pa.string(), "", "Sentinel-2 scene the label came from", nullable=False),
+        field("bin_index", pa.int64(), "", "2 m bin index", nullable=False),
+        field("x_atc_m", pa.float64(), "m", "along-track distance of the bin start", nullable=False),
+        field("label", pa.uint8(), "", "label (0 thick, 1 thin, 2 water)", nullable=False),
+        field("block", pa.int64(), "", "along-track block index floor(x_atc / block length)", nullable=False),
+        field("split", pa.int8(), "", "split of the window centred here: 0 train, 1 validation, 2 test, "
+                                      "-1 not a window centre", nullable=False),
+        *FEATURE_FIELDS,
+    ],
+    metadata={"seaice_schema": "training_set/1"},
+)
+__all__ += ["TRAINING_SEGMENTS_SCHEMA"]

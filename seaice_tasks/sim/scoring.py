@@ -21,7 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-__all__ = ["SegmentScore", "score_segments", "score_labels", "expected_h_cor_m"]
+__all__ = ["SegmentScore", "score_segments", "score_labels", "expected_h_cor_m", "truth_classes",
+           "score_label_transfer"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,36 @@ def score_labels(labels: npt.ArrayLike, truth_classes: str | Path | npt.ArrayLik
     else:
         truth = np.asarray(truth_classes)
     return evaluate(truth, np.asarray(labels))
+
+
+def truth_classes(segments: pd.DataFrame, truth_bins: pd.DataFrame, beam: str) -> npt.NDArray[np.uint8]:
+    """The truth class of each segment (matched on ``x_atc_m``; 255 where no truth bin)."""
+    truth = truth_bins.loc[truth_bins["beam"] == beam, ["x_atc_m", "class"]].rename(columns={"x_atc_m": "xk"})
+    xk = pd.DataFrame({"xk": np.round(segments["x_atc_m"].to_numpy(dtype=np.float64)).astype(np.int64)})
+    merged = xk.merge(truth, on="xk", how="left", validate="m:1")
+    return np.asarray(merged["class"].fillna(255).to_numpy(), dtype=np.uint8)
+
+
+def score_label_transfer(truth: npt.ArrayLike, labels: npt.ArrayLike) -> dict[str, Any]:
+    """Transferred 2 m labels against the truth classes: agreement, per-class precision/recall, labelled fraction.
+
+    ``accuracy`` is over the labelled segments (the issue's "overall agreement"); ``labelled``
+    the fraction of segments with a label; precision/recall per class code (None when undefined).
+
+    Examples
+    --------
+    >>> s = score_label_transfer([0, 0, 1, 2], [0, 255, 1, 1])
+    >>> round(s["accuracy"], 3), s["labelled"], s["recall"][2], s["precision"][1]
+    (0.667, 0.75, 0.0, 0.5)
+    """
+    from seaice_tasks.metrics import evaluate, per_class_precision, per_class_recall
+
+    out = evaluate(np.asarray(truth), np.asarray(labels))
+    cm = np.asarray(out["confusion_matrix"])
+
+    def by_class(values: npt.NDArray[np.float64]) -> dict[int, float | None]:
+        return {int(c): (float(v) if np.isfinite(v) else None) for c, v in zip(out["classes"], values, strict=True)}
+
+    return {"accuracy": out["pixel_accuracy"], "labelled": out["coverage"], "n_segments": out["n_truth"],
+            "n_labelled": out["n_evaluated"], "precision": by_class(per_class_precision(cm)),
+            "recall": by_class(per_class_recall(cm)), "confusion_matrix": out["confusion_matrix"]}

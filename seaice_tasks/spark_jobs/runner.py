@@ -345,6 +345,10 @@ class Job(Generic[ConfigT]):
     check_arguments : callable, optional
         ``check(args, config)`` raises :class:`~seaice_tasks.errors.SeaIceError` on an unusable
         option, before any work.
+    day_inputs : callable, optional
+        ``day_inputs(lake, day)``: the inputs of a whole-day run (``--date`` without explicit
+        inputs) when they are lake partitions rather than the inventory's raw files (default:
+        the day's inventory URIs of ``inventory_kind``).
     products : callable, optional
         ``products(args)``: the products this run may write.  After a whole-day run (``--date``
         with the inputs of the day's inventory) the day's partitions of these products that the
@@ -361,6 +365,7 @@ class Job(Generic[ConfigT]):
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     check_arguments: Callable[[argparse.Namespace, ConfigT], None] | None = None
     products: Callable[[argparse.Namespace], tuple[Product, ...]] | None = None
+    day_inputs: Callable[[Lake, dt.date], list[str]] | None = None
 
     def parser(self) -> argparse.ArgumentParser:
         """The job's argument parser (common options plus the job's own)."""
@@ -524,10 +529,10 @@ def run_job(
             raise ConfigError(f"{job.name}: unknown option {name!r}")
         setattr(args, name, value)
     cfg = config if config is not None else job.config_type()
-    if check and job.check_arguments is not None:
-        job.check_arguments(args, cfg)
     the_day = parse_day(day) if isinstance(day, str) else day
     args.date = the_day.isoformat() if the_day is not None else ""
+    if check and job.check_arguments is not None:
+        job.check_arguments(args, cfg)
     run = Run(job, cfg, lake, inputs if inputs is not None else inputs_from_env(), backend or LocalBackend())
     try:
         removed = lake.gc_staging(versions=False)  # staging of dead runs (never a live one: see heartbeat)
@@ -569,7 +574,8 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
         uris = split_uris(getattr(args, job.inputs_arg.replace("-", "_")))
         whole_day = day is not None and not uris
         if day is not None and not uris:
-            uris = inventory_uris(lake, day, job.inventory_kind)
+            uris = (job.day_inputs(lake, day) if job.day_inputs is not None
+                    else inventory_uris(lake, day, job.inventory_kind))
     except SeaIceError as exc:
         print(f"{job.name}: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_ARGUMENT
