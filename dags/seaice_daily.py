@@ -13,8 +13,17 @@ One UTC day of sea-ice processing:
    unusable-mask COG, quicklook) and an `s2_labels_report`; with the `s2_unet_model` param it
    also writes U-Net label partitions `s2_unet_labels/date=<day>/scene=<scene>`.
 
-Later stages (colocation, inference, sea surface and freeboard, validation,
-publishing) hang off these partitions.
+4. `colocate` (Spark, after both) pairs every 2 m track with the Sentinel-2 scenes it crosses
+   within 80 min, estimates each scene's drift shift, transfers the labels to the 2 m segments
+   and commits `s2_pairs/date=<day>`, `segments_labelled/date=<day>/granule=<g>/beam=<b>/scene=<s>`
+   and a `colocate_report` (params `colocate`, `corrections`, `drift_overrides`);
+5. `training_set` builds an immutable, versioned training set of the day's labelled segments
+   (`training_set/name=<n>/version=<v>`, param `training_set`) and updates the Asset
+   `seaice_training_set` that the training DAG is scheduled on; a day without labelled windows
+   skips it.
+
+Later stages (inference, sea surface and freeboard, validation, publishing) hang off these
+partitions.
 
 * Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D;
   `catchup` is on so that `airflow backfill create --dag-id seaice_daily --from-date ...
@@ -39,7 +48,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "seaice",
@@ -48,6 +57,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
 }
 DAY = "{{ params.date or ds }}"
+#: Updated whenever a new training set version is committed (the training DAG's schedule).
+TRAINING_SET_ASSET = Asset(name="seaice_training_set", uri="seaice://lake/training_set")
 
 
 def _spark_job(name: str) -> str:
@@ -77,6 +88,12 @@ def _spark_job(name: str) -> str:
         "resample": Param({}, type="object",
                           description="ResampleConfig fields (JSON; max_photons_per_chunk: photons per work item)"),
         "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
+        "colocate": Param({}, type="object", description="ColocateConfig fields (JSON; refine, drift_scope, ...)"),
+        "corrections": Param("", type="string", description="manual label corrections table (CSV/Parquet URL); "
+                                                            "empty = none"),
+        "drift_overrides": Param("", type="string", description="manual drift shifts table (CSV/Parquet URL); "
+                                                                "empty = none"),
+        "training_set": Param({}, type="object", description="TrainingSetConfig fields (JSON; name, features, split)"),
         "s2_unet_model": Param("", type="string",
                                description="U-Net model folder (save_unet) visible to the Spark executors; "
                                            "empty = colour labels only"),
@@ -116,7 +133,35 @@ def seaice_daily() -> None:
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
     )
 
-    discover() >> [resample_2m, s2_labels]
+    colocate = SparkSubmitOperator(
+        task_id="colocate",
+        conn_id="spark_default",
+        application=_spark_job("colocate.py"),
+        name="seaice-colocate-{{ params.date or ds }}",
+        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.colocate | tojson }}",
+                          "--corrections", "{{ params.corrections }}",
+                          "--drift-overrides", "{{ params.drift_overrides }}"],
+        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+
+    @task(outlets=[TRAINING_SET_ASSET])
+    def training_set(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The day's labelled segments -> a versioned training set (skipped when there is no window)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from seaice_tasks.config import parse_day
+        from seaice_tasks.is2.training_set import EmptyTrainingSetError, TrainingSetConfig, run_training_set
+        from seaice_tasks.storage import lake_from_env
+
+        p = params or {}
+        day = parse_day(p.get("date") or ds or "")
+        try:
+            return run_training_set(lake_from_env(p.get("lake") or None), [day],
+                                    TrainingSetConfig.from_dict(p.get("training_set") or {}))
+        except EmptyTrainingSetError as exc:
+            raise AirflowSkipException(str(exc)) from None
+
+    discover() >> [resample_2m, s2_labels] >> colocate >> training_set()
 
 
 DAG = seaice_daily()

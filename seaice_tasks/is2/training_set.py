@@ -64,6 +64,7 @@ from seaice_tasks.schemas import TRAINING_SEGMENTS_SCHEMA, validate_table
 from seaice_tasks.storage import Lake, Manifest
 
 __all__ = [
+    "EmptyTrainingSetError",
     "SPLIT_NAMES",
     "CLASS_KEYS",
     "STD_FLOOR",
@@ -74,6 +75,11 @@ __all__ = [
     "load_sources",
     "run_training_set",
 ]
+
+
+class EmptyTrainingSetError(SeaIceError):
+    """The inputs give no training window (no labelled segment, or none in the training split)."""
+
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +372,7 @@ def build_training_set(
     half = config.half_window
     data, counts = _prepare(frames)
     if data.empty:
-        raise SeaIceError("build_training_set: no labelled segments")
+        raise EmptyTrainingSetError("build_training_set: no labelled segments")
     n = len(data)
     values = data[features].to_numpy(dtype=np.float64, na_value=np.nan)
     usable = np.isfinite(values).all(axis=1)
@@ -384,7 +390,7 @@ def build_training_set(
         centre_split = _random_splits(centres.size, config)
     train_rows = _members(centres[centre_split == 0], half, n)
     if not bool(train_rows.any()):
-        raise SeaIceError(f"build_training_set: no window in the training split ({centres.size} windows, "
+        raise EmptyTrainingSetError(f"build_training_set: no window in the training split ({centres.size} windows, "
                           f"{config.split} split); add data or change block_m/seed")
 
     split_col = np.full(n, NOT_A_CENTRE, dtype=np.int8)
@@ -529,7 +535,7 @@ def run_training_set(lake: Lake, dates: Sequence[dt.date], config: TrainingSetCo
     frames, sources = load_sources(lake, dates)
     if not any(bool(f["label"].isin(_LABELLED).any()) for f in frames if "label" in f.columns):
         days = ", ".join(d.isoformat() for d in dates) or "no dates"
-        raise SeaIceError(f"no labelled segments for {days}: run colocate first")
+        raise EmptyTrainingSetError(f"no labelled segments for {days}: run colocate first")
     ts = build_training_set(frames, config, sources=sources)
     manifest = commit_training_set(lake, ts, config)
     return {

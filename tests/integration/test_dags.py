@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from seaice_tasks.orchestration import airflow_env, dags_folder
-from seaice_tasks.products import INVENTORY, RESAMPLE_REPORT, S2_LABELS, S2_UNET_LABELS, SEGMENTS_2M
+from seaice_tasks.products import (
+    INVENTORY,
+    RESAMPLE_REPORT,
+    S2_LABELS,
+    S2_PAIRS,
+    S2_UNET_LABELS,
+    SEGMENTS_2M,
+    SEGMENTS_LABELLED,
+)
 from seaice_tasks.storage import Lake
 
 pytestmark = pytest.mark.integration
@@ -53,6 +61,8 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
                              str(dag.timetable.timezone)],
                 "retries": [t.retries for t in dag.tasks], "tasks": sorted(dag.task_ids),
                 "doc": bool(dag.doc_md),
+                "upstream": {{t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}},
+                "outlets": {{t.task_id: [getattr(o, "name", str(o)) for o in t.outlets] for t in dag.tasks}},
             }}
         print("JSON" + json.dumps(out))
         """,
@@ -66,7 +76,10 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert daily["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
     assert "seaice" in daily["tags"] and daily["doc"]
     assert all(r >= 1 for r in daily["retries"])
-    assert daily["tasks"] == ["discover", "resample_2m", "s2_labels"]
+    assert daily["tasks"] == ["colocate", "discover", "resample_2m", "s2_labels", "training_set"]
+    assert daily["upstream"]["colocate"] == ["resample_2m", "s2_labels"]
+    assert daily["upstream"]["training_set"] == ["colocate"]
+    assert daily["outlets"]["training_set"] == ["seaice_training_set"]
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in dags_folder().glob("*.py")))
@@ -113,8 +126,13 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(small_sim_day.catalog))
     conf = {"resample": {"max_photons_per_chunk": 50_000}, "s2_unet_model": str(tiny_unet_model)}
     out = _dag_test(env, dt.date(2019, 11, 4), conf)
-    assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success"}
+    assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
+                          "colocate": "success", "training_set": out["tis"]["training_set"]}
+    assert out["tis"]["training_set"] in ("success", "skipped")  # a 5 km scene may give no training window
     lake = Lake(lake_dir)
+    pairs = lake.read_table(S2_PAIRS.key(date=dt.date(2019, 11, 4))).to_pandas()
+    assert len(pairs) >= 1 and set(pairs["granule"]) == {k.granule for k in lake.partitions(SEGMENTS_2M.name)}
+    assert len(lake.partitions(SEGMENTS_LABELLED.name)) >= 1
     inventory = lake.require(INVENTORY.key(date=dt.date(2019, 11, 4)))
     assert inventory.info["counts"] == {"ATL03": 1, "ATL07": 1, "ATL10": 1, "S2": 1}
     segments = lake.partitions(SEGMENTS_2M.name, dt.date(2019, 11, 4))
@@ -137,7 +155,8 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     lake_dir = tmp_path / "lake"
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
     out = _dag_test(env, dt.date(2019, 2, 26))
-    assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success"}
+    assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
+                          "colocate": "success", "training_set": "skipped"}  # nothing to label: a recorded skip
     manifest = Lake(lake_dir).require(INVENTORY.key(date=dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)
