@@ -6,8 +6,8 @@
 2. ``airflow dags test seaice_daily <day>`` runs the daily DAG on that catalog with a private
    Airflow home (SQLite metadata) and lake;
 3. the summary lists what the run committed and what each input holds, and scores the 2 m
-   corrected heights and the Sentinel-2 labels against the simulator's truth
-   (:mod:`seaice_tasks.sim.scoring`).
+   corrected heights, the Sentinel-2 labels, the drift shifts and the labels transferred to the
+   2 m segments against the simulator's truth (:mod:`seaice_tasks.sim.scoring`).
 
 Everything stays under ``--workdir`` (default ``var/demo``, git-ignored).
 """
@@ -26,12 +26,16 @@ from typing import Any, Final
 
 from seaice_tasks.orchestration import airflow_env
 from seaice_tasks.products import (
+    COLOCATE_REPORT,
     INVENTORY,
     LABELS_FILE,
     RESAMPLE_REPORT,
     S2_LABELS,
     S2_LABELS_REPORT,
+    S2_PAIRS,
     SEGMENTS_2M,
+    SEGMENTS_LABELLED,
+    TRAINING_SET,
 )
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.storage import Lake, PartitionKey
@@ -104,6 +108,52 @@ def _label_score(lake: Lake, key: PartitionKey, truth_dir: Path) -> str:
     return f"accuracy {score['pixel_accuracy']:.1%} (coverage {score['coverage']:.1%})"
 
 
+def _colocation_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
+    """Pairs with their drift shift beside the simulator's drift, and label agreement vs truth."""
+    import numpy as np
+    import pandas as pd
+
+    from seaice_tasks.sim.day import MANIFEST_FILE
+    from seaice_tasks.sim.scoring import score_label_transfer, truth_classes
+
+    key = S2_PAIRS.key(date=day)
+    if lake.manifest(key) is None:
+        print("\n== colocation: no pair table")
+        return
+    pairs = lake.read_table(key).to_pandas()
+    manifest = truth_dir / MANIFEST_FILE
+    drift = ({s["scene"]: s["drift_m"] for s in json.loads(manifest.read_text())["plan"]["scenes"]}
+             if manifest.exists() else {})
+    print(f"\n== colocation: {len(pairs)} pair(s); drift shift (EPSG:3976) vs the simulator's drift")
+    for row in pairs.itertuples():
+        true = drift.get(row.scene)
+        err = "no truth"
+        if true:
+            miss = float(np.hypot(row.shift_dx_m - true[0], row.shift_dy_m - true[1]))
+            err = f"truth ({true[0]:+.0f}, {true[1]:+.0f}) m, error {miss:.1f} m"
+        print(f"   {row.granule}/{row.beam} x {row.scene}  dt {row.dt_s / 60:+.0f} min, {row.overlap_m / 1000:.1f} km, "
+              f"shift ({row.shift_dx_m:+.0f}, {row.shift_dy_m:+.0f}) m [{row.shift_source}, confidence "
+              f"{row.shift_confidence:.2f}], {err}; agreement {row.agreement_before:.2f} -> {row.agreement_after:.2f}")
+    truths, labels = [], []
+    for k in lake.partitions(SEGMENTS_LABELLED.name, day):
+        found = sorted(truth_dir.glob(f"ATL03_{k.granule}_*_truth_bins.parquet"))
+        if found:
+            seg = lake.read_table(k).to_pandas()
+            truths.append(truth_classes(seg, pd.read_parquet(found[0]), str(k.beam)))
+            labels.append(seg["label"].to_numpy())
+    if truths:
+        sc = score_label_transfer(np.concatenate(truths), np.concatenate(labels))
+        rec = ", ".join(f"{name} {sc['recall'][c]:.2f}/{sc['precision'][c]:.2f}"
+                        for c, name in ((0, "thick"), (1, "thin"), (2, "water")) if sc["recall"][c] is not None)
+        print(f"   2 m labels vs truth: agreement {sc['accuracy']:.1%} on {sc['n_labelled']:,} labelled segments "
+              f"({sc['labelled']:.1%} labelled); recall/precision {rec}")
+    for ts in lake.partitions(TRAINING_SET.name):
+        info = lake.require(ts).info
+        fractions = " ".join(f"{k} {v:.1%}" for k, v in sorted(info.get("class_fractions", {}).items()))
+        print(f"   training set {ts.relpath}: windows {info.get('windows')}, classes {fractions}, "
+              f"split by {info.get('split_method')}")
+
+
 def _airflow_bin() -> str:
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
@@ -158,11 +208,13 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
         print(f"   {lake.partition_url(key)}  thick {fr['thick_ice']:.1%} thin {fr['thin_ice']:.1%} "
               f"water {fr['open_water']:.1%}, cloud/shadow {info['cloud_fraction']:.1%}  "
               f"{_label_score(lake, key, truth_dir)}")
-    for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name):
+    _colocation_summary(lake, the_day, truth_dir)
+    for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name, COLOCATE_REPORT.name):
         report = lake.manifest(PartitionKey(stage, the_day))
         for skip in (report.info.get("skipped", []) if report else []):
             print(f"   {stage}: skipped {skip['uri']}: {skip['reason']}")
         for fail in (report.info.get("failed", []) if report else []):
-            print(f"   {stage}: failed {fail.get('partition') or fail.get('scene')}: {fail['reason']}")
+            print(f"   {stage}: failed {fail.get('partition') or fail.get('scene') or fail.get('pair')}: "
+                  f"{fail['reason']}")
     print(f"\nseaice demo: done; outputs under {lake_dir} (Airflow log {log_path})")
     return 0
