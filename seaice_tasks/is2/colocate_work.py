@@ -56,7 +56,7 @@ from seaice_tasks.schemas import FEATURE_FIELDS, SEGMENTS_LABELLED_SCHEMA
 from seaice_tasks.storage import geoparquet_table
 from seaice_tasks.work import Record, WorkContext, WorkResult
 
-__all__ = ["colocate_work", "SEGMENT_COLUMNS"]
+__all__ = ["plan_candidate_work", "colocate_work", "SEGMENT_COLUMNS"]
 
 #: segments_2m columns the colocation reads.
 SEGMENT_COLUMNS: Final[tuple[str, ...]] = (
@@ -129,6 +129,51 @@ def _nan_if(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def _load(rec: Record, ctx: WorkContext[ColocateConfig], *, unet: bool) -> tuple[
+        SceneGrid, npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None,
+        list[tuple[_Track, npt.NDArray[np.bool_]]]]:
+    """The scene's rasters and the record's beams that pair with it (covered at zero shift)."""
+    config = ctx.config
+    scene = str(rec["scene"])
+    granule = str(rec["granule"])
+    label_key = S2_LABELS.key(date=rec["scene_date"], scene=scene)
+    _, files = ctx.lake.read_partition(label_key, [LABELS_FILE, UNUSABLE_FILE])
+    labels, crs, transform = _raster(files[LABELS_FILE])
+    unusable, crs_u, transform_u = _raster(files[UNUSABLE_FILE])
+    if unusable.shape != labels.shape or crs_u != crs or transform_u != transform:
+        raise InputError(ctx.lake.partition_url(label_key), "labels and unusable mask on different grids")
+    grid = SceneGrid(scene, crs, (transform[0], transform[1], transform[2], transform[3], transform[4], transform[5]),
+                     (int(labels.shape[0]), int(labels.shape[1])))
+    unet_labels = None
+    if unet and rec.get("unet"):
+        unet_labels, crs_n, transform_n = _raster(ctx.lake.open_file(
+            S2_UNET_LABELS.key(date=rec["scene_date"], scene=scene), LABELS_FILE))
+        if unet_labels.shape != labels.shape or crs_n != crs or transform_n != transform:
+            raise InputError(scene, "U-Net labels on another grid than the colour labels")
+    sensing_ns = int(scene_sensing_utc(scene).timestamp() * _NS_PER_S)
+    tracks = []
+    for beam in rec["beams"]:
+        key = SEGMENTS_2M.key(date=rec["date"], granule=granule, beam=beam)
+        frame = ctx.lake.read_table(key).select(list(SEGMENT_COLUMNS)).to_pandas()
+        tracks.append(_Track(beam, frame.sort_values("x_atc_m", kind="stable"), grid, sensing_ns, config))
+    zero = np.zeros(2)
+    covered = [t.covered(grid, unusable, zero) for t in tracks]
+    pairs = [(t, c) for t, c in zip(tracks, covered, strict=True)
+             if np.count_nonzero(c) * _SEGMENT_M >= max(config.min_overlap_m, _SEGMENT_M)]
+    return grid, labels, unusable, unet_labels, pairs
+
+
+def plan_candidate_work(rec: Record, ctx: WorkContext[ColocateConfig]) -> dict[str, Any]:
+    """Load pass of one (granule, scene) candidate: the beams that pair and the drift search's size.
+
+    Returns ``{"beams": [...], "segments": n}`` where ``n`` counts the paired beams' segments within
+    the search radius of the scene (the cost of the drift search, the weight of the map pass).
+    """
+    grid, _, _, _, pairs = _load(rec, ctx, unet=False)
+    return {"beams": [t.beam for t, _ in pairs],
+            "segments": int(sum(np.count_nonzero(_near(t, grid, ctx.config.search_radius_m)) for t, _ in pairs))}
+
+
 def colocate_work(rec: Record, ctx: WorkContext[ColocateConfig]) -> WorkResult:
     """One (granule, scene) candidate -> pair rows and labelled-segment tables (module docstring).
 
@@ -144,33 +189,10 @@ def colocate_work(rec: Record, ctx: WorkContext[ColocateConfig]) -> WorkResult:
     config = ctx.config
     scene = str(rec["scene"])
     granule = str(rec["granule"])
-    label_key = S2_LABELS.key(date=rec["scene_date"], scene=scene)
-    _, files = ctx.lake.read_partition(label_key, [LABELS_FILE, UNUSABLE_FILE])
-    labels, crs, transform = _raster(files[LABELS_FILE])
-    unusable, crs_u, transform_u = _raster(files[UNUSABLE_FILE])
-    if unusable.shape != labels.shape or crs_u != crs or transform_u != transform:
-        raise InputError(ctx.lake.partition_url(label_key), "labels and unusable mask on different grids")
-    grid = SceneGrid(scene, crs, (transform[0], transform[1], transform[2], transform[3], transform[4], transform[5]),
-                     (int(labels.shape[0]), int(labels.shape[1])))
-    unet = None
-    if rec.get("unet"):
-        unet_labels, crs_n, transform_n = _raster(ctx.lake.open_file(
-            S2_UNET_LABELS.key(date=rec["scene_date"], scene=scene), LABELS_FILE))
-        if unet_labels.shape != labels.shape or crs_n != crs or transform_n != transform:
-            raise InputError(scene, "U-Net labels on another grid than the colour labels")
-        unet = unet_labels
-    sensing_ns = int(scene_sensing_utc(scene).timestamp() * _NS_PER_S)
-    tracks = []
-    for beam in rec["beams"]:
-        key = SEGMENTS_2M.key(date=rec["date"], granule=granule, beam=beam)
-        frame = ctx.lake.read_table(key).select(list(SEGMENT_COLUMNS)).to_pandas()
-        tracks.append(_Track(beam, frame.sort_values("x_atc_m", kind="stable"), grid, sensing_ns, config))
-    zero = np.zeros(2)
-    covered = [t.covered(grid, unusable, zero) for t in tracks]
-    pairs = [(t, c) for t, c in zip(tracks, covered, strict=True)
-             if np.count_nonzero(c) * _SEGMENT_M >= max(config.min_overlap_m, _SEGMENT_M)]
+    grid, labels, unusable, unet, pairs = _load(rec, ctx, unet=True)
     if not pairs:
         return WorkResult(rows=())
+    crs = grid.crs
     centre_x = grid.transform[2] + 0.5 * (grid.shape[1] * grid.transform[0] + grid.shape[0] * grid.transform[1])
     centre_y = grid.transform[5] + 0.5 * (grid.shape[1] * grid.transform[3] + grid.shape[0] * grid.transform[4])
     lon0, lat0 = to_crs([centre_x], [centre_y], crs, "EPSG:4326")
@@ -199,7 +221,7 @@ def colocate_work(rec: Record, ctx: WorkContext[ColocateConfig]) -> WorkResult:
             shift = np.array([est.dx_m, est.dy_m])
             source = "estimated"
         else:
-            shift = zero
+            shift = np.zeros(2)
             source = "zero"
         row, table, info = _transfer(track, grid, labels, unusable, unet, jac, shift, config,
                                      corrections.loc[corrections["beam"] == track.beam], rec)
@@ -232,6 +254,11 @@ def _transfer(track: _Track, grid: SceneGrid, labels: npt.NDArray[np.uint8], unu
     mask = lookup_labels(unusable, rows_px, cols_px)
     inside = (mask != _NODATA_MASK) & track.in_time
     covered_idx = np.flatnonzero(inside)
+    if covered_idx.size == 0:  # covered at zero shift, but the drift moves the track off the footprint
+        return ({"dt_s": math.nan, "x_atc_from_m": math.nan, "x_atc_to_m": math.nan, "overlap_m": 0.0, "n_segments": 0,
+                 "usable_fraction": 0.0, "agreement_before": None, "agreement_after": None, "n_labelled": 0,
+                 "skip": f"{rec['granule']}/{track.beam} x {grid.scene}: the shifted track leaves the footprint"},
+                None, {})
     first, last = int(covered_idx[0]), int(covered_idx[-1]) + 1
     s2 = np.where(inside, lookup_labels(labels, rows_px, cols_px), np.uint8(_UNLABELED)).astype(np.uint8)
     unet_lab = (np.where(inside, lookup_labels(unet, rows_px, cols_px), np.uint8(_UNLABELED)).astype(np.uint8)

@@ -358,7 +358,7 @@ def build_training_set(
     ------
     SchemaError
         When a frame lacks a column.
-    SeaIceError
+    EmptyTrainingSetError
         When there is no labelled segment, or no window lands in the training split.
 
     Notes
@@ -391,7 +391,7 @@ def build_training_set(
     train_rows = _members(centres[centre_split == 0], half, n)
     if not bool(train_rows.any()):
         raise EmptyTrainingSetError(f"build_training_set: no window in the training split ({centres.size} windows, "
-                          f"{config.split} split); add data or change block_m/seed")
+                                    f"{config.split} split); add data or change block_m/seed")
 
     split_col = np.full(n, NOT_A_CENTRE, dtype=np.int8)
     split_col[centres] = centre_split.astype(np.int8)
@@ -529,8 +529,8 @@ def run_training_set(lake: Lake, dates: Sequence[dt.date], config: TrainingSetCo
 
     Raises
     ------
-    SeaIceError
-        When the days hold no labelled segment.
+    EmptyTrainingSetError
+        When the days hold no labelled segment (or no window lands in the training split).
     """
     frames, sources = load_sources(lake, dates)
     if not any(bool(f["label"].isin(_LABELLED).any()) for f in frames if "label" in f.columns):

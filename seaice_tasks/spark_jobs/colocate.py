@@ -11,8 +11,11 @@ a 2 m partition is a recorded skip), the ``s2_labels`` scenes of the day and the
 (a pass within 80 min of midnight pairs across it), the corrections and drift tables (a table
 that cannot be read is one line naming the file and row, exit 2; a row naming an unknown
 granule of the day or overlapping another row is refused and recorded, the other rows apply).
-Candidates are the (granule, scene) couples whose start and sensing times are close enough.
-Map: each candidate (:func:`~seaice_tasks.is2.colocate_work.colocate_work`) finds its pairs
+Candidates are the (granule, scene) couples whose start and sensing times are close enough;
+the executors check which beams of each really cross the scene's footprint in time
+(:func:`~seaice_tasks.is2.colocate_work.plan_candidate_work`) and how many segments its drift
+search will correlate, the weight by which the map pass packs the candidates into Spark tasks.
+Map: each candidate with pairs (:func:`~seaice_tasks.is2.colocate_work.colocate_work`) finds its pairs
 (beams crossing the valid footprint in time), estimates the drift, transfers the labels and
 stages one ``segments_labelled`` partition per pair; a candidate that fails fails alone.
 Commit: the labelled partitions, then the day's pair table ``s2_pairs/date=D`` and the report
@@ -33,7 +36,7 @@ import pyarrow as pa
 from seaice_tasks.config import parse_day
 from seaice_tasks.errors import ConfigError, InputError
 from seaice_tasks.is2.colocate import ColocateConfig, granule_start_utc, scene_sensing_utc
-from seaice_tasks.is2.colocate_work import colocate_work
+from seaice_tasks.is2.colocate_work import colocate_work, plan_candidate_work
 from seaice_tasks.is2.label_transfer import check_corrections, read_corrections, read_drift_overrides
 from seaice_tasks.outputs import TableOutput, write_partition
 from seaice_tasks.products import (
@@ -124,11 +127,23 @@ def run(job: Run[ColocateConfig], granules: list[str], args: argparse.Namespace)
                                 "scene_date": key.date.isoformat() if key.date else day.isoformat(),
                                 "unet": cfg.use_unet and key.scene in unet, "corrections": corrections.get(g, []),
                                 "overrides": overrides.get((g, str(key.scene)), [])})
+    planned = job.map(plan_candidate_work, records, weights=[float(len(r["beams"])) for r in records])
+    failed = [{"pair": f"{r.record['granule']} x {r.record['scene']}", "reason": r.error}
+              for r in planned if not r.ok]
+    todo = [{**r.record, "beams": r.rows[0]["beams"]} for r in planned if r.ok and r.rows[0]["beams"]]
     job.lap("load")
-    results = job.map(colocate_work, records, weights=[float(len(r["beams"])) for r in records])
-    failed = [{"pair": f"{r.record['granule']} x {r.record['scene']}", "reason": r.error} for r in results if not r.ok]
+    # weighted by the segments each drift search correlates: a few scenes carry all the work
+    results = job.map(colocate_work, todo, weights=[float(r.rows[0]["segments"]) + 1.0
+                                                    for r in planned if r.ok and r.rows[0]["beams"]])
+    failed += [{"pair": f"{r.record['granule']} x {r.record['scene']}", "reason": r.error} for r in results if not r.ok]
     pairs = [row for r in results if r.ok for row in r.rows]
     skipped += [{"pair": f"{p['granule']}/{p['beam']} x {p['scene']}", "reason": p["skip"]} for p in pairs if p["skip"]]
+    tried = {str(r.record["granule"]) for r in planned}
+    paired = ({str(p["granule"]) for p in pairs} | {str(r.record["granule"]) for r in results if not r.ok}
+              | {str(r.record["granule"]) for r in planned if not r.ok})
+    skipped += [{"granule": g, "reason": f"granule {g}: no Sentinel-2 label scene crosses its tracks within "
+                                         f"{cfg.max_dt_s:.0f} s ({'no' if g not in tried else 'no covering'} "
+                                         f"candidate scene)"} for g in selected if g not in paired]
     pair_info: dict[PartitionKey, Any] = {
         SEGMENTS_LABELLED.key(date=day, granule=p["granule"], beam=p["beam"], scene=p["scene"]): p["info"]
         for p in pairs}
@@ -148,6 +163,7 @@ def run(job: Run[ColocateConfig], granules: list[str], args: argparse.Namespace)
                                      "shift_dy_m", "shift_source", "shift_confidence", "agreement_before",
                                      "agreement_after", "drift_note")} for p in pairs],
         "candidates": len(records),
+        "candidates_with_pairs": len(todo),
         "excluded_scenes": excluded,
         "corrections_applied": [{"granule": g, "beam": b, "row": r} for g, b, r in applied],
         "skipped": skipped,

@@ -1,7 +1,8 @@
-"""The resample job under real spark-submit: local[2] and a standalone cluster on loopback."""
+"""The Spark jobs under real spark-submit: local[2] and a standalone cluster on loopback."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -200,3 +201,36 @@ def test_spark_submit_bad_arguments_are_one_line(tmp_path: Path) -> None:
     errors = [line for line in output.splitlines() if "error" in line.lower()]
     assert errors == ["resample: error: --date: '2019-13-45' is not a day YYYY-MM-DD (month must be in 1..12)"]
     assert "Traceback" not in output and not (tmp_path / "lake").exists()
+
+
+def test_colocate_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The colocation job through spark-submit local[2] commits the same bytes as in one process."""
+    import shutil
+
+    from seaice_tasks.is2.colocate import ColocateConfig
+    from seaice_tasks.products import S2_PAIRS, SEGMENTS_LABELLED
+    from seaice_tasks.s2.scene_labels import S2LabelConfig
+    from seaice_tasks.spark_jobs import colocate, s2_labels
+
+    base = Lake(tmp_path / "base")
+    run_job(resample.JOB, [str(small_sim_day.atl03[0])], base, ResampleConfig(), day="2019-11-04")
+    run_job(s2_labels.JOB, [str(small_sim_day.scenes[0])], base, S2LabelConfig(), day="2019-11-04")
+    for name in ("local", "spark"):
+        shutil.copytree(tmp_path / "base", tmp_path / name)
+    local = Lake(tmp_path / "local")
+    summary = run_job(colocate.JOB, colocate.day_tracks(local, dt.date(2019, 11, 4)), local, ColocateConfig(),
+                      day="2019-11-04", whole_day=True)
+    assert summary["failed"] == [] and summary["pairs"]
+    spark_submit = str(Path(sys.executable).with_name("spark-submit"))
+    proc = subprocess.run(
+        [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", colocate.__file__,
+         "--date", "2019-11-04", "--lake", str(tmp_path / "spark")],
+        env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    spark = Lake(tmp_path / "spark")
+    for stage in (S2_PAIRS.name, SEGMENTS_LABELLED.name):
+        keys = local.partitions(stage)
+        assert keys and spark.partitions(stage) == keys
+        for key in keys:
+            assert spark.require(key).to_json() == local.require(key).to_json()

@@ -281,3 +281,45 @@ def test_trim_only_end_runs_and_corrections_checks() -> None:
         read_drift_overrides(b"granule,beam,scene,dx,dy,author,note\nG,b,S,1,2,a,n\nG,b,S,3,4,a,n\n", "d.csv")
     checked = check_corrections(frame, "c.csv", {"G": True})
     assert len(checked.rows) == 1 and checked.refused == ()
+
+
+def test_unet_labels_transfer_when_asked(day: dict[str, Any], tiny_unet_model: Path, tmp_path: Path,
+                                         one_thread: None) -> None:
+    lake = _lake_copy(day, tmp_path)
+    run_job(s2_labels.JOB, [str(p) for p in day["sim"].scenes], lake, S2LabelConfig(), day=DAY,
+            unet_model=str(tiny_unet_model))
+    _colocate(lake, ColocateConfig(use_unet=True))
+    seg = pd.concat([lake.read_table(k).to_pandas() for k in lake.partitions(SEGMENTS_LABELLED.name)])
+    assert (seg["label_unet"] != 255).mean() > 0.5 and (seg["label_source"] == "s2").any()
+    assert (seg["label"] == seg["label_s2"]).all()  # the colour labels stay the label by default
+    _colocate(lake, ColocateConfig(use_unet=True, label_from="unet"))
+    seg = pd.concat([lake.read_table(k).to_pandas() for k in lake.partitions(SEGMENTS_LABELLED.name)])
+    labelled = seg["label"] != 255
+    assert (seg.loc[labelled, "label"] == seg.loc[labelled, "label_unet"]).all()
+    assert set(seg.loc[labelled, "label_source"]) == {"unet"}
+
+
+def test_no_scene_and_clouded_track_are_recorded_skips(day: dict[str, Any], tmp_path: Path) -> None:
+    lake = _lake_copy(day, tmp_path)
+    granule = colocate.day_tracks(lake, pd.Timestamp(DAY).date())[0]
+    key = lake.partitions(S2_LABELS.name)[0]
+    man, files = lake.read_partition(key)
+    outputs = []
+    for name in (LABELS_FILE, UNUSABLE_FILE):  # the whole scene under opaque cloud, still a valid footprint
+        with rasterio.MemoryFile(io.BytesIO(files[name])) as mem, mem.open() as src:
+            data = src.read(1)
+            crs, transform = src.crs.to_string(), tuple(src.transform)[:6]
+        value = 255 if name == LABELS_FILE else 1
+        outputs.append(RasterOutput(key, name, np.where(data == 255, 255, value).astype(np.uint8), crs, transform))
+    write_partition(lake, key, outputs, S2LabelConfig(), man.info)
+    summary = _colocate(lake)
+    assert summary["failed"] == [] and summary["partitions"] == []
+    assert len(summary["pairs"]) == 3 and all(p["n_labelled"] == 0 for p in summary["pairs"])
+    assert all("no usable labelled pixel" in s["reason"] for s in summary["skipped"] if "pair" in s)
+    pairs = _pairs(lake)
+    assert pairs["low_confidence"].all() and (pairs["shift_dx_m"] == 0).all()  # no signal: zero shift, flagged
+    lake.delete(key)  # no scene at all: the granule is a recorded skip
+    summary = _colocate(lake)
+    assert summary["pairs"] == [] and [s["granule"] for s in summary["skipped"]] == [granule]
+    assert "no Sentinel-2 label scene" in summary["skipped"][0]["reason"]
+    assert lake.partitions(SEGMENTS_LABELLED.name) == []  # the whole-day run removed the earlier pairs
