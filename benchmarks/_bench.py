@@ -38,6 +38,7 @@ from seaice_tasks.spark_jobs.runner import RESULT_MARKER
 __all__ = [
     "best_per_master",
     "spark_rows",
+    "spark_report",
     "THREAD_VARS",
     "REPO_ROOT",
     "RESULT_MARKER",
@@ -157,15 +158,21 @@ def spark_submit_path() -> Path:
     return Path(found)
 
 
-def run_job_once(script: Path, job_args: Sequence[str], master: str | None, work: Path) -> dict[str, Any]:
+def run_job_once(
+    script: Path, job_args: Sequence[str], master: str | None, work: Path, lake_from: Path | None = None
+) -> dict[str, Any]:
     """One run of a Spark job script into a fresh lake under ``work``; parses its ``SEAICE_RESULT``.
 
     ``master`` ``None`` runs the script with ``--no-spark`` in one Python process (no JVM), else
     ``spark-submit --master MASTER --conf spark.ui.enabled=false``.  ``--lake`` is appended to
-    ``job_args``; the lake is removed afterwards.  Returns ``summary`` (the job's JSON result),
-    ``wall_s`` (the whole command, JVM start and stop included) and ``loadavg_1min_before``.
+    ``job_args``; the lake starts empty, or as a copy of ``lake_from`` (a job that reads its
+    inputs from the lake; the copy is made before the clock starts), and is removed afterwards.
+    Returns ``summary`` (the job's JSON result), ``wall_s`` (the whole command, JVM start and
+    stop included) and ``loadavg_1min_before``.
     """
     lake = Path(tempfile.mkdtemp(prefix="lake_", dir=work))
+    if lake_from is not None:
+        shutil.copytree(lake_from, lake, dirs_exist_ok=True)
     if master is None:
         cmd = [sys.executable, str(script), "--no-spark", *job_args, "--lake", str(lake.resolve())]
         what = "--no-spark run"
@@ -330,3 +337,38 @@ def spark_rows(best: Sequence[dict[str, Any]]) -> list[list[str]]:
         ]
         for b in best
     ]
+
+
+def spark_report(r: Mapping[str, Any], head: str, per_run: str, work: str, target: float) -> str:
+    """Markdown report of a Spark part: the table of :func:`spark_rows`, the verdict and the no-Spark row.
+
+    ``r`` holds ``best`` (:func:`best_per_master`), ``baseline`` (its first master),
+    ``target_met`` and ``no_spark`` (``None`` or the ``--no-spark`` run: ``load_s``,
+    ``map_reduce_s``, ``total_s``, optionally ``loadavg_1min_before``).  ``per_run`` ends the
+    verdict line (e.g. the rows each run wrote); ``work`` names the job's work in the no-Spark
+    note (e.g. ``"labelling work"``).  With a no-Spark run the note gives the overhead Spark adds
+    to map-reduce and the speed-up map-reduce would reach if only that work halved on 2 cores.
+    """
+    rows = spark_rows(r["best"])
+    serial = r.get("no_spark")
+    base = r["best"][0]
+    last = r["best"][-1]
+    foot = (f"map-reduce speed-up {last['master']} / {r['baseline']} = {last['speedup_map_reduce']:.2f}x "
+            f"(target >= {target:g}x: {verdict(r['target_met'])}); "
+            f"total (incl. JVM start) {last['speedup_total']:.2f}x; {per_run}")
+    if serial is not None:
+        load_avg = serial.get("loadavg_1min_before")
+        rows.append([
+            "no Spark", "1", f"{serial['load_s']:.2f}", f"{serial['map_reduce_s']:.2f}", f"{serial['total_s']:.2f}",
+            f"{base['load_s'] / serial['load_s']:.2f}", f"{base['map_reduce_s'] / serial['map_reduce_s']:.2f}",
+            f"{base['total_s'] / serial['total_s']:.2f}", "" if load_avg is None else f"{load_avg:.1f}",
+        ])
+        overhead = base["map_reduce_s"] - serial["map_reduce_s"]
+        amdahl = base["map_reduce_s"] / (overhead + serial["map_reduce_s"] / 2.0)
+        foot += (f"\nno-Spark row: the same job in one Python process (--no-spark). Spark adds "
+                 f"{overhead:.2f} s to map-reduce on {r['baseline']}; if only the {work} "
+                 f"({serial['map_reduce_s']:.2f} s, driver commit included) halved on 2 cores, map-reduce "
+                 f"would speed up {amdahl:.2f}x")
+    body = table(["executors", "cores", "load (s)", "map-reduce (s)", "total (s)", "speed-up load",
+                  "speed-up map-reduce", "speed-up total", "load avg before"], rows)
+    return f"{head}\n\n{body}\n\n{foot}"

@@ -34,18 +34,14 @@ from __future__ import annotations
 
 from _bench import (
     REPO_ROOT,
-    RESULT_MARKER,
     Timing,
     best_per_master,
-    loadavg,
     pin_threads,
+    run_job_once,
     run_parts,
-    spark_env,
-    spark_rows,
-    spark_submit_path,
+    spark_report,
     table,
     timed,
-    verdict,
 )
 
 # Single-threaded numerical libraries: must be set before numpy is imported (also inherited by
@@ -55,9 +51,7 @@ pin_threads()
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import datetime as dt  # noqa: E402
-import json  # noqa: E402
 import shutil  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -295,38 +289,10 @@ def report_throughput(r: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def run_on_lake_copy(master: str | None, lake_dir: Path, date: str, work: Path) -> dict[str, Any]:
-    """One whole-day run of the job script on a fresh copy of the prepared lake; its parsed summary.
-
-    As ``_bench.run_job_once`` (same environment, same ``spark-submit`` line, same result
-    parsing), except that the lake is a copy of the prepared one, not an empty one: colocation
-    reads its inputs from the lake.  The copy is made before the clock starts.
-    """
-    with lake_copy(lake_dir, work) as copy:
-        job_args = ["--date", date, "--lake", str(copy.resolve())]
-        if master is None:
-            cmd = [sys.executable, str(SPARK_JOB), "--no-spark", *job_args]
-            what = "--no-spark run"
-        else:
-            cmd = [str(spark_submit_path()), "--master", master, "--conf", "spark.ui.enabled=false",
-                   str(SPARK_JOB), *job_args]
-            what = f"spark-submit --master {master}"
-        load_avg = loadavg()
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=spark_env(), capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(RESULT_MARKER)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout[-4000:] + "\n" + proc.stderr[-8000:] + "\n")
-        raise RuntimeError(f"{what} failed (exit {proc.returncode})")
-    summary: dict[str, Any] = json.loads(lines[-1][len(RESULT_MARKER):])
-    return {"summary": summary, "wall_s": wall, "loadavg_1min_before": load_avg}
-
-
 def run_colocate(master: str | None, lake_dir: Path, date: str, work: Path) -> dict[str, Any]:
     """One run of the colocation job (``master`` ``None``: ``--no-spark``); its timings."""
     print(f"  {master or 'no Spark (one process)'}: ...", flush=True)
-    run = run_on_lake_copy(master, lake_dir, date, work)
+    run = run_job_once(SPARK_JOB, ["--date", date], master, work, lake_from=lake_dir)
     summary, wall = run["summary"], run["wall_s"]
     check_summary(summary, master or "--no-spark")
     timings = summary["timings_s"]
@@ -377,33 +343,11 @@ def run_spark(args: argparse.Namespace) -> dict[str, Any]:
 
 def report_spark(r: dict[str, Any]) -> str:
     """Table of part 2 in the style of the papers' Tables II / V."""
-    rows = spark_rows(r["best"])
-    serial = r.get("no_spark")
-    base = r["best"][0]
-    if serial is not None:
-        rows.append([
-            "no Spark", "1", f"{serial['load_s']:.2f}", f"{serial['map_reduce_s']:.2f}", f"{serial['total_s']:.2f}",
-            f"{base['load_s'] / serial['load_s']:.2f}", f"{base['map_reduce_s'] / serial['map_reduce_s']:.2f}",
-            f"{base['total_s'] / serial['total_s']:.2f}", f"{serial['loadavg_1min_before']:.1f}",
-        ])
     head = (f"## spark: colocation of {r['date']} (whole day), {r['granules']} granule(s), {r['candidates']} "
             f"work items (granule x scene candidates) -> {r['pairs']} pairs, {r['n_labelled']:,} labelled "
             f"segments; best of {r['repeats']}, speed-up = T({r['baseline']}) / T(config)")
-    last = r["best"][-1]
-    foot = (f"map-reduce speed-up {last['master']} / {r['baseline']} = {last['speedup_map_reduce']:.2f}x "
-            f"(target >= {TARGET_MAP_REDUCE_SPEEDUP:g}x: {verdict(r['target_met'])}); "
-            f"total (incl. JVM start) {last['speedup_total']:.2f}x; labelled segments per run: "
-            f"{', '.join(format(b['n_labelled'], ',') for b in r['best'])}")
-    if serial is not None:
-        overhead = base["map_reduce_s"] - serial["map_reduce_s"]
-        amdahl = base["map_reduce_s"] / (overhead + serial["map_reduce_s"] / 2.0)
-        foot += (f"\nno-Spark row: the same job in one Python process (--no-spark). Spark adds "
-                 f"{overhead:.2f} s to map-reduce on {r['baseline']}; if only the colocation work "
-                 f"({serial['map_reduce_s']:.2f} s, driver commit included) halved on 2 cores, map-reduce "
-                 f"would speed up {amdahl:.2f}x")
-    body = table(["executors", "cores", "load (s)", "map-reduce (s)", "total (s)", "speed-up load",
-                  "speed-up map-reduce", "speed-up total", "load avg before"], rows)
-    return f"{head}\n\n{body}\n\n{foot}"
+    per_run = f"labelled segments per run: {', '.join(format(b['n_labelled'], ',') for b in r['best'])}"
+    return spark_report(r, head, per_run, "colocation work", TARGET_MAP_REDUCE_SPEEDUP)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from _bench import (
     pin_threads,
     run_job_once,
     run_parts,
-    spark_rows,
+    spark_report,
     table,
     timed,
     verdict,
@@ -466,34 +466,11 @@ def run_spark(args: argparse.Namespace) -> dict[str, Any]:
 
 def report_spark(r: dict[str, Any]) -> str:
     """Table of part 2 in the style of the papers' Tables II / V."""
-    rows = spark_rows(r["best"])
-    serial = r.get("no_spark")
-    if serial is not None:
-        base = r["best"][0]
-        rows.append([
-            "no Spark", "1", f"{serial['load_s']:.2f}", f"{serial['map_reduce_s']:.2f}", f"{serial['total_s']:.2f}",
-            f"{base['load_s'] / serial['load_s']:.2f}", f"{base['map_reduce_s'] / serial['map_reduce_s']:.2f}",
-            f"{base['total_s'] / serial['total_s']:.2f}", "",
-        ])
     head = (f"## spark: {len(r['granules'])} granules, {r['n_photons_all_beams']:,} photons, "
             f"{r['work_items']} work items (max_photons_per_chunk {r['max_photons']:,}), "
             f"speed-up = T({r['baseline']}) / T(config)")
-    last = r["best"][-1]
-    foot = (f"map-reduce speed-up {last['master']} / {r['baseline']} = {last['speedup_map_reduce']:.2f}x "
-            f"(target >= {TARGET_MAP_REDUCE_SPEEDUP:g}x: {verdict(r['target_met'])}); "
-            f"total (incl. JVM start) {last['speedup_total']:.2f}x; rows per run: "
-            f"{', '.join(str(b['rows']) for b in r['best'])}")
-    if serial is not None:
-        base = r["best"][0]
-        overhead = base["map_reduce_s"] - serial["map_reduce_s"]
-        amdahl = base["map_reduce_s"] / (overhead + serial["map_reduce_s"] / 2.0)
-        foot += (f"\nno-Spark row: the same job in one Python process (--no-spark). Spark adds "
-                 f"{overhead:.2f} s to map-reduce on {r['baseline']}; if only the resampling work "
-                 f"({serial['map_reduce_s']:.2f} s) halved on 2 cores, map-reduce would speed up "
-                 f"{amdahl:.2f}x")
-    body = table(["executors", "cores", "load (s)", "map-reduce (s)", "total (s)", "speed-up load",
-                  "speed-up map-reduce", "speed-up total", "load avg before"], rows)
-    return f"{head}\n\n{body}\n\n{foot}"
+    per_run = f"rows per run: {', '.join(str(b['rows']) for b in r['best'])}"
+    return spark_report(r, head, per_run, "resampling work", TARGET_MAP_REDUCE_SPEEDUP)
 
 
 # ----------------------------------------------------------------------------------------------

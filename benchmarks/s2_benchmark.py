@@ -43,7 +43,7 @@ from _bench import (
     pin_threads,
     run_job_once,
     run_parts,
-    spark_rows,
+    spark_report,
     table,
     timed,
     verdict,
@@ -286,32 +286,10 @@ def run_spark(args: argparse.Namespace) -> dict[str, Any]:
 
 def report_spark(r: dict[str, Any]) -> str:
     """Table of part 2 in the style of the papers' Tables II / V."""
-    rows = spark_rows(r["best"])
-    serial = r.get("no_spark")
-    base = r["best"][0]
-    if serial is not None:
-        rows.append([
-            "no Spark", "1", f"{serial['load_s']:.2f}", f"{serial['map_reduce_s']:.2f}", f"{serial['total_s']:.2f}",
-            f"{base['load_s'] / serial['load_s']:.2f}", f"{base['map_reduce_s'] / serial['map_reduce_s']:.2f}",
-            f"{base['total_s'] / serial['total_s']:.2f}", f"{serial['loadavg_1min_before']:.1f}",
-        ])
     head = (f"## spark: {len(r['scenes'])} scenes ({r['n_px'] / 1e6:.1f} M px), window_px {r['window_px']}: "
             f"{r['work_items']} work items per pass, speed-up = T({r['baseline']}) / T(config)")
-    last = r["best"][-1]
-    foot = (f"map-reduce speed-up {last['master']} / {r['baseline']} = {last['speedup_map_reduce']:.2f}x "
-            f"(target >= {TARGET_MAP_REDUCE_SPEEDUP:g}x: {verdict(r['target_met'])}); "
-            f"total (incl. JVM start) {last['speedup_total']:.2f}x; partitions per run: "
-            f"{', '.join(str(b['partitions']) for b in r['best'])}")
-    if serial is not None:
-        overhead = base["map_reduce_s"] - serial["map_reduce_s"]
-        amdahl = base["map_reduce_s"] / (overhead + serial["map_reduce_s"] / 2.0)
-        foot += (f"\nno-Spark row: the same job in one Python process (--no-spark). Spark adds "
-                 f"{overhead:.2f} s to map-reduce on {r['baseline']}; if only the labelling work "
-                 f"({serial['map_reduce_s']:.2f} s, driver commit included) halved on 2 cores, map-reduce "
-                 f"would speed up {amdahl:.2f}x")
-    body = table(["executors", "cores", "load (s)", "map-reduce (s)", "total (s)", "speed-up load",
-                  "speed-up map-reduce", "speed-up total", "load avg before"], rows)
-    return f"{head}\n\n{body}\n\n{foot}"
+    per_run = f"partitions per run: {', '.join(str(b['partitions']) for b in r['best'])}"
+    return spark_report(r, head, per_run, "labelling work", TARGET_MAP_REDUCE_SPEEDUP)
 
 
 # ----------------------------------------------------------------------------------------------
