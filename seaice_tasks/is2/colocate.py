@@ -274,16 +274,30 @@ class SceneGrid:
         a, b, _, d, e, _ = self.transform
         return float(0.5 * (np.hypot(a, d) + np.hypot(b, e)))
 
-    def pixel_of(self, x: FloatArray, y: FloatArray) -> tuple[IntArray, IntArray]:
-        """(row, col) of points in the grid's CRS, floored; ``-1`` for both outside the raster."""
-        a, b, c, d, e, f = self.transform
+    def to_pixel(self, dx: FloatArray, dy: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Fractional (row, col) displacement of a displacement (dx, dy) in the grid's CRS (m).
+
+        The linear part of the inverse transform: a point's fractional pixel is
+        ``to_pixel(x - c, y - f)``, and shifting the point by (dx, dy) moves it by
+        ``to_pixel(dx, dy)`` pixels.
+        """
+        a, b, _, d, e, _ = self.transform
         det = a * e - b * d
         if det == 0:
             raise SeaIceError(f"scene {self.scene}: singular label raster transform {self.transform}")
-        dx = np.asarray(x, dtype=np.float64) - c
-        dy = np.asarray(y, dtype=np.float64) - f
-        col = np.floor((e * dx - b * dy) / det)
-        row = np.floor((-d * dx + a * dy) / det)
+        dx = np.asarray(dx, dtype=np.float64)
+        dy = np.asarray(dy, dtype=np.float64)
+        return (-d * dx + a * dy) / det, (e * dx - b * dy) / det
+
+    def fractional_pixel(self, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Fractional (row, col) of points in the grid's CRS (pixel (0, 0) spans [0, 1) x [0, 1))."""
+        _, _, c, _, _, f = self.transform
+        return self.to_pixel(np.asarray(x, dtype=np.float64) - c, np.asarray(y, dtype=np.float64) - f)
+
+    def pixel_of(self, x: FloatArray, y: FloatArray) -> tuple[IntArray, IntArray]:
+        """(row, col) of points in the grid's CRS, floored; ``-1`` for both outside the raster."""
+        row_f, col_f = self.fractional_pixel(x, y)
+        row, col = np.floor(row_f), np.floor(col_f)
         inside = (row >= 0) & (row < self.shape[0]) & (col >= 0) & (col < self.shape[1]) & np.isfinite(row + col)
         r = np.where(inside, row, -1).astype(np.int64)
         cc = np.where(inside, col, -1).astype(np.int64)

@@ -194,7 +194,9 @@ def _correlations(grid: SceneGrid, raster: npt.NDArray[np.float32], x: FloatArra
     """Pearson correlation of raster values at (x, y) - offset with ``low``, per offset row.
 
     NaN for offsets that leave under :data:`_MIN_COVERAGE_RATIO` of the best offset's segments
-    on labelled pixels (among the offsets of this call).
+    on labelled pixels (among the offsets of this call).  The points' fractional pixels are
+    computed once; an offset moves them all by one fractional-pixel displacement, and the
+    values are gathered from the flattened raster with a NaN cell for "outside".
     """
     out = np.full(len(offsets), np.nan)
     counts = np.zeros(len(offsets))
@@ -202,19 +204,24 @@ def _correlations(grid: SceneGrid, raster: npt.NDArray[np.float32], x: FloatArra
     x, y, low = x[ok], y[ok], low[ok]
     if x.size == 0:
         return out
+    rows, cols = grid.shape
+    row_f, col_f = grid.fractional_pixel(x, y)
+    d_row, d_col = grid.to_pixel(offsets[:, 0], offsets[:, 1])
+    flat = np.append(raster.ravel().astype(np.float64), np.nan)  # index rows * cols: outside
+    low_sq = low * low
     step = max(1, _BLOCK_ELEMENTS // x.size)
     for s0 in range(0, len(offsets), step):
-        off = offsets[s0:s0 + step]
-        r, c = grid.pixel_of(x[None, :] - off[:, 0:1], y[None, :] - off[:, 1:2])
-        vals = np.full(r.shape, np.nan, dtype=np.float64)
-        inside = r >= 0
-        vals[inside] = raster[r[inside], c[inside]]
+        r = np.floor(row_f[None, :] - d_row[s0:s0 + step, None])
+        c = np.floor(col_f[None, :] - d_col[s0:s0 + step, None])
+        inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+        index = np.where(inside, r * cols + c, rows * cols).astype(np.int64)
+        vals = flat[index]
         valid = np.isfinite(vals)
-        n = valid.sum(axis=1).astype(np.float64)
         v = np.where(valid, vals, 0.0)
-        p = np.where(valid, low[None, :], 0.0)
-        sv, sp = v.sum(axis=1), p.sum(axis=1)
-        svv, spp, svp = (v * v).sum(axis=1), (p * p).sum(axis=1), (v * p).sum(axis=1)
+        w = valid.astype(np.float64)
+        n = w.sum(axis=1)
+        sv, sp = v.sum(axis=1), w @ low
+        svv, spp, svp = np.einsum("ij,ij->i", v, v), w @ low_sq, v @ low
         with np.errstate(invalid="ignore", divide="ignore"):
             cov = n * svp - sv * sp
             den = np.sqrt(np.maximum(n * svv - sv * sv, 0.0) * np.maximum(n * spp - sp * sp, 0.0))
