@@ -130,11 +130,11 @@ def run(job: Run[ColocateConfig], granules: list[str], args: argparse.Namespace)
     planned = job.map(plan_candidate_work, records, weights=[float(len(r["beams"])) for r in records])
     failed = [{"pair": f"{r.record['granule']} x {r.record['scene']}", "reason": r.error}
               for r in planned if not r.ok]
-    todo = [{**r.record, "beams": r.rows[0]["beams"]} for r in planned if r.ok and r.rows[0]["beams"]]
-    job.lap("load")
     # weighted by the segments each drift search correlates: a few scenes carry all the work
-    results = job.map(colocate_work, todo, weights=[float(r.rows[0]["segments"]) + 1.0
-                                                    for r in planned if r.ok and r.rows[0]["beams"]])
+    todo = [({**r.record, "beams": r.rows[0]["beams"]}, float(r.rows[0]["segments"]) + 1.0)
+            for r in planned if r.ok and r.rows[0]["beams"]]
+    job.lap("load")
+    results = job.map(colocate_work, [rec for rec, _ in todo], weights=[w for _, w in todo])
     failed += [{"pair": f"{r.record['granule']} x {r.record['scene']}", "reason": r.error} for r in results if not r.ok]
     pairs = [row for r in results if r.ok for row in r.rows]
     skipped += [{"pair": f"{p['granule']}/{p['beam']} x {p['scene']}", "reason": p["skip"]} for p in pairs if p["skip"]]
