@@ -7,6 +7,8 @@
 ``seaice label-s2 SCENE...``      Sentinel-2 -> filtered colour-label COGs (spark-submit, or in-process)
 ``seaice colocate --date D``      2 m tracks x S2 labels -> pairs, drift shifts, labelled segments
 ``seaice training-set --dates D`` labelled segments -> a versioned, immutable training set
+``seaice train``                  train an LSTM / MLP segment classifier (one process, Horovod, torchrun)
+``seaice models list|show|promote`` the model registry in the lake
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 ``seaice gc``                     remove leftovers of dead runs and killed commits from the lake
 """
@@ -169,6 +171,90 @@ def _cmd_training_set(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from seaice_tasks.models.lake import promote
+    from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.train.segments import SegmentTrainConfig
+
+    fields = json.loads(args.config) if args.config else {}
+    for name, value in (("name", args.name), ("preset", args.preset), ("training_set", args.training_set),
+                        ("training_set_version", args.training_set_version), ("epochs", args.epochs),
+                        ("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
+                        ("device", args.device)):
+        if value not in (None, ""):
+            fields[name] = value
+    config = SegmentTrainConfig.from_dict(fields)
+    lake = lake_from_env(args.lake)
+    if args.backend == "single" and args.np == 1:
+        from seaice_tasks.train.segments import train_segment_model
+
+        result = train_segment_model(lake, config)
+        result.pop("history", None)
+    else:
+        from seaice_tasks.train.launch import TrainingFailed, run_training
+
+        try:
+            result = run_training(args.backend, args.np, lake.root, config, hosts=args.hosts)
+        except TrainingFailed as exc:
+            print(f"seaice train: error: {exc}", file=sys.stderr)
+            return EXIT_INPUT_ERROR if exc.returncode == EXIT_INPUT_ERROR else 1
+    if not args.no_promote:
+        result["promotion"] = promote(lake, config.name, str(result["version"]))
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    else:
+        test = result.get("metrics", {}).get("test", {})
+        print(f"model {result['model']}: {'trained' if result.get('committed') else 'already committed'}"
+              + (f", held-out accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}"
+                 if test.get("accuracy") is not None else "")
+              + (f"; promotion: {result['promotion']['reason']}" if "promotion" in result else ""))
+    return EXIT_OK
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from seaice_tasks.models import lake as registry
+    from seaice_tasks.storage import lake_from_env
+
+    lake = lake_from_env(args.lake)
+    if args.action == "list":
+        keys = registry.list_models(lake, args.model or None)
+        rows = []
+        for key in keys:
+            assert key.name is not None and key.version is not None
+            card = registry.model_card(lake, key.name, key.version)
+            test = card.get("metrics", {}).get("test", {})
+            run = card.get("metrics", {}).get("run", {})
+            rows.append({"name": key.name, "version": key.version,
+                         "preset": card.get("architecture", {}).get("preset", ""),
+                         "accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
+                         "backend": f"{run.get('backend', '?')} x {run.get('world_size', '?')}",
+                         "promoted": registry.promoted_version(lake, key.name) == key.version})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return EXIT_OK
+        print(f"{'name':<22} {'version':<17} {'preset':<9} {'accuracy':>8} {'macro F1':>8}  {'backend':<12} promoted")
+        for r in rows:
+            acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
+            f1 = f"{r['macro_f1']:.4f}" if r["macro_f1"] is not None else "-"
+            print(f"{r['name']:<22} {r['version']:<17} {r['preset']:<9} {acc:>8} {f1:>8}  {r['backend']:<12} "
+                  f"{'promoted' if r['promoted'] else ''}")
+        return EXIT_OK
+    if not args.model:
+        raise ConfigError(f"models {args.action}: give the model name")
+    if args.action == "show":
+        version = args.version or registry.promoted_version(lake, args.model)
+        if version is None:
+            raise ConfigError(f"models show: no version of {args.model} is promoted; give one")
+        card = registry.model_card(lake, args.model, version)
+        print(json.dumps({"version": version, "promoted": registry.promoted_version(lake, args.model) == version,
+                          "card": card}, indent=2, sort_keys=True))
+        return EXIT_OK
+    if not args.version:
+        raise ConfigError("models promote: give the version")
+    print(json.dumps(registry.promote(lake, args.model, args.version, force=args.force), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from seaice_tasks.demo import run_demo
 
@@ -265,6 +351,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.add_argument("--config", default="{}", help="TrainingSetConfig fields as JSON (features, split, block_m, ...)")
     p.set_defaults(func=_cmd_training_set)
+
+    p = sub.add_parser("train", help="train an LSTM / MLP classifier of 2 m segments on a training set")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--name", default="", help="model name (default seaice-is2-lstm)")
+    p.add_argument("--preset", default="", help="notebook (default), paper or mlp")
+    p.add_argument("--training-set", default="", help="training-set name (default seaice)")
+    p.add_argument("--training-set-version", default="", help="its version (default: the newest)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=None, help="per-process batch (default: the preset's, 32)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--seed", type=int, default=None, help="seed of weights, shuffling, dropout (0)")
+    p.add_argument("--device", default="", help="cpu (default) or cuda")
+    p.add_argument("--backend", choices=("single", "horovod", "torchrun"), default="single",
+                   help="single process, horovodrun or torchrun")
+    p.add_argument("--np", type=int, default=1, help="processes (horovod / torchrun)")
+    p.add_argument("--hosts", default="", help="horovod host list, e.g. dgx1:8,dgx2:8 (default localhost:NP)")
+    p.add_argument("--config", default="", help="SegmentTrainConfig fields as JSON (flags win)")
+    p.add_argument("--no-promote", action="store_true", help="do not promote the model even when it is better")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("models", help="list, show or promote models of the lake's registry")
+    p.add_argument("action", choices=("list", "show", "promote"))
+    p.add_argument("model", nargs="?", default="", help="model name (list: filter; show/promote: required)")
+    p.add_argument("version", nargs="?", default="", help="version (show: default the promoted one)")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--force", action="store_true", help="promote even when not better")
+    p.add_argument("--json", action="store_true", help="machine-readable output (list)")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("demo", help="run the embedded default day through the daily DAG")
     p.add_argument("--workdir", default="var/demo", help="folder for the demo's catalog, lake and Airflow home")

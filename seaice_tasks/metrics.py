@@ -48,6 +48,8 @@ __all__ = [
     "macro_f1",
     "weighted_f1",
     "evaluate",
+    "CLASS_NAMES",
+    "classification_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,8 @@ log = logging.getLogger(__name__)
 #: Class codes in matrix order: thick ice, thin ice, open water.
 DEFAULT_CLASSES: Final[tuple[int, ...]] = (int(SeaIceClass.THICK_ICE), int(SeaIceClass.THIN_ICE),
                                           int(SeaIceClass.OPEN_WATER))
+#: Report names of the classes 0, 1, 2.
+CLASS_NAMES: Final[tuple[str, ...]] = ("thick", "thin", "water")
 _N_CODES: Final[int] = 256
 _OUTSIDE: Final[int] = -1
 _IGNORED: Final[int] = -2
@@ -365,3 +369,46 @@ def evaluate(
     log.debug("evaluate: %d truth px, coverage %.4f, accuracy %.4f, mIoU %.4f", n_truth, out["coverage"],
               out["pixel_accuracy"], out["mean_iou"])
     return out
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def classification_report(truth: npt.ArrayLike, pred: npt.ArrayLike,
+                          classes: Sequence[int] = DEFAULT_CLASSES) -> dict[str, Any]:
+    """Accuracy, per-class precision / recall / F1, macro and weighted F1, confusion matrices.
+
+    The report of a segment classifier (METHOD.md §6.6, scikit-learn's definitions), JSON-ready
+    (undefined values are ``None``); class keys are :data:`CLASS_NAMES` for the default classes.
+
+    Returns
+    -------
+    dict
+        ``n``, ``accuracy``, ``precision`` / ``recall`` / ``f1`` (class name -> value),
+        ``macro_f1``, ``weighted_f1``, ``confusion`` (counts, rows truth) and
+        ``confusion_normalised`` (each row divided by its sum: recall on the diagonal).
+
+    Examples
+    --------
+    >>> r = classification_report([0, 0, 1, 2], [0, 1, 1, 2])
+    >>> r["accuracy"], r["recall"]["thick"], r["precision"]["thin"], r["confusion_normalised"][0]
+    (0.75, 0.5, 0.5, [0.5, 0.5, 0.0])
+    """
+    cm = confusion_matrix(truth, pred, classes, ignore=None).astype(np.float64)
+    names = CLASS_NAMES if tuple(classes) == DEFAULT_CLASSES else tuple(str(c) for c in classes)
+    rows = cm.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = np.where(rows > 0, cm / rows, 0.0)
+    n = float(cm.sum())
+    return {
+        "n": int(n),
+        "accuracy": float(np.trace(cm) / n) if n else None,
+        "precision": {k: _finite(v) for k, v in zip(names, per_class_precision(cm), strict=True)},
+        "recall": {k: _finite(v) for k, v in zip(names, per_class_recall(cm), strict=True)},
+        "f1": {k: _finite(v) for k, v in zip(names, per_class_f1(cm), strict=True)},
+        "macro_f1": _finite(macro_f1(cm)),
+        "weighted_f1": _finite(weighted_f1(cm)),
+        "confusion": cm.astype(np.int64).tolist(),
+        "confusion_normalised": normalised.round(6).tolist(),
+    }

@@ -58,6 +58,7 @@ __all__ = [
     "PAIR",
     "MODEL_VERSION",
     "TRAINING_SET_VERSION",
+    "MODEL_NAME",
     "KEY_SHAPES",
     "INVENTORY",
     "SEGMENTS_2M",
@@ -69,6 +70,8 @@ __all__ = [
     "SEGMENTS_LABELLED",
     "COLOCATE_REPORT",
     "TRAINING_SET",
+    "MODELS",
+    "MODEL_PROMOTIONS",
     "PRODUCTS",
     "product",
     "INVENTORY_FILE",
@@ -81,13 +84,17 @@ __all__ = [
     "TRAINING_SEGMENTS_FILE",
     "NORMALISATION_FILE",
     "TRAINING_REPORT_FILE",
+    "WEIGHTS_FILE",
+    "CARD_FILE",
+    "CONFUSION_FILE",
+    "PROMOTION_FILE",
     "SEGMENT_PART_PATTERN",
     "segment_part_name",
     "LABEL_COLORMAP",
     "UNUSABLE_NODATA",
 ]
 
-FileKind = Literal["table", "raster", "image", "json"]
+FileKind = Literal["table", "raster", "image", "json", "weights"]
 
 #: File names shared by several products.
 INVENTORY_FILE: Final[str] = "inventory.parquet"
@@ -100,6 +107,11 @@ LABELLED_FILE: Final[str] = "segments.parquet"
 TRAINING_SEGMENTS_FILE: Final[str] = "segments.parquet"
 NORMALISATION_FILE: Final[str] = "normalisation.json"
 TRAINING_REPORT_FILE: Final[str] = "class_balance.json"
+#: Files of a model folder (:mod:`seaice_tasks.models.registry`) and of a promotion record.
+WEIGHTS_FILE: Final[str] = "model.safetensors"
+CARD_FILE: Final[str] = "card.json"
+CONFUSION_FILE: Final[str] = "confusion.png"
+PROMOTION_FILE: Final[str] = "promotion.json"
 #: One part file per work item of a track (``part-00000.parquet`` ...).
 SEGMENT_PART_PATTERN: Final[str] = "part-{part:05d}.parquet"
 #: Class code -> RGB of the label COGs' colour table.
@@ -141,7 +153,9 @@ SCENE: Final[KeyShape] = KeyShape("scene", ("date", "scene"))
 PAIR: Final[KeyShape] = KeyShape("pair", ("date", "granule", "beam", "scene"))
 MODEL_VERSION: Final[KeyShape] = KeyShape("model version", ("name", "version"))
 TRAINING_SET_VERSION: Final[KeyShape] = KeyShape("training-set version", ("name", "version"))
-KEY_SHAPES: Final[tuple[KeyShape, ...]] = (DAY, GRANULE, TRACK, SCENE, PAIR, MODEL_VERSION, TRAINING_SET_VERSION)
+MODEL_NAME: Final[KeyShape] = KeyShape("model name", ("name",))
+KEY_SHAPES: Final[tuple[KeyShape, ...]] = (DAY, GRANULE, TRACK, SCENE, PAIR, MODEL_VERSION, TRAINING_SET_VERSION,
+                                           MODEL_NAME)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,11 +340,27 @@ TRAINING_SET: Final[Product] = Product(
         FileSpec(TRAINING_REPORT_FILE, "json", "class balance per split, source pairs and corrections"),
     ),
 )
+MODELS: Final[Product] = Product(
+    name="models",
+    shape=MODEL_VERSION,
+    description="a trained segment classifier: weights, model card (features, normalisation, metrics), confusion plot",
+    files=(
+        FileSpec(WEIGHTS_FILE, "weights", "state_dict as safetensors (no pickle)"),
+        FileSpec(CARD_FILE, "json", "model card: architecture, config, features, normalisation, training set, metrics"),
+        FileSpec(CONFUSION_FILE, "image", "row-normalised confusion matrices of the held-out split (PNG)"),
+    ),
+)
+MODEL_PROMOTIONS: Final[Product] = Product(
+    name="model_promotions",
+    shape=MODEL_NAME,
+    description="which version of a model is promoted (the default of inference); each promotion a new version",
+    files=(FileSpec(PROMOTION_FILE, "json", "promoted version, its score, the one it replaced and why"),),
+)
 
 #: Every product, by name.
 PRODUCTS: Final[dict[str, Product]] = {
     p.name: p for p in (INVENTORY, SEGMENTS_2M, RESAMPLE_REPORT, S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS,
-                        S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET)
+                        S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET, MODELS, MODEL_PROMOTIONS)
 }
 
 

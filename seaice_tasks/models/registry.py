@@ -88,6 +88,8 @@ _TARGET_RE: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$
 #: :func:`register_architecture`); its constructor must take JSON-able keyword arguments only.
 ARCHITECTURES: dict[str, str | type[nn.Module]] = {
     "UNet": "seaice_tasks.models.unet:UNet",
+    "LSTMClassifier": "seaice_tasks.models.sequence:LSTMClassifier",
+    "MLPClassifier": "seaice_tasks.models.sequence:MLPClassifier",
 }
 
 

@@ -18,12 +18,13 @@ Determinism
     of an uninterrupted one exactly (same device, ``num_workers=0`` or seeded workers).
     ``deterministic=True`` also asks torch for deterministic kernels while :meth:`Trainer.fit`
     runs (restored afterwards).
-Distributed training (later: ``train/dist.py``, ``train/launch.py``)
+Distributed training (``train/dist.py``, ``train/launch.py``)
     ``rank``/``world_size`` come from the launcher (Horovod or torchrun).  Only rank 0 logs,
     writes checkpoints and calls the epoch callbacks; every rank resumes from the shared checkpoint
-    folder.  :meth:`Trainer.reduce_gradients`, :meth:`Trainer.average_metric` and
-    :meth:`Trainer.sum_tensor` are the hooks a distributed subclass overrides (no-ops for one
-    process).  A ``DistributedSampler`` gets ``set_epoch(epoch)``.
+    folder.  :meth:`Trainer.reduce_gradients`, :meth:`Trainer.average_metric`,
+    :meth:`Trainer.sum_tensor` and :meth:`Trainer.gather_object` are the hooks a distributed
+    subclass overrides (no-ops for one process).  A ``DistributedSampler`` gets
+    ``set_epoch(epoch)``.
 """
 
 from __future__ import annotations
@@ -384,6 +385,10 @@ class Trainer:
     def sum_tensor(self, tensor: Tensor) -> Tensor:
         """Sum of a tensor over the processes (identity alone)."""
         return tensor
+
+    def gather_object(self, obj: Any) -> list[Any]:
+        """A picklable value of every process, in rank order (``[obj]`` alone)."""
+        return [obj]
 
     # -- checkpoints -------------------------------------------------------------------------------
 

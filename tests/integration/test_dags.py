@@ -43,6 +43,10 @@ def af_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     proc = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True,
                           timeout=AIRFLOW_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the training DAG's pool, as docs/operations.md sets it up
+    proc = subprocess.run([airflow, "pools", "set", "dgx", "1", "GPU training host"], env=env, capture_output=True,
+                          text=True, timeout=AIRFLOW_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return env
 
 
@@ -57,8 +61,10 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
             out["dags"][dag_id] = {{
                 "tags": sorted(dag.tags), "catchup": dag.catchup,
                 "tz": str(dag.start_date.tzinfo),
-                "schedule": [type(dag.timetable).__name__, dag.timetable.expression,
-                             str(dag.timetable.timezone)],
+                "schedule": [type(dag.timetable).__name__, getattr(dag.timetable, "expression", None),
+                             str(getattr(dag.timetable, "timezone", None))],
+                "pools": {{t.task_id: t.pool for t in dag.tasks}},
+                "queues": {{t.task_id: t.queue for t in dag.tasks}},
                 "retries": [t.retries for t in dag.tasks], "tasks": sorted(dag.task_ids),
                 "doc": bool(dag.doc_md),
                 "upstream": {{t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}},
@@ -80,6 +86,13 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert daily["upstream"]["colocate"] == ["resample_2m", "s2_labels"]
     assert daily["upstream"]["training_set"] == ["colocate"]
     assert daily["outlets"]["training_set"] == ["seaice_training_set"]
+    training = out["dags"]["seaice_training"]
+    assert training["schedule"][0] == "AssetTriggeredTimetable" and training["catchup"] is False
+    assert training["tasks"] == ["evaluate", "promote", "train"]
+    assert training["upstream"] == {"train": [], "evaluate": ["train"], "promote": ["evaluate"]}
+    assert training["pools"]["train"] == "dgx" and training["queues"]["train"] == "gpu"
+    assert training["outlets"]["promote"] == ["seaice_model"]
+    assert all(r >= 1 for r in training["retries"])
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in dags_folder().glob("*.py")))
@@ -100,14 +113,15 @@ def test_dag_files_import_no_heavy_modules(af_env: dict[str, str], dag_file: str
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY="
 
 
-def _dag_test(env: dict[str, str], day: dt.date, conf: dict[str, object] | None = None) -> dict:  # type: ignore[type-arg]
+def _dag_test(env: dict[str, str], day: dt.date, conf: dict[str, object] | None = None,  # type: ignore[type-arg]
+              dag_module: str = "seaice_daily") -> dict:
     proc = _python(
         f"""
         import datetime as dt, json, sys
         sys.path.insert(0, {str(dags_folder())!r})
-        import seaice_daily
-        run = seaice_daily.DAG.test(logical_date=dt.datetime({day.year}, {day.month}, {day.day},
-                                                             tzinfo=dt.timezone.utc), run_conf={conf or {}!r})
+        import {dag_module} as module
+        run = module.DAG.test(logical_date=dt.datetime({day.year}, {day.month}, {day.day},
+                                                       tzinfo=dt.timezone.utc), run_conf={conf or {}!r})
         states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
         print("JSON" + json.dumps({{"run": str(run.state), "tis": states}}))
         """,
@@ -161,3 +175,20 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)
     assert Lake(lake_dir).partitions(SEGMENTS_2M.name) == []
+
+
+def test_seaice_training_trains_evaluates_and_promotes(af_env: dict[str, str], tmp_path: Path) -> None:
+    """dag.test() of the training DAG on a small training set: a model committed, re-scored, promoted."""
+    from seaice_tasks.models.lake import model_card, promoted_version
+    from tests.training_data import commit_learnable_training_set
+
+    lake_dir = tmp_path / "lake"
+    commit_learnable_training_set(Lake(lake_dir), n_bins=1200)
+    env = dict(af_env, SEAICE_LAKE=str(lake_dir))
+    out = _dag_test(env, dt.date(2024, 1, 2), {"epochs": 1, "preset": "paper"}, dag_module="seaice_training")
+    assert out["tis"] == {"train": "success", "evaluate": "success", "promote": "success"}
+    lake = Lake(lake_dir)
+    version = promoted_version(lake, "seaice-is2-lstm")
+    assert version is not None
+    card = model_card(lake, "seaice-is2-lstm", version)
+    assert card["architecture"]["preset"] == "paper" and card["metrics"]["run"]["epochs"] == 1
