@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seaice-installed
 
-.PHONY: venv demo test lint imports typecheck unit clean-venv
+.PHONY: venv horovod demo test lint imports typecheck unit clean-venv
 
 venv: $(STAMP)
 
@@ -14,6 +14,16 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Horovod (PyTorch + Gloo) built from the PyPI sdist with C++17; the wheel is cached outside the
+# repository (~/.cache/seaice-wheels), so only the first build on a machine takes minutes.
+HOROVOD_STAMP := $(VENV)/.seaice-horovod
+
+horovod: $(HOROVOD_STAMP)
+
+$(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh
+	tools/build_horovod.sh $(VENV)
+	@touch $(HOROVOD_STAMP)
 
 demo: venv
 	$(BIN)/seaice demo
@@ -27,7 +37,7 @@ imports: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: venv lint imports typecheck
+test: venv horovod lint imports typecheck
 	$(BIN)/pytest -q
 
 clean-venv:

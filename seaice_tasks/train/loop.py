@@ -473,7 +473,7 @@ class Trainer:
         total, count = 0.0, 0
         for step, (x, y) in enumerate(self.train_loader, start=1):
             x, y = x.to(self.device), y.to(self.device)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad()  # set_to_none (torch >= 2 default; Horovod's wrapper takes no argument)
             loss = self.loss_fn(self.model(x), y)
             loss.backward()  # type: ignore[no-untyped-call]
             self.reduce_gradients()
