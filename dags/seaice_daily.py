@@ -22,8 +22,13 @@ One UTC day of sea-ice processing:
    `seaice_training_set` that the training DAG is scheduled on; a day without labelled windows
    skips it.
 
-Later stages (inference, sea surface and freeboard, validation, publishing) hang off these
-partitions.
+6. `classify_model` resolves the model that classifies the day (param `classify`: model name,
+   empty version = the promoted one) and skips, recorded in Airflow, when none is promoted yet:
+   the day still ends green; `classify` (Spark, after `resample_2m`) then classifies every 2 m
+   segment into `segments_classified/date=<day>/granule=<g>/beam=<b>` (class, probabilities,
+   window flag, raw values) and a `classify_report`.
+
+Later stages (sea surface and freeboard, validation, publishing) hang off these partitions.
 
 * Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D;
   `catchup` is on so that `airflow backfill create --dag-id seaice_daily --from-date ...
@@ -94,6 +99,8 @@ def _spark_job(name: str) -> str:
         "drift_overrides": Param("", type="string", description="manual drift shifts table (CSV/Parquet URL); "
                                                                 "empty = none"),
         "training_set": Param({}, type="object", description="TrainingSetConfig fields (JSON; name, features, split)"),
+        "classify": Param({}, type="object", description="ClassifyConfig fields (JSON; model, version: empty = "
+                                                         "the promoted one)"),
         "s2_unet_model": Param("", type="string",
                                description="U-Net model folder (save_unet) visible to the Spark executors; "
                                            "empty = colour labels only"),
@@ -161,7 +168,40 @@ def seaice_daily() -> None:
         except EmptyTrainingSetError as exc:
             raise AirflowSkipException(str(exc)) from None
 
-    discover() >> [resample_2m, s2_labels] >> colocate >> training_set()
+    @task
+    def classify_model(params: dict[str, Any] | None = None) -> str:
+        """The day's ClassifyConfig (JSON) with the model version pinned; skipped when none is promoted."""
+        import dataclasses
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from seaice_tasks.is2.classify import ClassifyConfig
+        from seaice_tasks.models.lake import model_card, promoted_version
+        from seaice_tasks.storage import lake_from_env
+
+        p = params or {}
+        lake = lake_from_env(p.get("lake") or None)
+        config = ClassifyConfig.from_dict(p.get("classify") or {})
+        version = config.version or promoted_version(lake, config.model)
+        if version is None:
+            raise AirflowSkipException(f"no version of model {config.model} is promoted: the day's segments are not "
+                                       "classified (run seaice_training first)")
+        model_card(lake, config.model, version)  # the version must be committed
+        return dataclasses.replace(config, version=version).to_json()
+
+    classify = SparkSubmitOperator(
+        task_id="classify",
+        conn_id="spark_default",
+        application=_spark_job("classify.py"),
+        name="seaice-classify-{{ params.date or ds }}",
+        application_args=["--date", DAY, "--lake", "{{ params.lake }}",
+                          "--config", "{{ ti.xcom_pull(task_ids='classify_model') }}"],
+        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+
+    found = discover()
+    found >> [resample_2m, s2_labels] >> colocate >> training_set()
+    [resample_2m, classify_model()] >> classify
 
 
 DAG = seaice_daily()

@@ -9,6 +9,7 @@
 ``seaice training-set --dates D`` labelled segments -> a versioned, immutable training set
 ``seaice train``                  train an LSTM / MLP segment classifier (one process, Horovod, torchrun)
 ``seaice models list|show|promote`` the model registry in the lake
+``seaice classify --date D``      every 2 m segment of the day -> class + probabilities (the promoted model)
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 ``seaice gc``                     remove leftovers of dead runs and killed commits from the lake
 """
@@ -153,6 +154,11 @@ def _cmd_colocate(args: argparse.Namespace) -> int:
     return _run_job("colocate", ["--granules", ",".join(args.granules), "--date", args.date, "--lake",
                                  args.lake or "", "--config", args.config, "--corrections", args.corrections,
                                  "--drift-overrides", args.drift_overrides], args)
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    return _run_job("classify", ["--granules", ",".join(args.granules), "--date", args.date, "--lake",
+                                 args.lake or "", "--config", args.config], args)
 
 
 def _cmd_training_set(args: argparse.Namespace) -> int:
@@ -351,6 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.add_argument("--config", default="{}", help="TrainingSetConfig fields as JSON (features, split, block_m, ...)")
     p.set_defaults(func=_cmd_training_set)
+
+    p = sub.add_parser("classify", help="classify every 2 m segment of a day with the promoted model (Spark)")
+    p.add_argument("granules", nargs="*", metavar="GRANULE", help="granule keys (default: every 2 m track of the day)")
+    p.add_argument("--date", required=True, help="UTC day YYYY-MM-DD of the 2 m tracks")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--config", default="{}", help="ClassifyConfig fields as JSON (model, version, ...)")
+    p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
+    p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
+    p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("train", help="train an LSTM / MLP classifier of 2 m segments on a training set")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")

@@ -41,6 +41,7 @@ from seaice_tasks.schemas import (
     INVENTORY_SCHEMA,
     PAIRS_SCHEMA,
     SEGMENTS_2M_SCHEMA,
+    SEGMENTS_CLASSIFIED_SCHEMA,
     SEGMENTS_LABELLED_SCHEMA,
     TRAINING_SEGMENTS_SCHEMA,
 )
@@ -72,6 +73,8 @@ __all__ = [
     "TRAINING_SET",
     "MODELS",
     "MODEL_PROMOTIONS",
+    "SEGMENTS_CLASSIFIED",
+    "CLASSIFY_REPORT",
     "PRODUCTS",
     "product",
     "INVENTORY_FILE",
@@ -88,6 +91,7 @@ __all__ = [
     "CARD_FILE",
     "CONFUSION_FILE",
     "PROMOTION_FILE",
+    "CLASSES_FILE",
     "SEGMENT_PART_PATTERN",
     "segment_part_name",
     "LABEL_COLORMAP",
@@ -112,6 +116,7 @@ WEIGHTS_FILE: Final[str] = "model.safetensors"
 CARD_FILE: Final[str] = "card.json"
 CONFUSION_FILE: Final[str] = "confusion.png"
 PROMOTION_FILE: Final[str] = "promotion.json"
+CLASSES_FILE: Final[str] = "classes.parquet"
 #: One part file per work item of a track (``part-00000.parquet`` ...).
 SEGMENT_PART_PATTERN: Final[str] = "part-{part:05d}.parquet"
 #: Class code -> RGB of the label COGs' colour table.
@@ -356,11 +361,20 @@ MODEL_PROMOTIONS: Final[Product] = Product(
     description="which version of a model is promoted (the default of inference); each promotion a new version",
     files=(FileSpec(PROMOTION_FILE, "json", "promoted version, its score, the one it replaced and why"),),
 )
+SEGMENTS_CLASSIFIED: Final[Product] = Product(
+    name="segments_classified",
+    shape=TRACK,
+    description="every 2 m segment of one track classified by the promoted model: class, probabilities, raw values",
+    files=(FileSpec(CLASSES_FILE, "table", "GeoParquet, ascending x_atc_m, every segment of the track",
+                    schema=SEGMENTS_CLASSIFIED_SCHEMA),),
+)
+CLASSIFY_REPORT: Final[Product] = _report("classify_report", "classification")
 
 #: Every product, by name.
 PRODUCTS: Final[dict[str, Product]] = {
     p.name: p for p in (INVENTORY, SEGMENTS_2M, RESAMPLE_REPORT, S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS,
-                        S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET, MODELS, MODEL_PROMOTIONS)
+                        S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET, MODELS, MODEL_PROMOTIONS,
+                        SEGMENTS_CLASSIFIED, CLASSIFY_REPORT)
 }
 
 

@@ -250,3 +250,30 @@ TRAINING_SEGMENTS_SCHEMA: Final[pa.Schema] = pa.schema(
     metadata={"seaice_schema": "training_set/1"},
 )
 __all__ += ["TRAINING_SEGMENTS_SCHEMA"]
+
+#: Classes of every 2 m segment of a track (product ``segments_classified``;
+#: seaice_tasks.is2.classify): the promoted model's class and probabilities where the segment
+#: centres a full window, the raw (never normalised) values beside them.
+SEGMENTS_CLASSIFIED_SCHEMA: Final[pa.Schema] = pa.schema(
+    [
+        field("granule", pa.string(), "", "ATL03 granule key", nullable=False),
+        field("beam", pa.string(), "", "beam group", nullable=False),
+        field("bin_index", pa.int64(), "", "2 m bin index (x_atc_m / 2)", nullable=False),
+        field("x_atc_m", pa.float64(), "m", "along-track distance of the bin start", nullable=False),
+        field("lat_deg", pa.float64(), "deg", "mean photon latitude"),
+        field("lon_deg", pa.float64(), "deg", "mean photon longitude"),
+        field("time_utc", pa.timestamp("ns", tz="UTC"), "UTC", "mean photon time"),
+        field("n_photons", pa.int32(), "photon", "selected photons in the bin", nullable=False),
+        field("window_valid", pa.bool_(), "", "the segment centres a full window of consecutive bins with finite "
+                                              "features (else no prediction)", nullable=False),
+        field("class", pa.uint8(), "", "predicted class: 0 thick, 1 thin, 2 water, 255 no prediction",
+              nullable=False),
+        field("p_thick", pa.float32(), "", "probability of thick ice (NaN: no prediction)"),
+        field("p_thin", pa.float32(), "", "probability of thin ice (NaN: no prediction)"),
+        field("p_water", pa.float32(), "", "probability of open water (NaN: no prediction)"),
+        *FEATURE_FIELDS,
+        field("geometry", pa.binary(), "", "WKB point (lon_deg, lat_deg), EPSG:4326", nullable=False),
+    ],
+    metadata={"seaice_schema": "segments_classified/1"},
+)
+__all__ += ["SEGMENTS_CLASSIFIED_SCHEMA"]

@@ -19,6 +19,7 @@ from seaice_tasks.products import (
     S2_PAIRS,
     S2_UNET_LABELS,
     SEGMENTS_2M,
+    SEGMENTS_CLASSIFIED,
     SEGMENTS_LABELLED,
 )
 from seaice_tasks.storage import Lake
@@ -82,7 +83,9 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert daily["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
     assert "seaice" in daily["tags"] and daily["doc"]
     assert all(r >= 1 for r in daily["retries"])
-    assert daily["tasks"] == ["colocate", "discover", "resample_2m", "s2_labels", "training_set"]
+    assert daily["tasks"] == ["classify", "classify_model", "colocate", "discover", "resample_2m", "s2_labels",
+                              "training_set"]
+    assert daily["upstream"]["classify"] == ["classify_model", "resample_2m"]
     assert daily["upstream"]["colocate"] == ["resample_2m", "s2_labels"]
     assert daily["upstream"]["training_set"] == ["colocate"]
     assert daily["outlets"]["training_set"] == ["seaice_training_set"]
@@ -136,12 +139,21 @@ def _dag_test(env: dict[str, str], day: dt.date, conf: dict[str, object] | None 
 def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path, small_sim_day,  # type: ignore[no-untyped-def]
                                          tiny_unet_model: Path) -> None:
     """discover + resample_2m + s2_labels (spark-submit through SparkSubmitOperator, local[*]), with a U-Net."""
+    from seaice_tasks.models.lake import promote
+    from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
+    from tests.training_data import commit_learnable_training_set
+
     lake_dir = tmp_path / "lake"
+    # a promoted model in the lake (trained on a small synthetic training set) for the classify task
+    commit_learnable_training_set(Lake(lake_dir), n_bins=600, name="warmup")
+    warm = train_segment_model(Lake(lake_dir), SegmentTrainConfig(training_set="warmup", epochs=1))
+    promote(Lake(lake_dir), "seaice-is2-lstm", warm["version"])
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(small_sim_day.catalog))
     conf = {"resample": {"max_photons_per_chunk": 50_000}, "s2_unet_model": str(tiny_unet_model)}
     out = _dag_test(env, dt.date(2019, 11, 4), conf)
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
-                          "colocate": "success", "training_set": out["tis"]["training_set"]}
+                          "colocate": "success", "training_set": out["tis"]["training_set"],
+                          "classify_model": "success", "classify": "success"}
     assert out["tis"]["training_set"] in ("success", "skipped")  # a 5 km scene may give no training window
     lake = Lake(lake_dir)
     pairs = lake.read_table(S2_PAIRS.key(date=dt.date(2019, 11, 4))).to_pandas()
@@ -158,6 +170,9 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     unet = lake.partitions(S2_UNET_LABELS.name, dt.date(2019, 11, 4))
     assert [k.scene for k in unet] == [labels[0].scene]
     assert lake.require(unet[0]).info["model"]["weights_sha256"]
+    classified = lake.partitions(SEGMENTS_CLASSIFIED.name, dt.date(2019, 11, 4))
+    assert [(k.granule, k.beam) for k in classified] == [(k.granule, k.beam) for k in segments]
+    assert all(lake.require(k).info["model"]["version"] == warm["version"] for k in classified)
 
 
 def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
@@ -170,7 +185,8 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
     out = _dag_test(env, dt.date(2019, 2, 26))
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
-                          "colocate": "success", "training_set": "skipped"}  # nothing to label: a recorded skip
+                          "colocate": "success", "training_set": "skipped",  # nothing to label: a recorded skip
+                          "classify_model": "skipped", "classify": "skipped"}
     manifest = Lake(lake_dir).require(INVENTORY.key(date=dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)

@@ -1,0 +1,101 @@
+"""Spark job: every 2 m segment of the day classified by the promoted model.
+
+Usage::
+
+    spark-submit seaice_tasks/spark_jobs/classify.py --date 2019-11-04 --lake ROOT
+    spark-submit seaice_tasks/spark_jobs/classify.py --date 2019-11-04 --granules G1 --lake ROOT \\
+        --config '{"model": "seaice-is2-lstm", "version": "0123456789abcdef"}'
+
+Load (driver): the day's ``segments_2m`` tracks (or those of ``--granules``; a granule without
+a 2 m partition is a recorded skip) and the model version: the config's, else the promoted one
+of the config's model name.  When no version is promoted the whole day is one recorded skip
+(report ``classify_report/date=D``) and the job exits 0: a day before the first trained model
+still ends green.
+Map: one work item per track, packed by its segment count into Spark tasks; every executor
+process reads the model from the lake once (:func:`~seaice_tasks.is2.classify.cached_model`) and
+stages ``segments_classified/date=D/granule=G/beam=B/classes.parquet``
+(:func:`~seaice_tasks.is2.classify.classify_track_work`); a track that fails fails alone.
+Commit: the partitions (manifest info: the model, class counts), then the report.  A whole-day
+run removes the day's classified partitions it did not produce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from seaice_tasks.config import parse_day
+from seaice_tasks.errors import ConfigError
+from seaice_tasks.is2.classify import ClassifyConfig, classify_track_work, model_summary
+from seaice_tasks.models.lake import model_card, promoted_version
+from seaice_tasks.products import CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
+from seaice_tasks.spark_jobs.runner import Job, Run, main
+from seaice_tasks.storage import Lake, lake_from_env
+
+__all__ = ["JOB", "run", "day_tracks"]
+
+
+def day_tracks(lake: Lake, day: Any) -> list[str]:
+    """Granule keys of the day's committed 2 m tracks (the inputs of a whole-day run)."""
+    return sorted({str(k.granule) for k in lake.partitions(SEGMENTS_2M.name, day)})
+
+
+def run(job: Run[ClassifyConfig], granules: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Resolve the model, classify every track, commit; the job's summary."""
+    day = parse_day(args.date)
+    cfg = job.config
+    keys = [k for k in job.lake.partitions(SEGMENTS_2M.name, day) if not granules or k.granule in granules]
+    present = {str(k.granule) for k in keys}
+    skipped: list[dict[str, Any]] = [{"granule": g, "reason": f"granule {g}: no 2 m partition on {day} "
+                                                              "(run resample first)"}
+                                     for g in granules if g not in present]
+    version = cfg.version or promoted_version(job.lake, cfg.model)
+    if version is None:
+        job.lap("load")
+        reason = f"no version of model {cfg.model} is promoted: nothing classified (train and promote one first)"
+        job.lap("map_reduce")
+        return {"partitions": [], "model": None, "tracks": len(keys),
+                "skipped": [*skipped, {"day": day.isoformat(), "reason": reason}], "failed": [], "no_model": True}
+    card = model_card(job.lake, cfg.model, version)
+    resolved = dataclasses.replace(cfg, version=version)
+    records = [{"date": day.isoformat(), "granule": str(k.granule), "beam": str(k.beam), "version": version}
+               for k in keys]
+    weights = [float(job.lake.require(k).rows) + 1.0 for k in keys]
+    job.lap("load")
+    results = job.map(classify_track_work, records, weights=weights)
+    failed = [{"track": f"{r.record['granule']}/{r.record['beam']}", "reason": r.error} for r in results if not r.ok]
+    rows = {(r.record["granule"], r.record["beam"]): r.rows[0] for r in results if r.ok and r.rows}
+    summary = model_summary(card, version)
+    manifests = job.commit(results, info=lambda key, _: {"model": summary, **rows[(key.granule, key.beam)]},
+                           config_for=lambda key: resolved)
+    job.lap("map_reduce")
+    totals = {c: sum(r["class_counts"][c] for r in rows.values()) for c in ("thick", "thin", "water")}
+    return {
+        "partitions": [m.key.relpath for m in manifests],
+        "model": summary,
+        "tracks": len(keys),
+        "segments": sum(r["segments"] for r in rows.values()),
+        "classified": sum(r["classified"] for r in rows.values()),
+        "class_counts": totals,
+        "skipped": skipped,
+        "failed": failed,
+        "no_model": False,
+    }
+
+
+def _check(args: argparse.Namespace, config: ClassifyConfig) -> None:
+    """``--date`` given; a model version named by the config is committed (before any work)."""
+    if not args.date:
+        raise ConfigError("--date is required (the 2 m tracks are found by day)")
+    if config.version:
+        model_card(lake_from_env(args.lake or None), config.model, config.version)
+
+
+JOB = Job(name="classify", config_type=ClassifyConfig, inventory_kind="ATL03", inputs_arg="granules",
+          report=CLASSIFY_REPORT, body=run, description=__doc__, check_arguments=_check,
+          products=lambda args: (SEGMENTS_CLASSIFIED,), day_inputs=day_tracks)
+
+if __name__ == "__main__":
+    sys.exit(main(JOB))

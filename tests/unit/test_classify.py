@@ -1,0 +1,139 @@
+"""Inference job: a simulated day resampled, labelled, colocated, trained on, then every segment classified."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seaice_tasks.catalog import run_discover
+from seaice_tasks.is2.classify import ClassifyConfig
+from seaice_tasks.is2.colocate import ColocateConfig
+from seaice_tasks.is2.resample import ResampleConfig
+from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
+from seaice_tasks.models.lake import promote
+from seaice_tasks.products import CLASSES_FILE, CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
+from seaice_tasks.s2.scene_labels import S2LabelConfig
+from seaice_tasks.sim.day import simulate_day
+from seaice_tasks.sim.geometry import SimConfig
+from seaice_tasks.sim.scoring import truth_classes
+from seaice_tasks.spark_jobs import classify, colocate, resample, s2_labels
+from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, main, run_job
+from seaice_tasks.storage import InputStore, Lake
+from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
+
+DAY = "2019-11-04"
+DATE = dt.date(2019, 11, 4)
+SIM = SimConfig(date=DAY, seed=31, granules=1, km=24.0, scenes_per_granule=1, scene_km=12.0)
+MODEL = "seaice-is2-lstm"
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The day's 2 m tracks and labels, a training set of it, a promoted model (2 epochs)."""
+    root = tmp_path_factory.mktemp("classify_day")
+    sim = simulate_day(SIM, root / "sim", workers=1)
+    lake_dir = root / "lake"
+    run_discover(DAY, catalog=str(sim.catalog), lake=str(lake_dir))
+    lake = Lake(lake_dir)
+    inputs = InputStore(str(sim.catalog))
+    run_job(resample.JOB, [str(p) for p in sim.atl03], lake, ResampleConfig(), day=DAY, inputs=inputs)
+    run_job(s2_labels.JOB, [str(p) for p in sim.scenes], lake, S2LabelConfig(), day=DAY, inputs=inputs)
+    untrained = root / "untrained"
+    shutil.copytree(lake_dir, untrained)  # 2 m tracks, no model: the "before the first model" lake
+    run_job(colocate.JOB, colocate.day_tracks(lake, DATE), lake, ColocateConfig(), day=DAY, whole_day=True)
+    run_training_set(lake, [DATE], TrainingSetConfig(block_m=1000.0))
+    trained = train_segment_model(lake, SegmentTrainConfig(epochs=2, batch_size=64))
+    promote(lake, MODEL, trained["version"])
+    return {"sim": sim, "lake_dir": lake_dir, "untrained": untrained, "version": trained["version"]}
+
+
+def _classify(lake: Lake, config: ClassifyConfig | None = None) -> dict[str, Any]:
+    return run_job(classify.JOB, classify.day_tracks(lake, DATE), lake, config or ClassifyConfig(), day=DAY,
+                   whole_day=True)
+
+
+@pytest.fixture(scope="module")
+def classified(day: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    lake_dir = tmp_path_factory.mktemp("classified") / "lake"
+    shutil.copytree(day["lake_dir"], lake_dir)
+    lake = Lake(lake_dir)
+    return {"lake": lake, "summary": _classify(lake)}
+
+
+def test_every_segment_classified_or_flagged(day: dict[str, Any], classified: dict[str, Any]) -> None:
+    lake, summary = classified["lake"], classified["summary"]
+    assert summary["failed"] == [] and summary["skipped"] == [] and not summary["no_model"]
+    assert summary["model"]["version"] == day["version"] and summary["model"]["name"] == MODEL
+    tracks = lake.partitions(SEGMENTS_2M.name, DATE)
+    keys = lake.partitions(SEGMENTS_CLASSIFIED.name, DATE)
+    assert [(k.granule, k.beam) for k in keys] == [(k.granule, k.beam) for k in tracks]
+    for track, key in zip(tracks, keys, strict=True):
+        seg = lake.read_table(track).to_pandas().sort_values("x_atc_m").reset_index(drop=True)
+        out = lake.read_table(key, CLASSES_FILE).to_pandas()
+        assert len(out) == len(seg) and np.array_equal(out["bin_index"], seg["bin_index"])
+        np.testing.assert_array_equal(out["h_cor_mean_m"], seg["h_cor_mean_m"])  # raw metres, never normalised
+        valid = out["window_valid"].to_numpy()
+        assert 0.9 < valid.mean() < 1.0  # gaps and track ends have no full window
+        assert (out.loc[~valid, "class"] == 255).all() and out.loc[~valid, "p_thick"].isna().all()
+        probs = out.loc[valid, ["p_thick", "p_thin", "p_water"]].to_numpy(dtype=np.float64)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        assert (out.loc[valid, "class"].to_numpy() == probs.argmax(axis=1)).all()
+        # a window centre needs its 2 neighbours each side to be the adjacent bins
+        bins = out["bin_index"].to_numpy()
+        for i in np.flatnonzero(valid)[:2000]:
+            assert np.array_equal(bins[i - 2:i + 3] - bins[i], np.arange(-2, 3))
+        manifest = lake.require(key)
+        assert manifest.info["model"]["weights_sha256"] and manifest.config["version"] == day["version"]
+
+
+def test_classes_against_truth(day: dict[str, Any], classified: dict[str, Any]) -> None:
+    """A sanity bound on the training day (the honest score on another seed is in docs/classification.md)."""
+    lake = classified["lake"]
+    truth_bins = pd.read_parquet(next(day["sim"].truth.glob("*_truth_bins.parquet")))
+    hits = total = 0
+    for key in lake.partitions(SEGMENTS_CLASSIFIED.name, DATE):
+        out = lake.read_table(key, CLASSES_FILE).to_pandas()
+        truth = truth_classes(out, truth_bins, str(key.beam))
+        ok = out["window_valid"].to_numpy() & (truth != 255)
+        hits += int((out["class"].to_numpy()[ok] == truth[ok]).sum())
+        total += int(ok.sum())
+    assert total > 10_000 and hits / total > 0.85
+
+
+def test_rerun_is_byte_identical(day: dict[str, Any], classified: dict[str, Any], tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    shutil.copytree(day["lake_dir"], tmp_path / "lake")
+    _classify(lake)
+
+    def digests(lk: Lake) -> list[str]:
+        return [hashlib.sha256(lk.open_file(k, CLASSES_FILE)).hexdigest()
+                for k in lk.partitions(SEGMENTS_CLASSIFIED.name, DATE)]
+
+    assert digests(lake) == digests(classified["lake"])
+
+
+def test_no_promoted_model_is_a_recorded_skip(day: dict[str, Any], tmp_path: Path) -> None:
+    shutil.copytree(day["untrained"], tmp_path / "lake")
+    lake = Lake(tmp_path / "lake")
+    summary = _classify(lake)
+    assert summary["no_model"] and summary["partitions"] == []
+    assert "no version of model seaice-is2-lstm is promoted" in summary["skipped"][-1]["reason"]
+    report = lake.require(CLASSIFY_REPORT.key(date=DATE))
+    assert any("promoted" in s["reason"] for s in report.info["skipped"])
+
+
+def test_unknown_model_version_exits_2(day: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copytree(day["lake_dir"], tmp_path / "lake")
+    status = main(classify.JOB, ["--date", DAY, "--lake", str(tmp_path / "lake"), "--no-spark",
+                                 "--config", '{"version": "0000000000000000"}'])
+    assert status == EXIT_BAD_ARGUMENT
+    err = capsys.readouterr().err
+    assert "no such model version is committed" in err and "0000000000000000" in err
+    assert Lake(tmp_path / "lake").partitions(SEGMENTS_CLASSIFIED.name) == []
