@@ -5,9 +5,14 @@
    configuration is already there;
 2. ``airflow dags test seaice_daily <day>`` runs the daily DAG on that catalog with a private
    Airflow home (SQLite metadata) and lake;
+   Before it, when the lake has no promoted segment classifier, a small one is trained on
+   another simulated day (:data:`TRAIN_CONFIG`: another date and seed, so the demo day stays
+   unseen): that day is resampled, labelled and colocated in process, a training set is built,
+   the notebook LSTM trains for :data:`TRAIN_EPOCHS` epochs and is promoted;
 3. the summary lists what the run committed and what each input holds, and scores the 2 m
-   corrected heights, the Sentinel-2 labels, the drift shifts and the labels transferred to the
-   2 m segments against the simulator's truth (:mod:`seaice_tasks.sim.scoring`).
+   corrected heights, the Sentinel-2 labels, the drift shifts, the labels transferred to the
+   2 m segments and the classifier's classes of every segment against the simulator's truth
+   (:mod:`seaice_tasks.sim.scoring`).
 
 Everything stays under ``--workdir`` (default ``var/demo``, git-ignored).
 """
@@ -26,6 +31,7 @@ from typing import Any, Final
 
 from seaice_tasks.orchestration import airflow_env
 from seaice_tasks.products import (
+    CLASSIFY_REPORT,
     COLOCATE_REPORT,
     INVENTORY,
     LABELS_FILE,
@@ -40,13 +46,20 @@ from seaice_tasks.products import (
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.storage import Lake, PartitionKey
 
-__all__ = ["DEMO_CONFIG", "ensure_simulated_day", "run_demo"]
+__all__ = ["DEMO_CONFIG", "TRAIN_CONFIG", "TRAIN_EPOCHS", "ensure_simulated_day", "prepare_labelled_day",
+           "ensure_model", "score_classified", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 #: The embedded default day: 2019-11-04, as the authors' first shared track.
 DEMO_CONFIG: Final[SimConfig] = SimConfig()
 AIRFLOW_TIMEOUT_S: Final[int] = 600
+#: The day the demo's first model is trained on (another date and seed than the demo day).
+TRAIN_CONFIG: Final[SimConfig] = SimConfig(date="2019-11-03", seed=20191103, granules=2, km=60.0)
+#: Epochs of the demo's small model (the notebook preset trains 50).
+TRAIN_EPOCHS: Final[int] = 6
+#: Name of the classifier the daily DAG uses by default.
+MODEL_NAME: Final[str] = "seaice-is2-lstm"
 
 
 def ensure_simulated_day(config: SimConfig, out: Path) -> Path:
@@ -154,6 +167,99 @@ def _colocation_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
               f"split by {info.get('split_method')}")
 
 
+def prepare_labelled_day(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
+    """Simulate a day and run discover, resample, S2 labels and colocation on it in process; its truth folder."""
+    from seaice_tasks.catalog import run_discover
+    from seaice_tasks.is2.colocate import ColocateConfig
+    from seaice_tasks.is2.resample import ResampleConfig
+    from seaice_tasks.s2.scene_labels import S2LabelConfig
+    from seaice_tasks.sim.day import TRUTH_DIR
+    from seaice_tasks.spark_jobs.runner import inventory_uris, load_job, run_job
+    from seaice_tasks.storage import InputStore
+
+    catalog = ensure_simulated_day(config, sim_dir)
+    day = dt.date.fromisoformat(config.date)
+    run_discover(config.date, catalog=str(catalog), lake=lake.root)
+    inputs = InputStore(str(catalog))
+    granules, scenes = inventory_uris(lake, day, "ATL03"), inventory_uris(lake, day, "S2")
+    run_job(load_job("resample"), granules, lake, ResampleConfig(), day=config.date, inputs=inputs)
+    run_job(load_job("s2_labels"), scenes, lake, S2LabelConfig(), day=config.date, inputs=inputs)
+    tracks = sorted({str(k.granule) for k in lake.partitions(SEGMENTS_2M.name, day)})
+    run_job(load_job("colocate"), tracks, lake, ColocateConfig(), day=config.date, whole_day=True)
+    return sim_dir / TRUTH_DIR
+
+
+def ensure_model(lake: Lake, workdir: Path, epochs: int = TRAIN_EPOCHS) -> str:
+    """The promoted classifier's version; trains and promotes a small one on :data:`TRAIN_CONFIG` when none is."""
+    from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
+    from seaice_tasks.models.lake import promote, promoted_version
+    from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
+
+    version = promoted_version(lake, MODEL_NAME)
+    if version is not None:
+        print(f"seaice demo: model {MODEL_NAME} {version} is promoted", flush=True)
+        return version
+    print(f"seaice demo: no promoted classifier: training a small one ({epochs} epochs) on the simulated day "
+          f"{TRAIN_CONFIG.date} (seed {TRAIN_CONFIG.seed})", flush=True)
+    prepare_labelled_day(TRAIN_CONFIG, workdir / "train_sim", lake)
+    ts = run_training_set(lake, [dt.date.fromisoformat(TRAIN_CONFIG.date)], TrainingSetConfig(name="demo-train"))
+    result = train_segment_model(lake, SegmentTrainConfig(name=MODEL_NAME, training_set="demo-train",
+                                                          training_set_version=str(ts["version"]), epochs=epochs))
+    promote(lake, MODEL_NAME, str(result["version"]))
+    test = result.get("metrics", {}).get("test", {})
+    print(f"seaice demo: trained {result['model']}: held-out accuracy {test.get('accuracy', float('nan')):.3f} "
+          f"vs the training day's S2 labels, promoted", flush=True)
+    return str(result["version"])
+
+
+def score_classified(lake: Lake, day: dt.date, truth_dir: Path) -> dict[str, Any] | None:
+    """The classifier's classes of the day's segments against the simulator's truth (None: nothing classified)."""
+    import numpy as np
+    import pandas as pd
+
+    from seaice_tasks.metrics import classification_report
+    from seaice_tasks.products import CLASSES_FILE, SEGMENTS_CLASSIFIED
+    from seaice_tasks.sim.scoring import truth_classes
+
+    truths, preds, flagged, total = [], [], 0, 0
+    for key in lake.partitions(SEGMENTS_CLASSIFIED.name, day):
+        found = sorted(truth_dir.glob(f"ATL03_{key.granule}_*_truth_bins.parquet"))
+        if not found:
+            continue
+        out = lake.read_table(key, CLASSES_FILE).to_pandas()
+        truth = truth_classes(out, pd.read_parquet(found[0]), str(key.beam))
+        valid = out["window_valid"].to_numpy()
+        ok = valid & (truth != 255)
+        truths.append(truth[ok])
+        preds.append(out["class"].to_numpy()[ok])
+        flagged += int((~valid).sum())
+        total += len(out)
+    if not truths:
+        return None
+    report = classification_report(np.concatenate(truths), np.concatenate(preds))
+    report["flagged_fraction"] = flagged / total if total else None
+    return report
+
+
+def _classification_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
+    from seaice_tasks.products import SEGMENTS_CLASSIFIED
+
+    keys = lake.partitions(SEGMENTS_CLASSIFIED.name, day)
+    if not keys:
+        print("\n== classification: nothing classified (no promoted model)")
+        return
+    model = lake.require(keys[0]).info.get("model", {})
+    report = score_classified(lake, day, truth_dir)
+    print(f"\n== classification: {len(keys)} track(s) by {model.get('name')} {model.get('version')} "
+          f"(trained on {model.get('training_set')})")
+    if report is not None:
+        rec = ", ".join(f"{k} {report['recall'][k]:.2f}/{report['precision'][k]:.2f}"
+                        for k in ("thick", "thin", "water") if report["recall"][k] is not None)
+        print(f"   2 m classes vs truth: accuracy {report['accuracy']:.1%} on {report['n']:,} segments, macro F1 "
+              f"{report['macro_f1']:.3f}; recall/precision {rec}; {report['flagged_fraction']:.1%} without a full "
+              "window (flagged, not classified)")
+
+
 def _airflow_bin() -> str:
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
@@ -170,6 +276,7 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     env = airflow_env(home, extra={"SEAICE_LAKE": str(lake_dir), "SEAICE_CATALOG": str(catalog)})
     airflow = _airflow_bin()
     print(f"seaice demo: Airflow home {home}, catalog {catalog}, lake {lake_dir}", flush=True)
+    ensure_model(Lake(lake_dir), wd)
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True,
                    timeout=AIRFLOW_TIMEOUT_S)
     day = config.date
@@ -209,7 +316,8 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
               f"water {fr['open_water']:.1%}, cloud/shadow {info['cloud_fraction']:.1%}  "
               f"{_label_score(lake, key, truth_dir)}")
     _colocation_summary(lake, the_day, truth_dir)
-    for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name, COLOCATE_REPORT.name):
+    _classification_summary(lake, the_day, truth_dir)
+    for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name, COLOCATE_REPORT.name, CLASSIFY_REPORT.name):
         report = lake.manifest(PartitionKey(stage, the_day))
         for skip in (report.info.get("skipped", []) if report else []):
             print(f"   {stage}: skipped {skip['uri']}: {skip['reason']}")

@@ -51,6 +51,7 @@ from seaice_tasks.storage import (
 from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
 
 __all__ = [
+    "load_job",
     "RESULT_MARKER",
     "EXECUTOR_ENV",
     "DEFAULT_TASKS_PER_CORE",
@@ -495,6 +496,19 @@ def inventory_uris(lake: Lake, day: dt.date, kind: str) -> list[str]:
     """URIs of one kind (``ATL03``, ``S2`` ...) in the day's committed inventory, sorted."""
     table = lake.read_table(INVENTORY.key(date=day)).to_pandas()
     return sorted(table.loc[table["kind"] == kind, "uri"].tolist())
+
+
+def load_job(name: str) -> Job[Any]:
+    """The ``JOB`` of a job script, run with :func:`runpy.run_path` (a job script is never imported).
+
+    For callers that run a job in process (the demo, experiments): ``run_job(load_job("resample"), ...)``.
+    """
+    import runpy
+
+    from seaice_tasks.spark_jobs import job_script
+
+    job: Job[Any] = runpy.run_path(str(job_script(name)), run_name=f"seaice_job_{name}")["JOB"]
+    return job
 
 
 def run_job(

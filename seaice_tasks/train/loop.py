@@ -328,8 +328,9 @@ class Trainer:
     Attributes
     ----------
     history : list of dict
-        One record per finished epoch: ``epoch``, ``train_loss``, ``epoch_s`` and the validation
-        metrics; restored from the checkpoint on resume.
+        One record per finished epoch: ``epoch``, ``train_loss``, ``train_s`` (the training
+        pass), ``data_wait_s`` (of it, waiting for the next batch from the loader), ``epoch_s``
+        (with validation) and the validation metrics; restored from the checkpoint on resume.
     start_epoch : int
         First epoch this run trains (1 for a fresh run).
     """
@@ -471,8 +472,18 @@ class Trainer:
             set_epoch(epoch)
         self.model.train()
         total, count = 0.0, 0
-        for step, (x, y) in enumerate(self.train_loader, start=1):
+        data_s = 0.0  # time spent waiting for the next batch (the papers' input bottleneck)
+        batches = iter(self.train_loader)
+        step = 0
+        while True:
+            waited = time.perf_counter()
+            try:
+                x, y = next(batches)
+            except StopIteration:
+                break
+            step += 1
             x, y = x.to(self.device), y.to(self.device)
+            data_s += time.perf_counter() - waited
             self.optimizer.zero_grad()  # set_to_none (torch >= 2 default; Horovod's wrapper takes no argument)
             loss = self.loss_fn(self.model(x), y)
             loss.backward()  # type: ignore[no-untyped-call]
@@ -483,9 +494,12 @@ class Trainer:
             count += n
             if self.config.log_every_steps and step % self.config.log_every_steps == 0:
                 self._log("epoch %d step %d loss %.4f", epoch, step, total / count)
+        train_s = time.perf_counter() - started
         record: dict[str, float] = {
             "epoch": float(epoch),
             "train_loss": self.average_metric("train_loss", total / count if count else float("nan")),
+            "train_s": train_s,
+            "data_wait_s": data_s,
         }
         if self.val_loader is not None:
             record.update(self.validate())

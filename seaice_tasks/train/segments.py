@@ -356,8 +356,12 @@ def train_segment_model(lake: Lake, config: SegmentTrainConfig, ctx: DistContext
     model.eval()
     metrics = {"test": _evaluate(model, ts.splits["test"]), "validation": _evaluate(model, ts.splits["validation"])}
     epoch_s = [float(r["epoch_s"]) for r in history]
+    pass_s = [float(r.get("train_s", r["epoch_s"])) for r in history]
+    wait_s = [float(r.get("data_wait_s", 0.0)) for r in history]
     run = {"backend": ctx.backend, "world_size": ctx.world_size, "device": ctx.device, "lr_effective": lr,
-           "epoch_s": epoch_s, "train_wall_s": train_s, "epochs": len(history),
+           "epoch_s": epoch_s, "train_pass_s": pass_s, "data_wait_s": wait_s,
+           "data_wait_share": sum(wait_s) / sum(pass_s) if sum(pass_s) > 0 else None,
+           "train_wall_s": train_s, "epochs": len(history),
            "train_windows": len(ts.splits["train"]),
            "samples_per_s": (len(ts.splits["train"]) * len(epoch_s) / sum(epoch_s)) if epoch_s else None}
     arch_name, kwargs = architecture_kwargs(mcfg, n_features, window)

@@ -234,3 +234,37 @@ def test_colocate_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) 
         assert keys and spark.partitions(stage) == keys
         for key in keys:
             assert spark.require(key).to_json() == local.require(key).to_json()
+
+
+def test_classify_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The classify job through spark-submit local[2] commits the same bytes as in one process."""
+    import shutil
+
+    from seaice_tasks.is2.classify import ClassifyConfig
+    from seaice_tasks.models.lake import promote
+    from seaice_tasks.products import SEGMENTS_CLASSIFIED
+    from seaice_tasks.spark_jobs import classify
+    from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
+    from tests.training_data import commit_learnable_training_set
+
+    base = Lake(tmp_path / "base")
+    run_job(resample.JOB, [str(small_sim_day.atl03[0])], base, ResampleConfig(), day="2019-11-04")
+    commit_learnable_training_set(base, n_bins=600)
+    promote(base, "seaice-is2-lstm", str(train_segment_model(base, SegmentTrainConfig(epochs=1))["version"]))
+    for name in ("local", "spark"):
+        shutil.copytree(tmp_path / "base", tmp_path / name)
+    local = Lake(tmp_path / "local")
+    summary = run_job(classify.JOB, classify.day_tracks(local, dt.date(2019, 11, 4)), local, ClassifyConfig(),
+                      day="2019-11-04", whole_day=True)
+    assert summary["failed"] == [] and len(summary["partitions"]) == 3
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("spark-submit")), "--master", "local[2]", "--conf",
+         "spark.ui.enabled=false", classify.__file__, "--date", "2019-11-04", "--lake", str(tmp_path / "spark")],
+        env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    spark = Lake(tmp_path / "spark")
+    keys = local.partitions(SEGMENTS_CLASSIFIED.name)
+    assert keys and spark.partitions(SEGMENTS_CLASSIFIED.name) == keys
+    for key in keys:
+        assert spark.require(key).to_json() == local.require(key).to_json()

@@ -1,0 +1,195 @@
+"""Segment classifiers scored against the simulator's truth on a day never used for training or tuning.
+
+``python experiments/classifier_accuracy.py --out DIR [--epochs N] [--models notebook,paper,mlp]``
+(a research script beside the package, free to use the simulator :mod:`seaice_tasks.sim`):
+
+1. simulates and prepares (discover, resample, S2 labels, colocation, in process:
+   :func:`seaice_tasks.demo.prepare_labelled_day`) a **training day** (:data:`TRAIN_DAY`) and an
+   **evaluation day** (:data:`EVAL_DAY`: another date and seed, never trained or tuned on);
+2. builds the training set of the training day from its S2-transferred labels (block split),
+   and an **oracle** training set of the same segments with the simulator's truth classes as
+   labels (same windows, same splits: the difference is label noise alone);
+3. trains each requested preset on the labels, and the oracle LSTM on the truth;
+4. classifies every 2 m segment of the evaluation day with each model (the inference code of
+   the classify job, :func:`seaice_tasks.is2.classify.classify_frame`) and scores the segments
+   that centre a full window against truth: accuracy, per-class precision / recall / F1,
+   macro / weighted F1, row-normalised confusion; also the held-out split of the training day
+   against its labels (the card's numbers) and against truth;
+5. writes ``DIR/classifier_accuracy.json`` and prints a Markdown table (docs/classification.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from seaice_tasks.demo import prepare_labelled_day
+from seaice_tasks.is2.classify import TRACK_COLUMNS, ClassifyConfig, classify_frame
+from seaice_tasks.is2.training_set import TrainingSetConfig, build_training_set, commit_training_set, load_sources
+from seaice_tasks.metrics import classification_report
+from seaice_tasks.models.lake import load_lake_model
+from seaice_tasks.products import SEGMENTS_2M
+from seaice_tasks.sim.geometry import SimConfig
+from seaice_tasks.sim.scoring import truth_classes
+from seaice_tasks.storage import Lake
+from seaice_tasks.train.segments import SegmentTrainConfig, load_training_set, train_segment_model
+
+log = logging.getLogger("classifier_accuracy")
+
+#: Training day (the demo's size: 3 granules x 100 km, a 20 km scene each).
+TRAIN_DAY: Final[SimConfig] = SimConfig(date="2019-11-05", seed=105)
+#: Evaluation day: another date and seed, never used for training or tuning.
+EVAL_DAY: Final[SimConfig] = SimConfig(date="2019-11-08", seed=108)
+PRESETS: Final[tuple[str, ...]] = ("notebook", "paper", "mlp")
+
+
+def _truth_frame(truth_dir: Path) -> dict[str, pd.DataFrame]:
+    """Truth bins by granule key (``ATL03_<granule>_..._truth_bins.parquet``)."""
+    return {p.name.split("_")[1] + "_" + p.name.split("_")[2]: pd.read_parquet(p)
+            for p in sorted(truth_dir.glob("ATL03_*_truth_bins.parquet"))}
+
+
+def _truth_for(truth: dict[str, pd.DataFrame], granule: str, frame: pd.DataFrame, beam: str) -> np.ndarray:
+    bins = truth.get(granule)
+    if bins is None:
+        return np.full(len(frame), 255, np.uint8)
+    return truth_classes(frame, bins, beam)
+
+
+def oracle_training_set(lake: Lake, day: dt.date, truth: dict[str, pd.DataFrame], config: TrainingSetConfig) -> str:
+    """The day's labelled segments with the truth class as label (same rows); its version."""
+    frames, _ = load_sources(lake, [day])
+    relabelled = []
+    for frame in frames:
+        f = frame.copy()
+        for (granule, beam), idx in f.groupby(["granule", "beam"]).groups.items():
+            f.loc[idx, "label"] = _truth_for(truth, str(granule), f.loc[idx], str(beam))
+        relabelled.append(f)
+    ts = build_training_set(relabelled, config)
+    commit_training_set(lake, ts, config)
+    return ts.version
+
+
+def score_day(lake: Lake, day: dt.date, truth: dict[str, pd.DataFrame], name: str, version: str) -> dict[str, Any]:
+    """Every segment of the day classified by one model, scored against truth."""
+    loaded = load_lake_model(lake, name, version)
+    truths, preds, flagged, total = [], [], 0, 0
+    for key in lake.partitions(SEGMENTS_2M.name, day):
+        frame = lake.read_table(key).select(list(TRACK_COLUMNS)).to_pandas()
+        out = classify_frame(frame, loaded, ClassifyConfig(model=name, version=version))
+        t = _truth_for(truth, str(key.granule), out, str(key.beam))
+        valid = out["window_valid"].to_numpy()
+        ok = valid & (t != 255)
+        truths.append(t[ok])
+        preds.append(out["class"].to_numpy()[ok])
+        flagged += int((~valid).sum())
+        total += len(out)
+    report = classification_report(np.concatenate(truths), np.concatenate(preds))
+    report["flagged_fraction"] = flagged / total
+    return report
+
+
+def held_out_vs_truth(lake: Lake, ts_name: str, ts_version: str, oracle_version: str, name: str,
+                      version: str) -> dict[str, Any]:
+    """The training day's held-out windows: the model's classes against the truth labels of the oracle set."""
+    from seaice_tasks.models.sequence import predict_proba
+
+    loaded = load_lake_model(lake, name, version)
+    features = tuple(loaded.card["input"]["features"])
+    test = load_training_set(lake, ts_name, ts_version, features).splits["test"]
+    oracle = load_training_set(lake, "oracle", oracle_version, features).splits["test"]
+    merged = test.keys.reset_index().merge(oracle.keys.reset_index(), on=["granule", "beam", "bin_index"],
+                                           suffixes=("", "_o"))
+    pred = predict_proba(loaded.model, test.x[merged["index"].to_numpy()]).argmax(axis=1)
+    return classification_report(oracle.y[merged["index_o"].to_numpy()], pred)
+
+
+def run(out: Path, epochs: int, presets: Sequence[str]) -> dict[str, Any]:
+    """The whole experiment (module docstring); the results document."""
+    lake = Lake(out / "lake")
+    t0 = time.perf_counter()
+    truth_train = _truth_frame(prepare_labelled_day(TRAIN_DAY, out / "train_sim", lake))
+    truth_eval = _truth_frame(prepare_labelled_day(EVAL_DAY, out / "eval_sim", lake))
+    prep_s = time.perf_counter() - t0
+    train_day = dt.date.fromisoformat(TRAIN_DAY.date)
+    ts_config = TrainingSetConfig(name="labels")
+    frames, _ = load_sources(lake, [train_day])
+    ts = build_training_set(frames, ts_config)
+    commit_training_set(lake, ts, ts_config)
+    oracle_version = oracle_training_set(lake, train_day, truth_train, dataclasses.replace(ts_config, name="oracle"))
+    runs: list[tuple[str, SegmentTrainConfig]] = [
+        (p, SegmentTrainConfig(name=f"exp-{p}", preset=p, training_set="labels", training_set_version=ts.version,
+                               epochs=epochs)) for p in presets]
+    runs.append(("oracle-notebook", SegmentTrainConfig(name="exp-oracle", preset="notebook", training_set="oracle",
+                                                       training_set_version=oracle_version, epochs=epochs)))
+    doc: dict[str, Any] = {"train_day": TRAIN_DAY.to_dict(), "eval_day": EVAL_DAY.to_dict(), "epochs": epochs,
+                           "prepare_s": prep_s, "training_set": {"labels": ts.version, "oracle": oracle_version,
+                                                                 "windows": ts.report["windows"],
+                                                                 "class_fractions": ts.report["class_fractions"]},
+                           "models": {}}
+    eval_day = dt.date.fromisoformat(EVAL_DAY.date)
+    for label, cfg in runs:
+        t1 = time.perf_counter()
+        result = train_segment_model(lake, cfg)
+        train_s = time.perf_counter() - t1
+        entry = {"version": result["version"], "train_s": train_s,
+                 "held_out_vs_own_labels": result["metrics"]["test"] if "metrics" in result else None,
+                 "eval_day_vs_truth": score_day(lake, eval_day, truth_eval, cfg.name, str(result["version"]))}
+        if cfg.training_set == "labels":
+            entry["held_out_vs_truth"] = held_out_vs_truth(lake, "labels", ts.version, oracle_version, cfg.name,
+                                                           str(result["version"]))
+        doc["models"][label] = entry
+        ev = entry["eval_day_vs_truth"]
+        print(f"{label}: eval day vs truth accuracy {ev['accuracy']:.4f}, recall {ev['recall']}, "
+              f"train {train_s:.0f} s", flush=True)
+    (out / "classifier_accuracy.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+    print(markdown(doc))
+    return doc
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results as a Markdown table."""
+    rows = ["| model | trained on | eval day vs truth: accuracy | thick R / P | thin R / P | water R / P | macro F1 "
+            "| held-out vs own labels | held-out vs truth | train (s) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, e in doc["models"].items():
+        ev = e["eval_day_vs_truth"]
+
+        def rp(c: str, ev: dict[str, Any] = ev) -> str:
+            r, p = ev["recall"][c], ev["precision"][c]
+            return f"{r:.3f} / {p:.3f}" if r is not None and p is not None else "-"
+
+        own = e.get("held_out_vs_own_labels") or {}
+        ho = e.get("held_out_vs_truth") or {}
+        rows.append(f"| {label} | {'truth' if label.startswith('oracle') else 'S2 labels'} | {ev['accuracy']:.4f} | "
+                    f"{rp('thick')} | {rp('thin')} | {rp('water')} | {ev['macro_f1']:.3f} | "
+                    f"{own.get('accuracy', float('nan')):.4f} | {ho.get('accuracy', float('nan')):.4f} | "
+                    f"{e['train_s']:.0f} |")
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("var/experiments/classifier"))
+    p.add_argument("--epochs", type=int, default=20, help="epochs of every model (the presets: 50 / 20 / 20)")
+    p.add_argument("--models", default=",".join(PRESETS), help="presets trained on the S2 labels")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    args.out.mkdir(parents=True, exist_ok=True)
+    run(args.out, args.epochs, [m for m in args.models.split(",") if m])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
