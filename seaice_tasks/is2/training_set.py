@@ -12,9 +12,10 @@ segments that belong to a window, in track order, with the split of every window
 
    * ``"blocks"`` (default, honest): the track is cut into ``block_m`` blocks
      (``block = floor(x_atc_m / block_m)``); a window is kept only when all its segments are in
-     one block, and every (granule, beam, block) goes to train/validation/test by a sha256 hash
-     of (seed, granule, beam, block) against the cumulative ``fractions``.  No segment is in
-     windows of two splits;
+     one block; the (granule, beam, block)s are put in a seeded random order (a sha256 hash of
+     (seed, granule, beam, block) each) and dealt out to train/validation/test by their window
+     counts against the cumulative ``fractions``, so each split holds its fraction of the
+     windows to within one block.  No segment is in windows of two splits;
    * ``"random"`` (the authors' parity, METHOD §7): the centres, in track order, are permuted
      with ``numpy.random.default_rng(seed)`` and cut into sizes as sklearn's two
      ``train_test_split`` calls give (60/20/20: 73,761 / 24,587 / 24,588 of 122,936).  Windows
@@ -240,11 +241,18 @@ def _hash_fraction(seed: int, granule: str, beam: str, block: int) -> float:
 def _block_splits(data: pd.DataFrame, block: IntArray, centres: IntArray, config: TrainingSetConfig) -> IntArray:
     keys = pd.DataFrame({"granule": data["granule"].to_numpy()[centres], "beam": data["beam"].to_numpy()[centres],
                          "block": block[centres]})
-    unique = keys.drop_duplicates(ignore_index=True)
-    u = np.array([_hash_fraction(config.seed, g, b, int(k))  # one hash per block, not per segment
+    # blocks in a seeded random order (one hash per block, independent of the input order), then
+    # dealt out by their window counts so each split gets its fraction of the windows to within
+    # one block (a hash threshold per block would miss the fractions by far on a day of few blocks)
+    unique = keys.value_counts(sort=False).rename("windows").reset_index()
+    u = np.array([_hash_fraction(config.seed, g, b, int(k))
                   for g, b, k in zip(unique["granule"], unique["beam"], unique["block"], strict=True)])
+    unique = unique.assign(u=u).sort_values(["u", "granule", "beam", "block"], kind="stable", ignore_index=True)
+    counts = unique["windows"].to_numpy(dtype=np.float64)
+    middle = (np.cumsum(counts) - 0.5 * counts) / counts.sum()
     cumulative = np.cumsum(np.asarray(config.fractions, dtype=np.float64))
-    unique = unique.assign(split=np.minimum(np.searchsorted(cumulative, u, side="right"), len(SPLIT_NAMES) - 1))
+    unique = unique.assign(split=np.minimum(np.searchsorted(cumulative, middle, side="right"), len(SPLIT_NAMES) - 1))
+    unique = unique.drop(columns=["windows", "u"])
     merged = keys.merge(unique, on=["granule", "beam", "block"], how="left", validate="many_to_one")
     return np.asarray(merged["split"].to_numpy(dtype=np.int64), dtype=np.int64)
 

@@ -175,6 +175,19 @@ def test_block_split_never_shares_segments_between_splits() -> None:
     assert 0.4 < frac < 0.8
 
 
+def test_block_split_fractions_hold_on_few_blocks() -> None:
+    """12 blocks of 10 km: each split gets its fraction of the windows to within one block."""
+    ts = build_training_set(_long_frames(), TrainingSetConfig(block_m=10_000.0))
+    out = ts.table.to_pandas()
+    centres = out[out["split"] >= 0]
+    largest = centres.groupby(["granule", "beam", "block"]).size().max() / len(centres)
+    for split, target in enumerate(TrainingSetConfig().fractions):
+        assert abs((centres["split"] == split).mean() - target) <= largest, split
+    # a different seed deals the blocks out differently
+    other = build_training_set(_long_frames(), TrainingSetConfig(block_m=10_000.0, seed=21)).table.to_pandas()
+    assert not np.array_equal(other["split"].to_numpy(), out["split"].to_numpy())
+
+
 def test_random_split_sizes_and_seed() -> None:
     frame = _frame(np.arange(104))  # 100 centres
     a = build_training_set([frame], TrainingSetConfig(split="random"))
