@@ -35,9 +35,10 @@ import pandas as pd
 
 from seaice_tasks.demo import prepare_labelled_day
 from seaice_tasks.is2.classify import TRACK_COLUMNS, ClassifyConfig, classify_frame
+from seaice_tasks.is2.features import RELATIVE_FEATURES
 from seaice_tasks.is2.training_set import TrainingSetConfig, build_training_set, commit_training_set, load_sources
 from seaice_tasks.metrics import classification_report
-from seaice_tasks.models.lake import load_lake_model
+from seaice_tasks.models.lake import load_lake_model, model_card
 from seaice_tasks.products import SEGMENTS_2M
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.scoring import truth_classes
@@ -114,7 +115,8 @@ def held_out_vs_truth(lake: Lake, ts_name: str, ts_version: str, oracle_version:
     return classification_report(oracle.y[merged["index_o"].to_numpy()], pred)
 
 
-def run(out: Path, epochs: int, presets: Sequence[str]) -> dict[str, Any]:
+def run(out: Path, epochs: int, presets: Sequence[str], relative: bool = True,
+        only: Sequence[str] = ()) -> dict[str, Any]:
     """The whole experiment (module docstring); the results document."""
     lake = Lake(out / "lake")
     t0 = time.perf_counter()
@@ -132,6 +134,19 @@ def run(out: Path, epochs: int, presets: Sequence[str]) -> dict[str, Any]:
                                epochs=epochs)) for p in presets]
     runs.append(("oracle-notebook", SegmentTrainConfig(name="exp-oracle", preset="notebook", training_set="oracle",
                                                        training_set_version=oracle_version, epochs=epochs)))
+    if relative:
+        # the same LSTM without the absolute height: robust to a sea-surface offset between days
+        runs.append(("notebook-relative", SegmentTrainConfig(name="exp-notebook-relative", preset="notebook",
+                                                             training_set="labels", training_set_version=ts.version,
+                                                             features=RELATIVE_FEATURES, epochs=epochs)))
+        runs.append(("oracle-relative", SegmentTrainConfig(name="exp-oracle-relative", preset="notebook",
+                                                           training_set="oracle", training_set_version=oracle_version,
+                                                           features=RELATIVE_FEATURES, epochs=epochs)))
+    # the notebook LSTM with equal focal-loss class weights (the authors' alpha fits their class balance)
+    runs.append(("notebook-equal-alpha", SegmentTrainConfig(name="exp-notebook-equal-alpha", preset="notebook",
+                                                            training_set="labels", training_set_version=ts.version,
+                                                            focal_alpha=(1 / 3, 1 / 3, 1 / 3), epochs=epochs)))
+    runs = [r for r in runs if not only or r[0] in only]
     doc: dict[str, Any] = {"train_day": TRAIN_DAY.to_dict(), "eval_day": EVAL_DAY.to_dict(), "epochs": epochs,
                            "prepare_s": prep_s, "training_set": {"labels": ts.version, "oracle": oracle_version,
                                                                  "windows": ts.report["windows"],
@@ -142,8 +157,10 @@ def run(out: Path, epochs: int, presets: Sequence[str]) -> dict[str, Any]:
         t1 = time.perf_counter()
         result = train_segment_model(lake, cfg)
         train_s = time.perf_counter() - t1
-        entry = {"version": result["version"], "train_s": train_s,
-                 "held_out_vs_own_labels": result["metrics"]["test"] if "metrics" in result else None,
+        card = model_card(lake, cfg.name, str(result["version"]))
+        entry = {"version": result["version"], "train_s": card["metrics"]["run"]["train_wall_s"],
+                 "features": list(card["input"]["features"]),
+                 "held_out_vs_own_labels": card["metrics"]["test"],
                  "eval_day_vs_truth": score_day(lake, eval_day, truth_eval, cfg.name, str(result["version"]))}
         if cfg.training_set == "labels":
             entry["held_out_vs_truth"] = held_out_vs_truth(lake, "labels", ts.version, oracle_version, cfg.name,
@@ -151,8 +168,9 @@ def run(out: Path, epochs: int, presets: Sequence[str]) -> dict[str, Any]:
         doc["models"][label] = entry
         ev = entry["eval_day_vs_truth"]
         print(f"{label}: eval day vs truth accuracy {ev['accuracy']:.4f}, recall {ev['recall']}, "
-              f"train {train_s:.0f} s", flush=True)
-    (out / "classifier_accuracy.json").write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+              f"train {entry['train_s']:.0f} s ({train_s:.0f} s this run)", flush=True)
+    path = out / ("classifier_accuracy.json" if not only else f"classifier_accuracy_{'_'.join(only)}.json")
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
     print(markdown(doc))
     return doc
 
@@ -184,10 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("var/experiments/classifier"))
     p.add_argument("--epochs", type=int, default=20, help="epochs of every model (the presets: 50 / 20 / 20)")
     p.add_argument("--models", default=",".join(PRESETS), help="presets trained on the S2 labels")
+    p.add_argument("--only", default="", help="comma-separated run labels to (re)score, e.g. notebook-relative")
+    p.add_argument("--no-relative", action="store_true", help="skip the runs without the absolute height")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
-    run(args.out, args.epochs, [m for m in args.models.split(",") if m])
+    run(args.out, args.epochs, [m for m in args.models.split(",") if m], relative=not args.no_relative,
+        only=[o for o in args.only.split(",") if o])
     return 0
 
 

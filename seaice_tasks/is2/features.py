@@ -63,6 +63,11 @@ NOTEBOOK_FEATURES: Final[tuple[str, ...]] = (
 PAPER_FEATURES: Final[tuple[str, ...]] = (
     "h_cor_mean_m", "height_sd_m", "pcnth_mean", "d_pcnt", "bcnt_mean", "d_brate",
 )
+#: The notebook set without the absolute height ``h_cor_mean_m``: every height relative to the
+#: track itself (the mean-median asymmetry, the local reference, the spread), so a sea-surface
+#: offset between days or tracks (dynamic topography, tides not in the corrections) does not move
+#: the inputs.  A subset of the notebook set: a model can train on it from a notebook training set.
+RELATIVE_FEATURES: Final[tuple[str, ...]] = tuple(f for f in NOTEBOOK_FEATURES if f != "h_cor_mean_m")
 #: The notebook set with the authors' label-derived relative height (leaks labels; parity only).
 PARITY_FEATURES: Final[tuple[str, ...]] = tuple(
     "rel_height_labels_m" if f == "rel_height_m" else f for f in NOTEBOOK_FEATURES
@@ -72,6 +77,7 @@ FEATURE_SETS: Final[dict[str, tuple[str, ...]]] = {
     "notebook": NOTEBOOK_FEATURES,
     "paper": PAPER_FEATURES,
     "parity": PARITY_FEATURES,
+    "relative": RELATIVE_FEATURES,
 }
 #: Radius of the sliding windows (m; 10 km windows at 5 km stride, METHOD §5.1).
 DEFAULT_RADIUS_M: Final[float] = 5000.0
