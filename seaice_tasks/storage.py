@@ -95,10 +95,9 @@ TMP_PREFIX: Final[str] = ".tmp-"
 GC_MIN_AGE_S: Final[float] = 6 * 3600.0
 #: A commit re-reads the manifest and tries again when another commit replaced it meanwhile.
 _COMMIT_ATTEMPTS: Final[int] = 50
-#: A reader that finds a file missing (a commit superseded the version it read) re-reads the
-#: manifest and reads the newer version it names: once normally, twice at most (two commits back
-#: to back during one read).  The same version again means the file is really missing.
-_READ_ATTEMPTS: Final[int] = 3
+#: Reads of one partition while concurrent commits keep replacing its version (a reader racing
+#: a busy writer on slow object storage can see several commits land during one read).
+_READ_ATTEMPTS: Final[int] = 10
 #: errno values of ``link`` on filesystems without hard links (then the file is copied).
 _NO_HARDLINK: Final[frozenset[int]] = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP,
                                                  errno.EMLINK})
@@ -576,9 +575,9 @@ class Lake:
 
         Every file comes from the one version the manifest names, never from two.  A file
         found missing while the manifest now names another version means that a concurrent
-        commit replaced the version read: the files are read again from the new one (once; twice
-        when two commits land back to back during one read).  A file missing from the version
-        the manifest still names is an error.
+        commit replaced the version read: the files are read again from the new one, as long as
+        the manifest keeps changing (up to 10 reads).  A file missing from the version the
+        manifest still names is an error.
 
         Parameters
         ----------
