@@ -67,6 +67,16 @@ def _truth_for(truth: dict[str, pd.DataFrame], granule: str, frame: pd.DataFrame
     return truth_classes(frame, bins, beam)
 
 
+def _prepared(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
+    """The day's truth folder; the day is simulated and prepared unless its colocation report is committed."""
+    from seaice_tasks.products import COLOCATE_REPORT
+    from seaice_tasks.sim.day import TRUTH_DIR
+
+    if lake.manifest(COLOCATE_REPORT.key(date=dt.date.fromisoformat(config.date))) is not None:
+        return sim_dir / TRUTH_DIR
+    return prepare_labelled_day(config, sim_dir, lake)
+
+
 def oracle_training_set(lake: Lake, day: dt.date, truth: dict[str, pd.DataFrame], config: TrainingSetConfig) -> str:
     """The day's labelled segments with the truth class as label (same rows); its version."""
     frames, _ = load_sources(lake, [day])
@@ -120,8 +130,8 @@ def run(out: Path, epochs: int, presets: Sequence[str], relative: bool = True,
     """The whole experiment (module docstring); the results document."""
     lake = Lake(out / "lake")
     t0 = time.perf_counter()
-    truth_train = _truth_frame(prepare_labelled_day(TRAIN_DAY, out / "train_sim", lake))
-    truth_eval = _truth_frame(prepare_labelled_day(EVAL_DAY, out / "eval_sim", lake))
+    truth_train = _truth_frame(_prepared(TRAIN_DAY, out / "train_sim", lake))
+    truth_eval = _truth_frame(_prepared(EVAL_DAY, out / "eval_sim", lake))
     prep_s = time.perf_counter() - t0
     train_day = dt.date.fromisoformat(TRAIN_DAY.date)
     ts_config = TrainingSetConfig(name="labels")
