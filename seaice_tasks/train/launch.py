@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from seaice_tasks.errors import ConfigError, SeaIceError
+from seaice_tasks.storage import lake_from_env
 from seaice_tasks.train.dist import BACKENDS
-from seaice_tasks.train.segments import RESULT_MARKER, SegmentTrainConfig
+from seaice_tasks.train.segments import RESULT_MARKER, SegmentTrainConfig, check_training_inputs
 
 __all__ = ["WORKER_MODULE", "launch_command", "run_training", "TrainingFailed"]
 
@@ -127,11 +128,15 @@ def run_training(
 
     Raises
     ------
+    InputError
+        When the training set is not committed or lacks a requested feature (checked before
+        any process starts).
     TrainingFailed
         When the processes exit non-zero or rank 0 prints no result (exit status 2 of a worker:
         its input was refused; the message names it).
     """
     cmd = launch_command(backend, nproc, lake, config, hosts=hosts)
+    check_training_inputs(lake_from_env(lake), config)  # bad input: one line here, not a traceback per rank
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("PYTHONUNBUFFERED", "1")
     log.info("training: %s", " ".join(cmd[:8]) + " ...")

@@ -71,6 +71,7 @@ __all__ = [
     "SegmentTrainConfig",
     "LoadedTrainingSet",
     "load_training_set",
+    "check_training_inputs",
     "model_version",
     "checkpoint_dir",
     "train_segment_model",
@@ -181,6 +182,27 @@ def _newest_version(lake: Lake, name: str) -> PartitionKey:
     # time of each manifest says which version was committed last
     stamped = [(lake.fs.modified(lake.path(k.relpath, MANIFEST_NAME)).timestamp(), k.relpath, k) for k in keys]
     return max(stamped)[2]
+
+
+def check_training_inputs(lake: Lake, config: SegmentTrainConfig) -> PartitionKey:
+    """The training set a run would read, checked (committed, features present) without loading it.
+
+    A launcher calls this before it starts processes, so bad input is one line, not a log per rank.
+
+    Raises
+    ------
+    InputError
+        When the training set is not committed or lacks a requested feature.
+    """
+    name, version = config.training_set, config.training_set_version
+    key = TRAINING_SET.key(name=name, version=version) if version else _newest_version(lake, name)
+    if lake.manifest(key) is None:
+        raise InputError(lake.partition_url(key), "training set not committed")
+    available = [str(f) for f in json.loads(lake.open_file(key, NORMALISATION_FILE))["features"]]
+    missing = [f for f in config.features if f not in available]
+    if missing:
+        raise InputError(lake.partition_url(key), f"features {missing} are not in the training set ({available})")
+    return key
 
 
 def load_training_set(lake: Lake, name: str, version: str = "", features: Sequence[str] = ()) -> LoadedTrainingSet:

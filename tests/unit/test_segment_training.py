@@ -193,6 +193,12 @@ def test_cli_train_models_list_show_promote(tmp_path: Path, capsys: pytest.Captu
     assert json.loads(capsys.readouterr().out)["version"] == version
     assert cli_main(["train", "--lake", str(lake), "--training-set", "absent"]) == 2
     assert "no training set of that name" in capsys.readouterr().err
+    # distributed launches check their input before any process starts: one line, exit 2
+    for backend in ("torchrun", "horovod"):
+        assert cli_main(["train", "--lake", str(lake), "--backend", backend, "--np", "2",
+                         "--config", '{"features": ["zzz"]}']) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "features ['zzz'] are not in the training set" in err
 
 
 def test_launch_commands() -> None:
