@@ -272,8 +272,11 @@ def _loader(arrays: WindowArrays, batch_size: int, ctx: DistContext, *, train: b
                       num_workers=num_workers, drop_last=False)
 
 
-def confusion_png(reports: Mapping[str, Mapping[str, Any]], title: str) -> bytes:
-    """Row-normalised confusion matrices side by side (one panel per report), as PNG bytes."""
+def confusion_png(reports: Mapping[str, Mapping[str, Any]], title: str, rows: str = "label") -> bytes:
+    """Row-normalised confusion matrices side by side (one panel per report), as PNG bytes.
+
+    ``rows`` names what the rows are (``"label"``: the training set's labels; ``"truth"``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -291,7 +294,7 @@ def confusion_png(reports: Mapping[str, Mapping[str, Any]], title: str) -> bytes
         ax.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
         ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
         ax.set_xlabel("predicted")
-        ax.set_ylabel("label")
+        ax.set_ylabel(rows)
         acc = rep.get("accuracy")
         ax.set_title(f"{label}: acc {acc:.3f} (n {rep['n']:,})" if acc is not None else label, fontsize=9)
     fig.suptitle(title, fontsize=10)
