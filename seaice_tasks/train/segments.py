@@ -338,8 +338,10 @@ def train_segment_model(lake: Lake, config: SegmentTrainConfig, ctx: DistContext
     -------
     dict
         On every rank: ``model`` (relpath), ``version``, ``rank``, ``world_size``, ``backend``,
-        ``epochs``, ``history``; on rank 0 also ``metrics`` (test and validation reports),
-        ``committed`` (False when the version was committed already) and ``card``.
+        ``training_set``, ``committed`` (False when the version was committed already: nothing
+        trained), ``epochs``, ``history``, ``resumed_from`` (epochs found in a checkpoint) and
+        ``rank_weights_sha256`` (every rank's final weights); on rank 0 of a trained run also
+        ``metrics`` (test and validation reports) and ``run`` (back-end, epoch times, data wait).
     """
     ctx = ctx if ctx is not None else DistContext("single")
     ts = load_training_set(lake, config.training_set, config.training_set_version, config.features)
