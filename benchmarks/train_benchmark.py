@@ -31,7 +31,6 @@ from pathlib import Path
 
 from _bench import (
     REPO_ROOT,
-    Timing,
     best_per_master,
     pin_threads,
     run_job_once,
@@ -104,7 +103,6 @@ def run_training_part(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(dir=args.work) as tmp:
             lake = Path(tmp) / "lake"
             shutil.copytree(source, lake)
-            t = Timing(0.0, 0.0)
             if backend == "single":
                 t, result = timed(lambda lake=lake: train_segment_model(Lake(lake), config), 1)
             else:

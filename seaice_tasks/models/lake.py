@@ -61,6 +61,14 @@ def model_key(name: str, version: str) -> PartitionKey:
     return MODELS.key(name=name, version=version)
 
 
+def _committed_key(lake: Lake, name: str, version: str) -> PartitionKey:
+    """The key of a committed model version (InputError naming it when it is not committed)."""
+    key = model_key(name, version)
+    if lake.manifest(key) is None:
+        raise InputError(lake.partition_url(key), "no such model version is committed")
+    return key
+
+
 def commit_model(lake: Lake, folder: str | os.PathLike[str], version: str, confusion_png: bytes = b"") -> Manifest:
     """Commit a model folder as ``models/name=<card name>/version=<version>`` (once).
 
@@ -112,10 +120,7 @@ def model_card(lake: Lake, name: str, version: str) -> dict[str, Any]:
     InputError
         When that version is not committed.
     """
-    key = model_key(name, version)
-    if lake.manifest(key) is None:
-        raise InputError(lake.partition_url(key), "no such model version is committed")
-    doc: dict[str, Any] = json.loads(lake.open_file(key, CARD_NAME))
+    doc: dict[str, Any] = json.loads(lake.open_file(_committed_key(lake, name, version), CARD_NAME))
     return doc
 
 
@@ -186,10 +191,7 @@ def fetch_model(lake: Lake, name: str, version: str, dest: str | os.PathLike[str
     InputError
         When that version is not committed.
     """
-    key = model_key(name, version)
-    if lake.manifest(key) is None:
-        raise InputError(lake.partition_url(key), "no such model version is committed")
-    _, files = lake.read_partition(key, [WEIGHTS_NAME, CARD_NAME])
+    _, files = lake.read_partition(_committed_key(lake, name, version), [WEIGHTS_NAME, CARD_NAME])
     out = Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix=f"model_{name}_"))
     out.mkdir(parents=True, exist_ok=True)
     for file_name, data in files.items():
