@@ -26,7 +26,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,7 +41,7 @@ from seaice_tasks.metrics import classification_report
 from seaice_tasks.models.lake import load_lake_model, model_card
 from seaice_tasks.products import SEGMENTS_2M
 from seaice_tasks.sim.geometry import SimConfig
-from seaice_tasks.sim.scoring import truth_classes
+from seaice_tasks.sim.scoring import score_classes, truth_classes
 from seaice_tasks.storage import Lake
 from seaice_tasks.train.segments import SegmentTrainConfig, load_training_set, train_segment_model
 
@@ -94,19 +94,15 @@ def oracle_training_set(lake: Lake, day: dt.date, truth: dict[str, pd.DataFrame]
 def score_day(lake: Lake, day: dt.date, truth: dict[str, pd.DataFrame], name: str, version: str) -> dict[str, Any]:
     """Every segment of the day classified by one model, scored against truth."""
     loaded = load_lake_model(lake, name, version)
-    truths, preds, flagged, total = [], [], 0, 0
-    for key in lake.partitions(SEGMENTS_2M.name, day):
-        frame = lake.read_table(key).select(list(TRACK_COLUMNS)).to_pandas()
-        out = classify_frame(frame, loaded, ClassifyConfig(model=name, version=version))
-        t = _truth_for(truth, str(key.granule), out, str(key.beam))
-        valid = out["window_valid"].to_numpy()
-        ok = valid & (t != 255)
-        truths.append(t[ok])
-        preds.append(out["class"].to_numpy()[ok])
-        flagged += int((~valid).sum())
-        total += len(out)
-    report = classification_report(np.concatenate(truths), np.concatenate(preds))
-    report["flagged_fraction"] = flagged / total
+
+    def tracks() -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+        for key in lake.partitions(SEGMENTS_2M.name, day):
+            frame = lake.read_table(key).select(list(TRACK_COLUMNS)).to_pandas()
+            out = classify_frame(frame, loaded, ClassifyConfig(model=name, version=version))
+            yield out, _truth_for(truth, str(key.granule), out, str(key.beam))
+
+    report = score_classes(tracks())
+    assert report is not None, f"no 2 m track on {day}"
     return report
 
 

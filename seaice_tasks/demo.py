@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -174,7 +175,7 @@ def prepare_labelled_day(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
     from seaice_tasks.is2.resample import ResampleConfig
     from seaice_tasks.s2.scene_labels import S2LabelConfig
     from seaice_tasks.sim.day import TRUTH_DIR
-    from seaice_tasks.spark_jobs.runner import inventory_uris, load_job, run_job
+    from seaice_tasks.spark_jobs.runner import day_tracks, inventory_uris, load_job, run_job
     from seaice_tasks.storage import InputStore
 
     catalog = ensure_simulated_day(config, sim_dir)
@@ -184,8 +185,7 @@ def prepare_labelled_day(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
     granules, scenes = inventory_uris(lake, day, "ATL03"), inventory_uris(lake, day, "S2")
     run_job(load_job("resample"), granules, lake, ResampleConfig(), day=config.date, inputs=inputs)
     run_job(load_job("s2_labels"), scenes, lake, S2LabelConfig(), day=config.date, inputs=inputs)
-    tracks = sorted({str(k.granule) for k in lake.partitions(SEGMENTS_2M.name, day)})
-    run_job(load_job("colocate"), tracks, lake, ColocateConfig(), day=config.date, whole_day=True)
+    run_job(load_job("colocate"), day_tracks(lake, day), lake, ColocateConfig(), day=config.date, whole_day=True)
     return sim_dir / TRUTH_DIR
 
 
@@ -214,31 +214,19 @@ def ensure_model(lake: Lake, workdir: Path, epochs: int = TRAIN_EPOCHS) -> str:
 
 def score_classified(lake: Lake, day: dt.date, truth_dir: Path) -> dict[str, Any] | None:
     """The classifier's classes of the day's segments against the simulator's truth (None: nothing classified)."""
-    import numpy as np
     import pandas as pd
 
-    from seaice_tasks.metrics import classification_report
     from seaice_tasks.products import CLASSES_FILE, SEGMENTS_CLASSIFIED
-    from seaice_tasks.sim.scoring import truth_classes
+    from seaice_tasks.sim.scoring import score_classes, truth_classes
 
-    truths, preds, flagged, total = [], [], 0, 0
-    for key in lake.partitions(SEGMENTS_CLASSIFIED.name, day):
-        found = sorted(truth_dir.glob(f"ATL03_{key.granule}_*_truth_bins.parquet"))
-        if not found:
-            continue
-        out = lake.read_table(key, CLASSES_FILE).to_pandas()
-        truth = truth_classes(out, pd.read_parquet(found[0]), str(key.beam))
-        valid = out["window_valid"].to_numpy()
-        ok = valid & (truth != 255)
-        truths.append(truth[ok])
-        preds.append(out["class"].to_numpy()[ok])
-        flagged += int((~valid).sum())
-        total += len(out)
-    if not truths:
-        return None
-    report = classification_report(np.concatenate(truths), np.concatenate(preds))
-    report["flagged_fraction"] = flagged / total if total else None
-    return report
+    def tracks() -> Iterator[tuple[pd.DataFrame, Any]]:
+        for key in lake.partitions(SEGMENTS_CLASSIFIED.name, day):
+            found = sorted(truth_dir.glob(f"ATL03_{key.granule}_*_truth_bins.parquet"))
+            if found:
+                out = lake.read_table(key, CLASSES_FILE).to_pandas()
+                yield out, truth_classes(out, pd.read_parquet(found[0]), str(key.beam))
+
+    return score_classes(tracks())
 
 
 def _classification_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:

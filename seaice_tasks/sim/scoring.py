@@ -13,16 +13,20 @@ per-2 m-bin surfaces and signal-photon counts (``*_truth_bins.parquet``) and per
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-__all__ = ["SegmentScore", "score_segments", "score_labels", "expected_h_cor_m", "truth_classes",
+__all__ = ["SegmentScore", "score_segments", "score_labels", "expected_h_cor_m", "truth_classes", "score_classes",
            "score_label_transfer"]
+
+#: Truth class of a segment without a truth bin.
+_NO_TRUTH: Final[int] = 255
 
 
 @dataclass(frozen=True)
@@ -143,3 +147,37 @@ def score_label_transfer(truth: npt.ArrayLike, labels: npt.ArrayLike) -> dict[st
     return {"accuracy": out["pixel_accuracy"], "labelled": out["coverage"], "n_segments": out["n_truth"],
             "n_labelled": out["n_evaluated"], "precision": by_class(per_class_precision(cm)),
             "recall": by_class(per_class_recall(cm)), "confusion_matrix": out["confusion_matrix"]}
+
+
+def score_classes(tracks: Iterable[tuple[pd.DataFrame, npt.ArrayLike]]) -> dict[str, Any] | None:
+    """Classified segments against truth: the classification report and the flagged fraction.
+
+    Parameters
+    ----------
+    tracks : iterable of (frame, truth)
+        Per track: a ``segments_classified`` table (``window_valid``, ``class``) and the truth
+        class of each of its rows (:func:`truth_classes`; 255 where none).
+
+    Returns
+    -------
+    dict or None
+        :func:`seaice_tasks.metrics.classification_report` over the rows with a prediction and a
+        truth class, plus ``flagged_fraction`` (rows without a full window / all rows); None
+        without any track.
+    """
+    from seaice_tasks.metrics import classification_report
+
+    truths, preds, flagged, total = [], [], 0, 0
+    for frame, truth in tracks:
+        t = np.asarray(truth)
+        valid = frame["window_valid"].to_numpy()
+        ok = valid & (t != _NO_TRUTH)
+        truths.append(t[ok])
+        preds.append(frame["class"].to_numpy()[ok])
+        flagged += int((~valid).sum())
+        total += len(frame)
+    if not truths:
+        return None
+    report = classification_report(np.concatenate(truths), np.concatenate(preds))
+    report["flagged_fraction"] = flagged / total if total else None
+    return report

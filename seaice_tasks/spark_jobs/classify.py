@@ -31,15 +31,10 @@ from seaice_tasks.errors import ConfigError
 from seaice_tasks.is2.classify import ClassifyConfig, classify_track_work, model_summary
 from seaice_tasks.models.lake import model_card, promoted_version
 from seaice_tasks.products import CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
-from seaice_tasks.spark_jobs.runner import Job, Run, main
-from seaice_tasks.storage import Lake, lake_from_env
+from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, main
+from seaice_tasks.storage import lake_from_env
 
 __all__ = ["JOB", "run", "day_tracks"]
-
-
-def day_tracks(lake: Lake, day: Any) -> list[str]:
-    """Granule keys of the day's committed 2 m tracks (the inputs of a whole-day run)."""
-    return sorted({str(k.granule) for k in lake.partitions(SEGMENTS_2M.name, day)})
 
 
 def run(job: Run[ClassifyConfig], granules: list[str], args: argparse.Namespace) -> dict[str, Any]:

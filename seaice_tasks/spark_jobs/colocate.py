@@ -49,19 +49,14 @@ from seaice_tasks.products import (
     SEGMENTS_LABELLED,
 )
 from seaice_tasks.schemas import PAIRS_SCHEMA, validate_table
-from seaice_tasks.spark_jobs.runner import Job, Run, main
-from seaice_tasks.storage import Lake, PartitionKey, inputs_from_env
+from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, main
+from seaice_tasks.storage import PartitionKey, inputs_from_env
 
 __all__ = ["JOB", "run", "day_tracks"]
 
 #: A granule's photons span at most this long after its start time (s): a candidate scene must
 #: be within ``max_dt_s`` plus this of the granule's start.
 GRANULE_SPAN_S: Final[float] = 1800.0
-
-
-def day_tracks(lake: Lake, day: dt.date) -> list[str]:
-    """Granule keys of the day's committed 2 m tracks (the inputs of a whole-day run)."""
-    return sorted({str(k.granule) for k in lake.partitions(SEGMENTS_2M.name, day)})
 
 
 def _read_bytes(url: str) -> bytes:

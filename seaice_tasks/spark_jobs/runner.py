@@ -37,7 +37,7 @@ from typing import Any, Final, Generic, Protocol
 from seaice_tasks.config import JsonConfig, json_default, parse_day
 from seaice_tasks.errors import ConfigError, SeaIceError, StorageError
 from seaice_tasks.outputs import BytesOutput, stage_output, write_partition
-from seaice_tasks.products import INVENTORY, REPORT_FILE, Product
+from seaice_tasks.products import INVENTORY, REPORT_FILE, SEGMENTS_2M, Product
 from seaice_tasks.storage import (
     STAGING_DIR,
     FileEntry,
@@ -51,6 +51,7 @@ from seaice_tasks.storage import (
 from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
 
 __all__ = [
+    "day_tracks",
     "load_job",
     "RESULT_MARKER",
     "EXECUTOR_ENV",
@@ -496,6 +497,11 @@ def inventory_uris(lake: Lake, day: dt.date, kind: str) -> list[str]:
     """URIs of one kind (``ATL03``, ``S2`` ...) in the day's committed inventory, sorted."""
     table = lake.read_table(INVENTORY.key(date=day)).to_pandas()
     return sorted(table.loc[table["kind"] == kind, "uri"].tolist())
+
+
+def day_tracks(lake: Lake, day: dt.date) -> list[str]:
+    """Granule keys of the day's committed 2 m tracks (the inputs of a whole-day run of the jobs that read them)."""
+    return sorted({str(k.granule) for k in lake.partitions(SEGMENTS_2M.name, day)})
 
 
 def load_job(name: str) -> Job[Any]:
