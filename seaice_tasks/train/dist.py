@@ -151,10 +151,6 @@ class HorovodTrainer(Trainer):
     def _maybe_resume(self) -> None:
         super()._maybe_resume()
         hvd = self._hvd
-        starts = self.gather_object(self.start_epoch)
-        if len(set(starts)) != 1:
-            raise RuntimeError(f"horovod ranks disagree on the epoch to resume from: {starts} "
-                               "(is the checkpoint folder shared by every rank?)")
         hvd.broadcast_parameters(self.model.state_dict(), root_rank=0)
         if self.optimizer.state_dict()["state"]:
             hvd.broadcast_optimizer_state(self.optimizer, root_rank=0)
@@ -190,10 +186,6 @@ class DDPTrainer(Trainer):
         import torch.distributed as dist
 
         super()._maybe_resume()
-        starts = self.gather_object(self.start_epoch)
-        if len(set(starts)) != 1:
-            raise RuntimeError(f"torchrun ranks disagree on the epoch to resume from: {starts} "
-                               "(is the checkpoint folder shared by every rank?)")
         for tensor in self.model.state_dict().values():
             dist.broadcast(tensor, src=0)
 

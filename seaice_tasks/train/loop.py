@@ -432,14 +432,18 @@ class Trainer:
         return epoch
 
     def _maybe_resume(self) -> None:
-        if self.checkpoint_dir is None or not self.config.resume:
-            return
-        latest = find_latest_checkpoint(self.checkpoint_dir)
-        if latest is None:
-            self._log("no checkpoint in %s: training from scratch", self.checkpoint_dir)
-            return
-        epoch = self.restore(latest)
-        self._log("resumed from %s (epoch %d of %d done)", latest, epoch, self.config.epochs)
+        """Resume from the newest checkpoint when configured; every process must start at the same epoch."""
+        if self.checkpoint_dir is not None and self.config.resume:
+            latest = find_latest_checkpoint(self.checkpoint_dir)
+            if latest is None:
+                self._log("no checkpoint in %s: training from scratch", self.checkpoint_dir)
+            else:
+                epoch = self.restore(latest)
+                self._log("resumed from %s (epoch %d of %d done)", latest, epoch, self.config.epochs)
+        starts = self.gather_object(self.start_epoch)
+        if len(set(starts)) != 1:
+            raise RuntimeError(f"the {self.world_size} processes disagree on the epoch to resume from: {starts} "
+                               "(is the checkpoint folder shared by every rank?)")
 
     # -- the loop ----------------------------------------------------------------------------------
 
