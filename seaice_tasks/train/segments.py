@@ -184,6 +184,25 @@ def _newest_version(lake: Lake, name: str) -> PartitionKey:
     return max(stamped)[2]
 
 
+def _training_set_key(lake: Lake, name: str, version: str) -> PartitionKey:
+    """The committed training set ``name`` (``version``, or the newest); InputError naming it otherwise."""
+    key = TRAINING_SET.key(name=name, version=version) if version else _newest_version(lake, name)
+    if lake.manifest(key) is None:
+        raise InputError(lake.partition_url(key), "training set not committed")
+    return key
+
+
+def _chosen_features(lake: Lake, key: PartitionKey, normalisation: Mapping[str, Any],
+                     features: Sequence[str]) -> tuple[str, ...]:
+    """``features`` (default: all of the training set's), each checked to be in it."""
+    available = tuple(str(f) for f in normalisation["features"])
+    chosen = tuple(features) or available
+    missing = [f for f in chosen if f not in available]
+    if missing:
+        raise InputError(lake.partition_url(key), f"features {missing} are not in the training set ({list(available)})")
+    return chosen
+
+
 def check_training_inputs(lake: Lake, config: SegmentTrainConfig) -> PartitionKey:
     """The training set a run would read, checked (committed, features present) without loading it.
 
@@ -194,14 +213,8 @@ def check_training_inputs(lake: Lake, config: SegmentTrainConfig) -> PartitionKe
     InputError
         When the training set is not committed or lacks a requested feature.
     """
-    name, version = config.training_set, config.training_set_version
-    key = TRAINING_SET.key(name=name, version=version) if version else _newest_version(lake, name)
-    if lake.manifest(key) is None:
-        raise InputError(lake.partition_url(key), "training set not committed")
-    available = [str(f) for f in json.loads(lake.open_file(key, NORMALISATION_FILE))["features"]]
-    missing = [f for f in config.features if f not in available]
-    if missing:
-        raise InputError(lake.partition_url(key), f"features {missing} are not in the training set ({available})")
+    key = _training_set_key(lake, config.training_set, config.training_set_version)
+    _chosen_features(lake, key, json.loads(lake.open_file(key, NORMALISATION_FILE)), config.features)
     return key
 
 
@@ -213,18 +226,12 @@ def load_training_set(lake: Lake, name: str, version: str = "", features: Sequen
     InputError
         When the training set is not committed, or a requested feature is not in it.
     """
-    key = TRAINING_SET.key(name=name, version=version) if version else _newest_version(lake, name)
-    if lake.manifest(key) is None:
-        raise InputError(lake.partition_url(key), "training set not committed")
+    key = _training_set_key(lake, name, version)
     _, files = lake.read_partition(key, [TRAINING_SEGMENTS_FILE, NORMALISATION_FILE, TRAINING_REPORT_FILE])
     table = pq.read_table(io.BytesIO(files[TRAINING_SEGMENTS_FILE]))
     normalisation = json.loads(files[NORMALISATION_FILE])
     report = json.loads(files[TRAINING_REPORT_FILE])
-    available = tuple(str(f) for f in normalisation["features"])
-    chosen = tuple(features) or available
-    missing = [f for f in chosen if f not in available]
-    if missing:
-        raise InputError(lake.partition_url(key), f"features {missing} are not in the training set ({list(available)})")
+    chosen = _chosen_features(lake, key, normalisation, features)
     stats = feature_statistics(normalisation)
     half = int(report.get("config", {}).get("half_window", HALF_WINDOW))
     splits = {s: window_arrays(table, chosen, split=i, normalisation=stats, half=half) for i, s in enumerate(SPLITS)}
