@@ -12,21 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seaice_tasks.catalog import run_discover
 from seaice_tasks.is2.classify import ClassifyConfig
 from seaice_tasks.is2.colocate import ColocateConfig
-from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
 from seaice_tasks.models.lake import promote
 from seaice_tasks.products import CLASSES_FILE, CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
-from seaice_tasks.s2.scene_labels import S2LabelConfig
-from seaice_tasks.sim.day import simulate_day
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.scoring import truth_classes
-from seaice_tasks.spark_jobs import classify, colocate, resample, s2_labels
+from seaice_tasks.spark_jobs import classify, colocate
 from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, main, run_job
-from seaice_tasks.storage import InputStore, Lake
+from seaice_tasks.storage import Lake
 from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
+from tests.sim_lake import resampled_and_labelled
 
 DAY = "2019-11-04"
 DATE = dt.date(2019, 11, 4)
@@ -38,13 +35,8 @@ MODEL = "seaice-is2-lstm"
 def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The day's 2 m tracks and labels, a training set of it, a promoted model (2 epochs)."""
     root = tmp_path_factory.mktemp("classify_day")
-    sim = simulate_day(SIM, root / "sim", workers=1)
-    lake_dir = root / "lake"
-    run_discover(DAY, catalog=str(sim.catalog), lake=str(lake_dir))
+    sim, lake_dir = resampled_and_labelled(SIM, root)
     lake = Lake(lake_dir)
-    inputs = InputStore(str(sim.catalog))
-    run_job(resample.JOB, [str(p) for p in sim.atl03], lake, ResampleConfig(), day=DAY, inputs=inputs)
-    run_job(s2_labels.JOB, [str(p) for p in sim.scenes], lake, S2LabelConfig(), day=DAY, inputs=inputs)
     untrained = root / "untrained"
     shutil.copytree(lake_dir, untrained)  # 2 m tracks, no model: the "before the first model" lake
     run_job(colocate.JOB, colocate.day_tracks(lake, DATE), lake, ColocateConfig(), day=DAY, whole_day=True)

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 import rasterio
 
-from seaice_tasks.catalog import run_discover
 from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.errors import InputError
 from seaice_tasks.is2.colocate import ColocateConfig, SceneGrid
@@ -26,7 +25,6 @@ from seaice_tasks.is2.label_transfer import (
     read_drift_overrides,
     trim_slice,
 )
-from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.outputs import RasterOutput, write_partition
 from seaice_tasks.products import (
     COLOCATE_REPORT,
@@ -37,12 +35,12 @@ from seaice_tasks.products import (
     UNUSABLE_FILE,
 )
 from seaice_tasks.s2.scene_labels import S2LabelConfig
-from seaice_tasks.sim.day import simulate_day
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.scoring import score_label_transfer, truth_classes
-from seaice_tasks.spark_jobs import colocate, resample, s2_labels
+from seaice_tasks.spark_jobs import colocate, s2_labels
 from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, main, run_job
-from seaice_tasks.storage import InputStore, Lake, PartitionKey
+from seaice_tasks.storage import Lake, PartitionKey
+from tests.sim_lake import resampled_and_labelled
 
 DAY = "2019-11-04"
 #: One granule, one 12 km scene over it: all three strong beams cross the scene.
@@ -53,14 +51,7 @@ DRIFT_TOLERANCE_M = 20.0
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A simulated day resampled and labelled into a lake (colocation's inputs), and its truth."""
-    root = tmp_path_factory.mktemp("colocate_day")
-    sim = simulate_day(SIM, root / "sim", workers=1)
-    lake_dir = root / "lake"
-    run_discover(DAY, catalog=str(sim.catalog), lake=str(lake_dir))
-    lake = Lake(lake_dir)
-    inputs = InputStore(str(sim.catalog))
-    run_job(resample.JOB, [str(p) for p in sim.atl03], lake, ResampleConfig(), day=DAY, inputs=inputs)
-    run_job(s2_labels.JOB, [str(p) for p in sim.scenes], lake, S2LabelConfig(), day=DAY, inputs=inputs)
+    sim, lake_dir = resampled_and_labelled(SIM, tmp_path_factory.mktemp("colocate_day"))
     manifest = json.loads((sim.truth / "manifest.json").read_text())
     return {"sim": sim, "lake_dir": lake_dir, "drift": {s["scene"]: s["drift_m"] for s in manifest["plan"]["scenes"]}}
 
