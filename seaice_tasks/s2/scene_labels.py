@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+from pathlib import PurePosixPath
 from typing import Any, ClassVar, Final
 
 import numpy as np
@@ -42,6 +43,7 @@ from seaice_tasks.s2.cloud_shadow import (
     unusable_mask,
 )
 from seaice_tasks.s2.color_labels import (
+    LABEL_COLORMAP,
     ColorLabelConfig,
     class_fractions,
     color_labels,
@@ -64,7 +66,19 @@ __all__ = [
     "write_scene_partition",
 ]
 
+#: Longest side (px) of the quicklook's overview read and of each of its two panels.
 QUICKLOOK_MAX_PX: Final[int] = 768
+#: Resolution of the quicklook PNG (dots per inch; fixed, so its pixel size is too).
+QUICKLOOK_DPI: Final[int] = 100
+#: Narrowest quicklook (px), room for the title and the legend beside small panels.
+_QUICKLOOK_MIN_WIDTH_PX: Final[int] = 640
+#: Legend entries of the quicklook, in the product's class codes.
+_LEGEND_CLASSES: Final[tuple[tuple[SeaIceClass, str], ...]] = (
+    (SeaIceClass.THICK_ICE, "thick ice"),
+    (SeaIceClass.THIN_ICE, "thin ice"),
+    (SeaIceClass.OPEN_WATER, "open water"),
+    (SeaIceClass.UNLABELED, "unusable (cloud, shadow or no data)"),
+)
 #: Smallest work window (px): below it the halo reads dominate the work.
 MIN_WINDOW_PX: Final[int] = 16
 _HIST_BINS: Final[int] = 256
@@ -213,23 +227,146 @@ def label_scene(scene: S2Scene, config: S2LabelConfig | None = None) -> SceneLab
     )
 
 
+def _scene_title(scene: S2Scene) -> tuple[str, str]:
+    """The quicklook's title and subtitle.
+
+    The title names the scene by its storage key ``YYYYMMDDThhmmss_Txxxxx`` (else by its
+    source's name); the subtitle gives tile, sensing time (UTC) and grid (px, m).
+    """
+    rows, cols = scene.shape
+    res_x, _ = scene.resolution_m
+    grid = f"{rows} x {cols} px at {res_x:g} m"
+    if scene.scene_id is not None:
+        sid = scene.scene_id
+        return f"Sentinel-2 scene {sid.scene}", f"tile T{sid.tile}, {sid.sensing:%Y-%m-%d %H:%M} UTC, {grid}"
+    name = PurePosixPath(scene.source.replace("\\", "/").rstrip("/")).name or scene.source
+    return f"Sentinel-2 scene {name}", grid
+
+
+def _nice_length(target: float) -> float:
+    """The largest 1, 2 or 5 x 10^n not above ``target`` (> 0).
+
+    Examples
+    --------
+    >>> [_nice_length(x) for x in (1.0, 4.39, 21.96, 0.3)]
+    [1.0, 2.0, 20.0, 0.2]
+    """
+    exp = math.floor(math.log10(target))
+    for mant in (5.0, 2.0, 1.0):
+        if mant * 10.0 ** exp <= target * (1 + 1e-9):
+            return float(round(mant * 10.0 ** exp, 12))
+    return float(10.0 ** exp)  # pragma: no cover - mant 1 always fits
+
+
+def _on_grid(labels: npt.NDArray[np.uint8], shape: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """Nearest-neighbour resample of ``labels`` onto a (rows, cols) grid covering the same extent.
+
+    Pixel centres are sampled as GDAL's nearest overview read does, so the result is co-registered
+    with :func:`~seaice_tasks.io.s2.read_bands_overview` of the same scene.
+    """
+    rows, cols = labels.shape
+    rr = np.minimum(((np.arange(shape[0]) + 0.5) * rows / shape[0]).astype(np.intp), rows - 1)
+    cc = np.minimum(((np.arange(shape[1]) + 0.5) * cols / shape[1]).astype(np.intp), cols - 1)
+    return labels[np.ix_(rr, cc)]
+
+
 def quicklook_png(scene: S2Scene, labels: npt.NDArray[np.uint8], config: S2LabelConfig,
                   max_px: int = QUICKLOOK_MAX_PX) -> bytes:
-    """PNG of the RGB composite beside the labels, decimated to at most ``max_px`` per side."""
-    from PIL import Image
+    """PNG figure of a scene's RGB composite beside its labels, with a class legend and scale bars.
+
+    Two panels on the scene's grid (north up): "Sentinel-2 RGB (reflectance)" -- the 8-bit
+    composite of ``config.read`` from a nearest-neighbour overview read -- and "Labels" in the
+    product's colour table (:data:`~seaice_tasks.s2.color_labels.LABEL_COLORMAP`: red thick ice,
+    blue thin ice, green open water, black 255 = unusable: cloud, shadow or no data).  The
+    title names the scene (:attr:`S2SceneId.scene <seaice_tasks.granule.S2SceneId.scene>`, else
+    the source's name); each panel has a scale bar in km and no pixel ticks.
+
+    Parameters
+    ----------
+    scene : S2Scene
+        The scene the labels are of; its transform gives the pixel size (m, UTM).
+    labels : numpy.ndarray of uint8, shape (rows, cols)
+        Class codes on the scene's grid (0 thick, 1 thin, 2 water, 255 unlabeled); any other
+        code is drawn black.
+    config : S2LabelConfig
+        ``config.read`` gives the bands' 8-bit stretch of the RGB panel.
+    max_px : int, default :data:`QUICKLOOK_MAX_PX` (768)
+        Longest side of the overview read (px) and of each panel as drawn (px).  The scene is
+        decimated by ``ceil(max(rows, cols) / max_px)``; the scale bars use the scene's extent,
+        so they hold at any decimation.
+
+    Returns
+    -------
+    bytes
+        The PNG (RGB, :data:`QUICKLOOK_DPI` dpi): each panel at most ``max_px`` px a side, the
+        figure at most ``max(2 * max_px + 60, 640)`` px wide and ``max_px + 155`` px high (title
+        above, legend below).  Identical inputs give identical bytes (no software or time stamp
+        in the file).
+
+    Raises
+    ------
+    ValueError
+        When ``max_px`` is not positive.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.patches import Patch
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     from seaice_tasks.io.s2 import dn_to_reflectance
 
+    if max_px < 1:
+        raise ValueError(f"max_px must be positive, got {max_px}")
     dn = read_bands_overview(scene, max_px)
     rgb, _ = rgb_composite(dn_to_reflectance(dn, scene.processing_baseline, scene.nodata), config.read)
-    step = max(1, math.ceil(max(labels.shape) / max(rgb.shape[:2])))
-    lab = labels_to_rgb(labels[::step, ::step])[: rgb.shape[0], : rgb.shape[1]]
-    rows = min(rgb.shape[0], lab.shape[0])
-    cols = min(rgb.shape[1], lab.shape[1])
-    gap = np.full((rows, max(2, cols // 50), 3), 255, dtype=np.uint8)
-    side = np.concatenate([rgb[:rows, :cols], gap, lab[:rows, :cols]], axis=1)
+    lab = labels_to_rgb(_on_grid(np.asarray(labels, dtype=np.uint8), (rgb.shape[0], rgb.shape[1])))
+
+    # Extent from the scene's grid (m -> km): independent of the decimation step.
+    res_x, res_y = scene.resolution_m
+    rows, cols = scene.shape
+    width_km, height_km = cols * res_x / 1000.0, rows * res_y / 1000.0
+    shown_m = max(cols * res_x / rgb.shape[1], rows * res_y / rgb.shape[0])
+    long_km = max(width_km, height_km)
+    panel_w = max(1, round(max_px * width_km / long_km))
+    panel_h = max(1, round(max_px * height_km / long_km))
+
+    dpi = QUICKLOOK_DPI
+    pad, top = 20, 75
+    fig_w = max(2 * panel_w + 3 * pad, _QUICKLOOK_MIN_WIDTH_PX)
+    ncol = 4 if fig_w >= 1000 else 2
+    bottom = 55 if ncol == 4 else 80
+    fig_h = top + panel_h + bottom
+    left = (fig_w - (2 * panel_w + pad)) / 2
+
+    font = {"family": "DejaVu Sans", "size": 11}
+    fig = Figure(figsize=(fig_w / dpi, fig_h / dpi), dpi=dpi, facecolor="white")
+    FigureCanvasAgg(fig)
+    title, subtitle = _scene_title(scene)
+    fig.suptitle(title, y=1 - 10 / fig_h, va="top", fontsize=13, fontweight="bold", fontfamily="DejaVu Sans")
+    fig.text(0.5, 1 - 32 / fig_h, f"{subtitle}; quicklook sampled every {shown_m:.3g} m",
+             ha="center", va="top", fontsize=9, fontfamily="DejaVu Sans", color="0.3")
+    extent = (0.0, width_km, height_km, 0.0)
+    bar_km = _nice_length(width_km / 5)
+    for i, (image, panel_title) in enumerate(((rgb, "Sentinel-2 RGB (reflectance)"), (lab, "Labels"))):
+        x0 = left + i * (panel_w + pad)
+        ax = fig.add_axes((x0 / fig_w, bottom / fig_h, panel_w / fig_w, panel_h / fig_h))
+        ax.imshow(image, extent=extent, interpolation="nearest", aspect="auto")
+        ax.set_xlim(0.0, width_km)
+        ax.set_ylim(height_km, 0.0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(panel_title, fontdict=font, pad=4)
+        ax.add_artist(AnchoredSizeBar(
+            ax.transData, bar_km, f"{bar_km:g} km", loc="lower left", pad=0.4, borderpad=0.6, sep=3,
+            color="black", frameon=True, size_vertical=height_km / 120,
+            fontproperties=FontProperties(family="DejaVu Sans", size=9)))
+    handles = [Patch(facecolor="#{:02x}{:02x}{:02x}".format(*LABEL_COLORMAP[int(code)]), edgecolor="0.4",
+                     label=name) for code, name in _LEGEND_CLASSES]
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, prop=font,
+               bbox_to_anchor=(0.5, 4 / fig_h), handlelength=1.6, columnspacing=1.6)
     buf = io.BytesIO()
-    Image.fromarray(side).save(buf, format="PNG", optimize=False)
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
     return buf.getvalue()
 
 

@@ -23,7 +23,8 @@ from seaice_tasks.products import (
     S2_UNET_LABELS,
     UNUSABLE_FILE,
 )
-from seaice_tasks.s2.scene_labels import S2LabelConfig, label_scene
+from seaice_tasks.s2.color_labels import LABEL_COLORMAP
+from seaice_tasks.s2.scene_labels import QUICKLOOK_MAX_PX, S2LabelConfig, label_scene, quicklook_png
 from seaice_tasks.spark_jobs.runner import main, run_job
 from seaice_tasks.spark_jobs.s2_labels import JOB
 from seaice_tasks.storage import Lake
@@ -63,6 +64,29 @@ def test_job_equals_single_pass_and_writes_cogs(small_sim_day, tmp_path: Path) -
     assert lake.open_file(key, QUICKLOOK_FILE)[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = evaluate(_truth(small_sim_day, key.scene or ""), labels)
     assert metrics["pixel_accuracy"] > 0.85  # cloudy scene, filtered labels vs truth
+
+
+@pytest.mark.parametrize("max_px", [QUICKLOOK_MAX_PX, 200])  # 200: the 500 px scene is decimated (step 3)
+def test_quicklook_is_a_bounded_deterministic_png(small_sim_day, max_px: int) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    scene = open_s2_scene(_scene_dir(small_sim_day))
+    config = S2LabelConfig()
+    labels = label_scene(scene, config).labels
+    png = quicklook_png(scene, labels, config, max_px=max_px)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert quicklook_png(scene, labels, config, max_px=max_px) == png  # byte-identical re-run
+    assert b"Software" not in png and b"tIME" not in png  # no version or time stamp
+    with Image.open(io.BytesIO(png)) as img:
+        assert img.format == "PNG"
+        width, height = img.size
+        pixels = np.asarray(img.convert("RGB"))
+    # two panels of at most max_px a side, plus margins for the title, the legend and the gap
+    assert max_px < width <= max(2 * max_px + 60, 640) and max_px // 2 < height <= max_px + 160
+    packed = set(np.unique((pixels.astype(np.int64) << np.array([16, 8, 0])).sum(axis=-1)).tolist())
+    for code in (SeaIceClass.THICK_ICE, SeaIceClass.THIN_ICE, SeaIceClass.OPEN_WATER, SeaIceClass.UNLABELED):
+        r, g, b = LABEL_COLORMAP[int(code)]
+        assert (r << 16) + (g << 8) + b in packed  # the labels panel and the legend use the exact table
 
 
 def test_filter_off_gives_raw_colour_labels(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
