@@ -38,6 +38,7 @@ import pyarrow as pa
 from seaice_tasks.constants import CLASS_COLOURS_RGB, SeaIceClass
 from seaice_tasks.errors import StorageError
 from seaice_tasks.schemas import (
+    FREEBOARD_SCHEMA,
     INVENTORY_SCHEMA,
     PAIRS_SCHEMA,
     SEGMENTS_2M_SCHEMA,
@@ -75,6 +76,11 @@ __all__ = [
     "MODEL_PROMOTIONS",
     "SEGMENTS_CLASSIFIED",
     "CLASSIFY_REPORT",
+    "FREEBOARD",
+    "FREEBOARD_REPORT",
+    "VALIDATION",
+    "VALIDATION_DAY",
+    "VALIDATE_REPORT",
     "PRODUCTS",
     "product",
     "INVENTORY_FILE",
@@ -92,13 +98,17 @@ __all__ = [
     "CONFUSION_FILE",
     "PROMOTION_FILE",
     "CLASSES_FILE",
+    "FREEBOARD_FILE",
+    "VALIDATION_FILE",
+    "VALIDATION_MD_FILE",
+    "HISTOGRAM_FILE",
     "SEGMENT_PART_PATTERN",
     "segment_part_name",
     "LABEL_COLORMAP",
     "UNUSABLE_NODATA",
 ]
 
-FileKind = Literal["table", "raster", "image", "json", "weights"]
+FileKind = Literal["table", "raster", "image", "json", "weights", "text"]
 
 #: File names shared by several products.
 INVENTORY_FILE: Final[str] = "inventory.parquet"
@@ -117,6 +127,11 @@ CARD_FILE: Final[str] = "card.json"
 CONFUSION_FILE: Final[str] = "confusion.png"
 PROMOTION_FILE: Final[str] = "promotion.json"
 CLASSES_FILE: Final[str] = "classes.parquet"
+FREEBOARD_FILE: Final[str] = "freeboard.parquet"
+#: Files of a track's and of a day's validation.
+VALIDATION_FILE: Final[str] = "validation.json"
+VALIDATION_MD_FILE: Final[str] = "validation.md"
+HISTOGRAM_FILE: Final[str] = "freeboard_histogram.png"
 #: One part file per work item of a track (``part-00000.parquet`` ...).
 SEGMENT_PART_PATTERN: Final[str] = "part-{part:05d}.parquet"
 #: Class code -> RGB of the label COGs' colour table.
@@ -369,12 +384,41 @@ SEGMENTS_CLASSIFIED: Final[Product] = Product(
                     schema=SEGMENTS_CLASSIFIED_SCHEMA),),
 )
 CLASSIFY_REPORT: Final[Product] = _report("classify_report", "classification")
+FREEBOARD: Final[Product] = Product(
+    name="freeboard",
+    shape=TRACK,
+    description="sea surface (four estimators), freeboard and thickness of every 2 m segment of one track",
+    files=(FileSpec(FREEBOARD_FILE, "table", "GeoParquet, ascending x_atc_m, every segment of the track",
+                    schema=FREEBOARD_SCHEMA),),
+)
+FREEBOARD_REPORT: Final[Product] = _report("freeboard_report", "freeboard")
+VALIDATION: Final[Product] = Product(
+    name="validation",
+    shape=TRACK,
+    description="one track against NASA's ATL07/ATL10 of the same granule and beam, with its quicklook",
+    files=(
+        FileSpec(VALIDATION_FILE, "json", "sea-surface, classification, freeboard and resolution comparison"),
+        FileSpec(QUICKLOOK_FILE, "image", "photons, classes, sea surfaces and freeboard along track (PNG)"),
+    ),
+)
+VALIDATION_DAY: Final[Product] = Product(
+    name="validation_day",
+    shape=DAY,
+    description="the day's validation report: every track against ATL07/ATL10, freeboard histograms",
+    files=(
+        FileSpec(VALIDATION_FILE, "json", "per-track and pooled comparison figures"),
+        FileSpec(VALIDATION_MD_FILE, "text", "the same as a Markdown report"),
+        FileSpec(HISTOGRAM_FILE, "image", "freeboard histograms of the day, ours and ATL10 (PNG)"),
+    ),
+)
+VALIDATE_REPORT: Final[Product] = _report("validate_report", "validation")
 
 #: Every product, by name.
 PRODUCTS: Final[dict[str, Product]] = {
     p.name: p for p in (INVENTORY, SEGMENTS_2M, RESAMPLE_REPORT, S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS,
                         S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET, MODELS, MODEL_PROMOTIONS,
-                        SEGMENTS_CLASSIFIED, CLASSIFY_REPORT)
+                        SEGMENTS_CLASSIFIED, CLASSIFY_REPORT, FREEBOARD, FREEBOARD_REPORT, VALIDATION,
+                        VALIDATION_DAY, VALIDATE_REPORT)
 }
 
 

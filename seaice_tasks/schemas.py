@@ -277,3 +277,44 @@ SEGMENTS_CLASSIFIED_SCHEMA: Final[pa.Schema] = pa.schema(
     metadata={"seaice_schema": "segments_classified/1"},
 )
 __all__ += ["SEGMENTS_CLASSIFIED_SCHEMA"]
+
+#: Sea surface, freeboard and thickness of every 2 m segment of one track (product ``freeboard``;
+#: seaice_tasks.surface, docs/freeboard.md).
+FREEBOARD_SCHEMA: Final[pa.Schema] = pa.schema(
+    [
+        field("granule", pa.string(), "", "ATL03 granule key", nullable=False),
+        field("beam", pa.string(), "", "beam group", nullable=False),
+        field("bin_index", pa.int64(), "", "2 m bin index (x_atc_m / 2)", nullable=False),
+        field("x_atc_m", pa.float64(), "m", "along-track distance of the bin start", nullable=False),
+        field("lat_deg", pa.float64(), "deg", "mean photon latitude"),
+        field("lon_deg", pa.float64(), "deg", "mean photon longitude"),
+        field("time_utc", pa.timestamp("ns", tz="UTC"), "UTC", "mean photon time"),
+        field("n_photons", pa.int32(), "photon", "selected photons in the bin", nullable=False),
+        field("class", pa.uint8(), "", "class the surface was estimated from: 0 thick, 1 thin, 2 water, 255 none",
+              nullable=False),
+        field("h_cor_mean_m", pa.float64(), "m", "corrected mean height (segments_2m)"),
+        field("height_sd_m", pa.float64(), "m", "population std of photon heights"),
+        field("surface_minimum_m", pa.float64(), "m", "sea surface: lowest open-water height of the 10 km window"),
+        field("surface_average_m", pa.float64(), "m", "sea surface: mean open-water height of the window"),
+        field("surface_nearest_minimum_m", pa.float64(), "m", "sea surface: nearest of the window's 10 lowest "
+                                                               "open-water heights"),
+        field("surface_nasa_m", pa.float64(), "m", "sea surface: ATL10 lead equation (paper Eqs. 2-3)"),
+        field("surface_nasa_smooth_m", pa.float64(), "m", "running minimum of surface_nasa_m (paper figures)"),
+        field("surface_m", pa.float64(), "m", "the reference surface freeboard is measured from (config)"),
+        field("surface_sigma_m", pa.float64(), "m", "uncertainty of the reference surface (Eq. 3 and lead spread)"),
+        field("surface_flag", pa.uint8(), "", "0 own leads in the window, 1 interpolated, 2 extrapolated, "
+                                              "3 no open water in the track", nullable=False),
+        field("window_leads", pa.int32(), "", "leads in the segment's 10 km window", nullable=False),
+        field("lead_distance_m", pa.float64(), "m", "along-track distance to the nearest open-water segment"),
+        field("far_from_lead", pa.bool_(), "", "lead_distance_m above the config's limit (or no lead)",
+              nullable=False),
+        field("freeboard_m", pa.float64(), "m", "total freeboard h_cor_mean_m - surface_m"),
+        field("freeboard_sigma_m", pa.float64(), "m", "freeboard uncertainty (segment and surface, in quadrature)"),
+        field("snow_depth_m", pa.float64(), "m", "assumed snow depth (thickness config; ice segments)"),
+        field("thickness_m", pa.float64(), "m", "hydrostatic ice thickness (ice segments; NaN otherwise)"),
+        field("thickness_sigma_m", pa.float64(), "m", "thickness uncertainty (first-order propagation)"),
+        field("geometry", pa.binary(), "", "WKB point (lon_deg, lat_deg), EPSG:4326", nullable=False),
+    ],
+    metadata={"seaice_schema": "freeboard/1"},
+)
+__all__ += ["FREEBOARD_SCHEMA"]

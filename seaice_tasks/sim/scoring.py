@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 
 __all__ = ["SegmentScore", "score_segments", "score_labels", "expected_h_cor_m", "truth_classes", "score_classes",
+           "freeboard_truth", "score_freeboard", "SECTION_M",
            "score_label_transfer"]
 
 #: Truth class of a segment without a truth bin.
@@ -181,3 +182,119 @@ def score_classes(tracks: Iterable[tuple[pd.DataFrame, npt.ArrayLike]]) -> dict[
     report = classification_report(np.concatenate(truths), np.concatenate(preds))
     report["flagged_fraction"] = flagged / total if total else None
     return report
+
+
+#: Length of the sea-surface sections scored against the truth (m): ATL10's 10 km.
+SECTION_M: Final[float] = 10_000.0
+#: Freeboard of the truth's open water (m).
+_ICE_CLASSES: Final[tuple[int, int]] = (0, 1)
+
+
+def _rmse(v: npt.ArrayLike) -> float | None:
+    a = np.asarray(v, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.sqrt(np.mean(a**2))) if a.size else None
+
+
+def _mean(v: npt.ArrayLike) -> float | None:
+    a = np.asarray(v, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else None
+
+
+def freeboard_truth(frame: pd.DataFrame, truth_bins: pd.DataFrame, beam: str) -> pd.DataFrame:
+    """Truth of each row of a ``freeboard`` track: class, sea surface and freeboard (matched on ``x_atc_m``).
+
+    The truth's sea surface on the 2 m heights' datum is ``dac_m + residual_m`` (what the
+    corrections leave of the instantaneous sea surface, :func:`expected_h_cor_m`).
+    """
+    truth = truth_bins.loc[truth_bins["beam"] == beam, ["x_atc_m", "class", "dac_m", "residual_m", "freeboard_m"]]
+    truth = truth.rename(columns={"x_atc_m": "xk", "class": "truth_class", "freeboard_m": "truth_freeboard_m"})
+    xk = pd.DataFrame({"xk": np.round(frame["x_atc_m"].to_numpy(dtype=np.float64)).astype(np.int64)})
+    m = xk.merge(truth, on="xk", how="left", validate="m:1")
+    return pd.DataFrame({
+        "truth_class": m["truth_class"].fillna(_NO_TRUTH).to_numpy().astype(np.uint8),
+        "truth_surface_m": (m["dac_m"] + m["residual_m"]).to_numpy(dtype=np.float64),
+        "truth_freeboard_m": m["truth_freeboard_m"].to_numpy(dtype=np.float64),
+    })
+
+
+def score_freeboard(tracks: Iterable[tuple[pd.DataFrame, pd.DataFrame, str, pd.DataFrame | None]]) -> dict[str, Any]:
+    """Sea surface and freeboard of ``freeboard`` tracks against the truth, and ATL10 beside ours.
+
+    Parameters
+    ----------
+    tracks : iterable of (frame, truth_bins, beam, atl10)
+        A ``freeboard`` track (ascending ``x_atc_m``), its granule's truth bins, the beam and the
+        (simulated) ATL10 freeboard segments of the beam (``seg_dist_x``, ``beam_fb_height``,
+        ``height_segment_length_seg``) or None.
+
+    Returns
+    -------
+    dict
+        ``sea_surface``: bias and RMSE over 10 km sections (absolute grid) of the section-mean
+        error of ``surface_m`` (m) and the per-segment RMSE; ``freeboard_ice``: RMSE of the 2 m
+        freeboard on truth-ice segments, RMSE of the 2 m heights themselves on the same
+        segments and their ratio; ``atl10_extent``: ours averaged to each ATL10 segment's extent
+        and ATL10, both against the truth averaged the same way, overall and per majority truth
+        class (``thick``, ``thin``, ``water``).
+    """
+    from seaice_tasks.alongtrack import segment_means
+
+    section_err: list[float] = []
+    seg_err: list[npt.NDArray[np.float64]] = []
+    fb_err: list[npt.NDArray[np.float64]] = []
+    h_err: list[npt.NDArray[np.float64]] = []
+    ext: dict[str, list[npt.NDArray[np.float64]]] = {"ours": [], "atl10": [], "cls": []}
+    for frame, truth_bins, beam, atl10 in tracks:
+        t = freeboard_truth(frame, truth_bins, beam)
+        x = frame["x_atc_m"].to_numpy(dtype=np.float64)
+        err_s = frame["surface_m"].to_numpy(dtype=np.float64) - t["truth_surface_m"].to_numpy()
+        seg_err.append(err_s)
+        sections = np.floor(x / SECTION_M).astype(np.int64)
+        for s in np.unique(sections):
+            e = err_s[(sections == s) & np.isfinite(err_s)]
+            if e.size:
+                section_err.append(float(e.mean()))
+        ice = np.isin(t["truth_class"].to_numpy(), _ICE_CLASSES)
+        fb = frame["freeboard_m"].to_numpy(dtype=np.float64)
+        truth_fb = t["truth_freeboard_m"].to_numpy()
+        fb_err.append((fb - truth_fb)[ice])
+        h_true = t["truth_surface_m"].to_numpy() + truth_fb
+        h_err.append((frame["h_cor_mean_m"].to_numpy(dtype=np.float64) - h_true)[ice & np.isfinite(fb)])
+        if atl10 is not None and len(atl10):
+            a = atl10.loc[(atl10["seg_dist_x"] >= x[0]) & (atl10["seg_dist_x"] <= x[-1])]
+            c = a["seg_dist_x"].to_numpy(dtype=np.float64)
+            length = a["height_segment_length_seg"].to_numpy(dtype=np.float64)
+            length = np.where(np.isfinite(length) & (length > 0), length, 20.0)
+            tb = truth_bins.loc[truth_bins["beam"] == beam].sort_values("x_atc_m")
+            tx = tb["x_atc_m"].to_numpy(dtype=np.float64)
+            truth_mean, _ = segment_means(tx, tb["freeboard_m"].to_numpy(dtype=np.float64), c, length)
+            ours_mean, _ = segment_means(x, fb, c, length)
+            cls_votes = [segment_means(tx, (tb["class"].to_numpy() == k).astype(np.float64), c, length)[0]
+                         for k in (0, 1, 2)]
+            ext["ours"].append(ours_mean - truth_mean)
+            ext["atl10"].append(a["beam_fb_height"].to_numpy(dtype=np.float64) - truth_mean)
+            ext["cls"].append(np.argmax(np.nan_to_num(np.vstack(cls_votes), nan=-1.0), axis=0).astype(np.float64))
+
+    def cat(parts: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    fb_all, h_all = cat(fb_err), cat(h_err)
+    fb_rmse, h_rmse = _rmse(fb_all), _rmse(h_all)
+    out: dict[str, Any] = {
+        "sea_surface": {"sections": len(section_err), "bias_m": _mean(section_err),
+                        "section_rmse_m": _rmse(section_err), "segment_rmse_m": _rmse(cat(seg_err))},
+        "freeboard_ice": {"n": int(np.isfinite(fb_all).sum()), "rmse_m": fb_rmse, "bias_m": _mean(fb_all),
+                          "height_rmse_m": h_rmse,
+                          "ratio": (fb_rmse / h_rmse) if fb_rmse is not None and h_rmse else None},
+    }
+    if ext["ours"]:
+        ours, atl10, cls = cat(ext["ours"]), cat(ext["atl10"]), cat(ext["cls"])
+        both = np.isfinite(ours) & np.isfinite(atl10)
+        per: dict[str, Any] = {}
+        for name, sel in (("all", both), *((n, both & (cls == k)) for k, n in enumerate(("thick", "thin", "water")))):
+            per[name] = {"n": int(sel.sum()), "ours_rmse_m": _rmse(ours[sel]), "atl10_rmse_m": _rmse(atl10[sel]),
+                         "ours_bias_m": _mean(ours[sel]), "atl10_bias_m": _mean(atl10[sel])}
+        out["atl10_extent"] = per
+    return out

@@ -1,4 +1,5 @@
-"""Spark jobs: thin entry scripts (``resample.py``, ``s2_labels.py``, ``colocate.py``, ``classify.py``) on one runner.
+"""Spark jobs: thin entry scripts (``resample.py``, ``s2_labels.py``, ``colocate.py``, ``classify.py``,
+``freeboard.py``, ``validate.py``) on one runner.
 
 Job scripts are run, never imported, by the package (``spark-submit <script>``, or the CLI's
 ``--no-spark`` which runs the script in-process); :func:`job_script` finds a script's path.
@@ -12,7 +13,7 @@ from typing import Final
 __all__ = ["JOB_NAMES", "job_script"]
 
 #: The job scripts of this folder, by name.
-JOB_NAMES: Final[tuple[str, ...]] = ("resample", "s2_labels", "colocate", "classify")
+JOB_NAMES: Final[tuple[str, ...]] = ("resample", "s2_labels", "colocate", "classify", "freeboard", "validate")
 
 
 def job_script(name: str) -> Path:

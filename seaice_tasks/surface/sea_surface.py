@@ -1,0 +1,435 @@
+"""Local sea surface of one track from its open-water segments (METHOD.md §9, §10.2).
+
+One track (granule + beam) of 2 m segments in along-track order, with a class per segment
+(predicted by the classifier; the S2-transferred labels or the simulator's truth can be passed
+instead for experiments).  The authors' sliding windows (METHOD §5.1, radius 5 km: 10 km windows
+at a 5 km stride, every row keeping the value of the last window that wrote it;
+:func:`~seaice_tasks.is2.features.window_index`) hold four estimators:
+
+``minimum``
+    the lowest open-water height of the window;
+``average``
+    the mean open-water height;
+``nearest_minimum``
+    the ``nearest_k`` lowest open-water rows; every row takes the height of the nearest of them
+    in along-track distance;
+``nasa``
+    the lead equation of ATL10 (paper Eqs. 2-3) with the **correct** weight.  Leads are maximal
+    runs of consecutive 2 m bins of open water inside the window.  Per lead ``L`` with heights
+    ``h_i`` and uncertainties ``sigma_i`` (``height_sd / sqrt(N)`` floored at ``sigma_floor_m``)::
+
+        h_min = min h_i;  w_i = exp(-((h_i - h_min) / sigma_i)**2);  a_i = w_i / sum(w)
+        h_L = sum(a_i h_i);  sigma_L**2 = sum(a_i**2 sigma_i**2)                     (Eq. 2)
+        beta_L = (1 / sigma_L**2) / sum_M (1 / sigma_M**2)
+        h_ref = sum(beta_L h_L);  sigma_ref**2 = sum(beta_L**2 sigma_L**2)              (Eq. 3)
+
+    ``weight_form="notebook"`` reproduces the authors' precedence bug
+    ``exp(-(h - h_min) / sigma)**2`` (METHOD §13 #1) for parity only.
+
+The uncertainty the surface carries to every segment (``surface_sigma_m``) is Eq. 3's photon
+term plus the spread of the leads about the window's surface, ``s_L**2 / n_L`` (the sample
+variance of the lead heights over their count; 0 for one lead): Eq. 3 alone says a window of
+many well-measured leads is good to a millimetre, which the leads' scatter contradicts.
+
+Windows without open water get no value (the paper's text) unless ``lead_fallback="thin"``
+(the notebook: thin ice and water become leads).  Missing windows are filled by linear
+interpolation in along-track distance between windows with leads (flag 1), held at the nearest
+one beyond the first or last (flag 2); a track without any open water stays NaN (flag 3).  Rows
+above ``max_height_m`` (clouds, blunders; the authors' 10 m) or with NaN heights take no part.
+
+Optional smoothing (METHOD §10.2, the paper's figures): a running NaN-minimum of the ``nasa``
+surface over ``+-smooth_rows`` rows, split where consecutive rows are more than ``split_gap_m``
+apart, remaining NaNs filled from the nearest value.
+
+Examples
+--------
+>>> import numpy as np
+>>> x = np.arange(0.0, 40.0, 2.0)
+>>> h = np.where((x >= 10) & (x < 16), 0.01, 0.40)
+>>> classes = np.where((x >= 10) & (x < 16), 2, 0).astype(np.uint8)
+>>> s = sea_surface(x, h, classes, SeaSurfaceConfig(radius_m=50.0), height_sd_m=np.full(x.size, 0.05),
+...                 n_photons=np.full(x.size, 4))
+>>> round(float(s["surface_nasa_m"][0]), 6), int(s["surface_flag"][0])
+(0.01, 0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from seaice_tasks.config import JsonConfig
+from seaice_tasks.constants import SeaIceClass
+from seaice_tasks.errors import ConfigError
+from seaice_tasks.is2.features import window_bounds, window_index
+
+__all__ = [
+    "ESTIMATORS",
+    "FLAG_OWN_LEADS",
+    "FLAG_INTERPOLATED",
+    "FLAG_EXTRAPOLATED",
+    "FLAG_NO_WATER",
+    "SeaSurfaceConfig",
+    "lead_runs",
+    "nasa_lead_surface",
+    "running_nanmin",
+    "sea_surface",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: The four estimators, in the order of the output columns ``surface_<name>_m``.
+ESTIMATORS: Final[tuple[str, ...]] = ("minimum", "average", "nearest_minimum", "nasa")
+#: ``surface_flag``: the row's window has its own leads.
+FLAG_OWN_LEADS: Final[int] = 0
+#: Interpolated between windows with leads.
+FLAG_INTERPOLATED: Final[int] = 1
+#: Held at the nearest window with leads beyond the first or last one.
+FLAG_EXTRAPOLATED: Final[int] = 2
+#: No open water anywhere in the track: no surface.
+FLAG_NO_WATER: Final[int] = 3
+#: The authors' cut of implausible heights (m).
+DEFAULT_MAX_HEIGHT_M: Final[float] = 10.0
+#: Floor of a 2 m segment's height uncertainty (m): R2's (1 cm)**2 floor of sd**2 / N.
+DEFAULT_SIGMA_FLOOR_M: Final[float] = 0.01
+#: Floor of a lead's variance (m**2; R1's guard of Eq. 3).
+LEAD_VARIANCE_FLOOR_M2: Final[float] = 1e-10
+_WATER: Final[int] = int(SeaIceClass.OPEN_WATER)
+#: Length of a segment (m).
+_BIN_M: Final[float] = 2.0
+_THIN: Final[int] = int(SeaIceClass.THIN_ICE)
+
+
+@dataclasses.dataclass(frozen=True)
+class SeaSurfaceConfig(JsonConfig):
+    """How the local sea surface of a track is estimated (module docstring).
+
+    Attributes
+    ----------
+    radius_m : float
+        Window radius (m): 5000 gives the authors' 10 km windows at a 5 km stride.
+    reference : str
+        The estimator freeboard is measured from: ``nasa`` (the paper's choice), ``minimum``,
+        ``average``, ``nearest_minimum`` or ``nasa_smooth`` (the smoothed ``nasa`` surface).
+    lead_fallback : str
+        ``none`` (paper text: windows without water are interpolated) or ``thin`` (notebook:
+        thin ice counts as lead when a window has no water).  UNCERTAIN in METHOD §9.
+    weight_form : str
+        ``paper`` (Eq. 2) or ``notebook`` (the authors' precedence bug, parity only).
+    sigma_floor_m : float
+        Floor of a segment's height uncertainty ``height_sd / sqrt(N)`` (m).
+    lead_runs : str
+        ``bins``: a lead is a run of consecutive 2 m bins (a gap in the data ends it);
+        ``rows``: consecutive rows of the table (the authors, gaps ignored).
+    nearest_k : int
+        Lowest water rows of the ``nearest_minimum`` estimator.
+    max_height_m : float
+        Rows above this height (m) take no part (clouds, blunders).
+    lead_edge_trim_m : float
+        Open-water segments within this distance (m) of the end of their run of water are not
+        leads: the ~11 m laser footprint straddles the ice edge there and lifts their heights.
+    smooth_rows : int
+        Half width of the running minimum of ``surface_nasa_smooth_m`` (rows; 0: no smoothing,
+        the column is the unsmoothed surface).  10,000 in the paper's figures.
+    split_gap_m : float
+        The smoothing restarts where consecutive rows are farther apart (m).
+    """
+
+    kind: ClassVar[str] = "sea_surface"
+    radius_m: float = 5000.0
+    reference: str = "nasa"
+    lead_fallback: str = "none"
+    weight_form: str = "paper"
+    sigma_floor_m: float = DEFAULT_SIGMA_FLOOR_M
+    lead_runs: str = "bins"
+    nearest_k: int = 10
+    max_height_m: float = DEFAULT_MAX_HEIGHT_M
+    lead_edge_trim_m: float = 2.0
+    smooth_rows: int = 10_000
+    split_gap_m: float = 10_000.0
+
+    def __post_init__(self) -> None:
+        checks: tuple[tuple[bool, str], ...] = (
+            (self.radius_m > 0, "radius_m must be > 0"),
+            (self.reference in (*ESTIMATORS, "nasa_smooth"),
+             f"reference must be one of {(*ESTIMATORS, 'nasa_smooth')}, got {self.reference!r}"),
+            (self.lead_fallback in ("none", "thin"), f"lead_fallback must be none or thin, got {self.lead_fallback!r}"),
+            (self.weight_form in ("paper", "notebook"),
+             f"weight_form must be paper or notebook, got {self.weight_form!r}"),
+            (self.sigma_floor_m > 0, "sigma_floor_m must be > 0"),
+            (self.lead_runs in ("bins", "rows"), f"lead_runs must be bins or rows, got {self.lead_runs!r}"),
+            (self.nearest_k >= 1, "nearest_k must be >= 1"),
+            (self.smooth_rows >= 0, "smooth_rows must be >= 0"),
+            (self.lead_edge_trim_m >= 0, "lead_edge_trim_m must be >= 0"),
+            (self.split_gap_m > 0, "split_gap_m must be > 0"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"SeaSurfaceConfig: {message}")
+
+
+def lead_runs(is_lead: BoolArray, consecutive: BoolArray) -> tuple[IntArray, IntArray]:
+    """Maximal runs of lead rows: ``[start, stop)`` row ranges.
+
+    ``consecutive[i]`` says row ``i + 1`` follows row ``i`` without a gap (length ``n - 1``).
+
+    Examples
+    --------
+    >>> lead_runs(np.array([0, 1, 1, 0, 1, 1], bool), np.array([1, 1, 1, 1, 0], bool))
+    (array([1, 4, 5]), array([3, 5, 6]))
+    """
+    n = is_lead.size
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    starts_mask = is_lead.copy()
+    starts_mask[1:] &= ~(is_lead[:-1] & consecutive)
+    stops_mask = is_lead.copy()
+    stops_mask[:-1] &= ~(is_lead[1:] & consecutive)
+    return np.flatnonzero(starts_mask).astype(np.int64), (np.flatnonzero(stops_mask) + 1).astype(np.int64)
+
+
+def nasa_lead_surface(h: FloatArray, sigma: FloatArray, starts: IntArray, stops: IntArray,
+                      weight_form: str = "paper") -> tuple[float, float, float, int]:
+    """Eqs. 2-3 over the leads ``[starts, stops)`` of one window.
+
+    Returns
+    -------
+    h_ref, sigma_ref, spread, n_leads : float, float, float, int
+        The window's surface (m), Eq. 3's uncertainty (m), the sample standard deviation of the
+        lead heights (m; 0 for one lead) and the number of leads; NaNs and 0 without leads.
+
+    Examples
+    --------
+    One lead of two segments 1 sigma apart: weights 1 and exp(-1).
+
+    >>> h_ref, s, spread, n = nasa_lead_surface(np.array([0.0, 0.1]), np.array([0.1, 0.1]),
+    ...                                         np.array([0]), np.array([2]))
+    >>> round(h_ref, 4), n
+    (0.0269, 1)
+    """
+    if starts.size == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    run = np.repeat(np.arange(starts.size), stops - starts)
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)])
+    hh, ss = h[rows], sigma[rows]
+    h_min = _run_min(hh, run, starts.size)
+    dz = (hh - h_min[run]) / ss
+    w = np.exp(-(dz**2)) if weight_form == "paper" else np.exp(-dz) ** 2
+    wsum = np.bincount(run, weights=w, minlength=starts.size)
+    a = w / wsum[run]
+    h_lead = np.bincount(run, weights=a * hh, minlength=starts.size)
+    var_lead = np.maximum(np.bincount(run, weights=a**2 * ss**2, minlength=starts.size), LEAD_VARIANCE_FLOOR_M2)
+    inv = 1.0 / var_lead
+    beta = inv / inv.sum()
+    h_ref = float(np.sum(beta * h_lead))
+    sigma_ref = float(np.sqrt(np.sum(beta**2 * var_lead)))
+    spread = float(np.std(h_lead, ddof=1)) if starts.size > 1 else 0.0
+    return h_ref, sigma_ref, spread, int(starts.size)
+
+
+def _trim_edges(water: BoolArray, consecutive: BoolArray, k: int) -> BoolArray:
+    """``water`` without the ``k`` rows at each end of every run of water rows."""
+    if k <= 0 or not water.any():
+        return water
+    out = np.zeros_like(water)
+    starts, stops = lead_runs(water, consecutive)
+    for a, b in zip((starts + k).tolist(), (stops - k).tolist(), strict=True):
+        if b > a:
+            out[a:b] = True
+    return out
+
+
+def _run_min(values: FloatArray, run: IntArray, n_runs: int) -> FloatArray:
+    out = np.full(n_runs, np.inf)
+    np.minimum.at(out, run, values)
+    return out
+
+
+def _nearest_minimum(x: FloatArray, h: FloatArray, water: IntArray, rows: slice, k: int) -> FloatArray:
+    """Each row of ``rows`` takes the height of the nearest (in x) of the ``k`` lowest water rows."""
+    lowest = water[np.argsort(h[water], kind="stable")[:k]]
+    lowest = lowest[np.argsort(x[lowest], kind="stable")]
+    xl, hl = x[lowest], h[lowest]
+    xr = x[rows]
+    j = np.clip(np.searchsorted(xl, xr), 1, max(xl.size - 1, 1))
+    if xl.size == 1:
+        return np.full(xr.size, hl[0])
+    left = np.abs(xr - xl[j - 1]) <= np.abs(xl[j] - xr)
+    return np.where(left, hl[j - 1], hl[j])
+
+
+def _fill_along_track(x: FloatArray, values: FloatArray, have: BoolArray) -> tuple[FloatArray, IntArray]:
+    """Linear interpolation in ``x`` between rows with a value; held beyond the ends; flags."""
+    flag = np.full(x.size, FLAG_NO_WATER, dtype=np.int64)
+    if not have.any():
+        return np.full(x.size, np.nan), flag
+    xs, vs = x[have], values[have]
+    out = np.interp(x, xs, vs)
+    flag[:] = FLAG_INTERPOLATED
+    flag[(x < xs[0]) | (x > xs[-1])] = FLAG_EXTRAPOLATED
+    flag[have] = FLAG_OWN_LEADS
+    return out, flag
+
+
+def running_nanmin(values: FloatArray, half: int, x: FloatArray, split_gap_m: float) -> FloatArray:
+    """Running NaN-minimum over ``+-half`` rows, truncated at the ends and at gaps > ``split_gap_m``.
+
+    Remaining NaNs (pieces without any value) take the nearest value of their piece, then of the
+    track.
+
+    Examples
+    --------
+    >>> running_nanmin(np.array([3.0, np.nan, 1.0, 5.0, 4.0]), 1, np.arange(5.0), 10.0)
+    array([3., 1., 1., 1., 4.])
+    """
+    from scipy.ndimage import minimum_filter1d
+
+    out = np.full(values.size, np.nan)
+    if values.size == 0:
+        return out
+    cuts = np.flatnonzero(np.diff(x) > split_gap_m) + 1
+    for piece in np.split(np.arange(values.size), cuts):
+        v = values[piece]
+        if half > 0:
+            m = minimum_filter1d(np.where(np.isfinite(v), v, np.inf), size=2 * half + 1, mode="constant",
+                                 cval=np.inf)
+            m[~np.isfinite(m)] = np.nan
+        else:
+            m = v.copy()
+        out[piece] = m
+    finite = np.isfinite(out)
+    if finite.any() and not finite.all():
+        idx = np.flatnonzero(finite)
+        j = np.clip(np.searchsorted(x[idx], x), 1, max(idx.size - 1, 1))
+        if idx.size == 1:
+            out[~finite] = out[idx[0]]
+        else:
+            left = np.abs(x - x[idx[j - 1]]) <= np.abs(x[idx[j]] - x)
+            near = np.where(left, idx[j - 1], idx[j])
+            out[~finite] = out[near[~finite]]
+    return out
+
+
+def sea_surface(
+    x_atc_m: npt.ArrayLike,
+    h_m: npt.ArrayLike,
+    classes: npt.ArrayLike,
+    config: SeaSurfaceConfig | None = None,
+    *,
+    height_sd_m: npt.ArrayLike,
+    n_photons: npt.ArrayLike,
+    bin_index: npt.ArrayLike | None = None,
+) -> pd.DataFrame:
+    """The four sea surfaces of one track, the chosen reference and its uncertainty, per row.
+
+    Parameters
+    ----------
+    x_atc_m : array_like of float
+        Along-track distance (m), ascending.
+    h_m : array_like of float
+        Corrected 2 m heights ``h_cor_mean_m`` (m).
+    classes : array_like of int
+        0 thick, 1 thin, 2 open water, 255 none (never a lead).
+    config : SeaSurfaceConfig, optional
+        Window, estimator and lead settings.
+    height_sd_m, n_photons : array_like
+        Photon height standard deviation (m) and photon count of each segment (for ``sigma_i``).
+    bin_index : array_like of int, optional
+        2 m bin numbers (``lead_runs="bins"``); default ``round(x_atc_m / 2)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same rows: ``surface_minimum_m``, ``surface_average_m``, ``surface_nearest_minimum_m``,
+        ``surface_nasa_m``, ``surface_nasa_smooth_m`` (m, filled along track), ``surface_m`` (the
+        ``reference``), ``surface_sigma_m`` (m), ``surface_flag`` (0 own leads, 1 interpolated,
+        2 extrapolated, 3 no water in the track), ``window_leads`` (leads of the row's window)
+        and ``lead_distance_m`` (to the nearest lead segment, m; NaN without any).
+
+    Raises
+    ------
+    ValueError
+        When the arrays differ in length or ``x_atc_m`` is not ascending.
+    """
+    cfg = config if config is not None else SeaSurfaceConfig()
+    x = np.asarray(x_atc_m, dtype=np.float64)
+    h = np.asarray(h_m, dtype=np.float64)
+    cls = np.asarray(classes).astype(np.int64)
+    sd = np.asarray(height_sd_m, dtype=np.float64)
+    n_ph = np.asarray(n_photons, dtype=np.float64)
+    if not (x.size == h.size == cls.size == sd.size == n_ph.size):
+        raise ValueError("sea_surface: x_atc_m, h_m, classes, height_sd_m and n_photons differ in length")
+    bins = (np.asarray(bin_index, dtype=np.int64) if bin_index is not None
+            else np.round(x / 2.0).astype(np.int64))
+    n = x.size
+    out = {f"surface_{name}_m": np.full(n, np.nan) for name in ESTIMATORS}
+    if n == 0:
+        frame = pd.DataFrame({**out, "surface_nasa_smooth_m": [], "surface_m": [], "surface_sigma_m": [],
+                              "surface_flag": np.empty(0, np.uint8), "window_leads": np.empty(0, np.int32),
+                              "lead_distance_m": []})
+        return frame
+    usable = np.isfinite(h) & (h <= cfg.max_height_m)
+    sigma = np.maximum(np.where(n_ph > 0, np.nan_to_num(sd) / np.sqrt(np.maximum(n_ph, 1.0)), 0.0),
+                       cfg.sigma_floor_m)
+    consecutive = np.ones(max(n - 1, 0), dtype=np.bool_) if cfg.lead_runs == "rows" else np.diff(bins) == 1
+    water = _trim_edges(usable & (cls == _WATER), consecutive, round(cfg.lead_edge_trim_m / _BIN_M))
+    starts, stops = window_bounds(x, cfg.radius_m)
+    ids = window_index(x, cfg.radius_m)
+    n_win = starts.size
+    stat = {name: np.full(n_win, np.nan) for name in ESTIMATORS}
+    nasa_sigma = np.full(n_win, np.nan)
+    leads_per_window = np.zeros(n_win, dtype=np.int64)
+    nearest = np.full(n, np.nan)
+    for w, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        leads_mask = water[lo:hi]
+        if not leads_mask.any() and cfg.lead_fallback == "thin":
+            leads_mask = usable[lo:hi] & ((cls[lo:hi] == _WATER) | (cls[lo:hi] == _THIN))
+        if not leads_mask.any():
+            continue
+        rows = np.flatnonzero(leads_mask) + lo
+        hw = h[rows]
+        stat["minimum"][w] = hw.min()
+        stat["average"][w] = hw.mean()
+        mine = ids[lo:hi] == w
+        near = _nearest_minimum(x, h, rows, slice(lo, hi), cfg.nearest_k)
+        nearest[lo:hi][mine] = near[mine]
+        ls, le = lead_runs(leads_mask, consecutive[lo:hi - 1] if hi - lo > 1 else np.empty(0, np.bool_))
+        h_ref, s_ref, spread, n_leads = nasa_lead_surface(h[lo:hi], sigma[lo:hi], ls, le, cfg.weight_form)
+        stat["nasa"][w] = h_ref
+        nasa_sigma[w] = np.sqrt(s_ref**2 + spread**2 / n_leads)
+        leads_per_window[w] = n_leads
+    have = np.isfinite(stat["nasa"][ids])
+    flag = np.full(n, FLAG_NO_WATER, dtype=np.int64)
+    for name in ESTIMATORS:
+        per_row = nearest if name == "nearest_minimum" else stat[name][ids]
+        out[f"surface_{name}_m"], f = _fill_along_track(x, per_row, np.isfinite(per_row))
+        if name == "nasa":
+            flag = f
+    sigma_row, _ = _fill_along_track(x, nasa_sigma[ids], have)
+    smooth = (running_nanmin(out["surface_nasa_m"], cfg.smooth_rows, x, cfg.split_gap_m) if cfg.smooth_rows
+              else out["surface_nasa_m"].copy())
+    out["surface_nasa_smooth_m"] = smooth
+    reference = out[f"surface_{cfg.reference}_m"]
+    lead_rows = np.flatnonzero(water)
+    if lead_rows.size:
+        j = np.clip(np.searchsorted(x[lead_rows], x), 1, max(lead_rows.size - 1, 1))
+        if lead_rows.size == 1:
+            dist = np.abs(x - x[lead_rows[0]])
+        else:
+            dist = np.minimum(np.abs(x - x[lead_rows[j - 1]]), np.abs(x[lead_rows[j]] - x))
+    else:
+        dist = np.full(n, np.nan)
+    return pd.DataFrame({
+        **out,
+        "surface_m": reference,
+        "surface_sigma_m": sigma_row,
+        "surface_flag": flag.astype(np.uint8),
+        "window_leads": leads_per_window[ids].astype(np.int32),
+        "lead_distance_m": dist,
+    })
