@@ -28,7 +28,16 @@ One UTC day of sea-ice processing:
    segment into `segments_classified/date=<day>/granule=<g>/beam=<b>` (class, probabilities,
    window flag, raw values) and a `classify_report`.
 
-Later stages (sea surface and freeboard, validation, publishing) hang off these partitions.
+7. `freeboard` (Spark, after `classify`) estimates each track's local sea surface from its open
+   water (four estimators, the ATL10 lead equation by default), freeboard, snow depth and
+   thickness with uncertainties into `freeboard/date=<day>/granule=<g>/beam=<b>` (param
+   `freeboard`: FreeboardConfig) and a `freeboard_report`;
+8. `validate` (Spark) compares every track with NASA's ATL07/ATL10 of its pass from the
+   inventory and commits `validation/date=<day>/granule=<g>/beam=<b>` (figures, quicklook PNG),
+   `validation_day/date=<day>` (JSON, Markdown, freeboard histograms) and a `validate_report`
+   (param `validate`).  Both are skipped with `classify` while no model is promoted.
+
+Publishing hangs off these partitions.
 
 * Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D;
   `catchup` is on so that `airflow backfill create --dag-id seaice_daily --from-date ...
@@ -101,6 +110,10 @@ def _spark_job(name: str) -> str:
         "training_set": Param({}, type="object", description="TrainingSetConfig fields (JSON; name, features, split)"),
         "classify": Param({}, type="object", description="ClassifyConfig fields (JSON; model, version: empty = "
                                                          "the promoted one)"),
+        "freeboard": Param({}, type="object", description="FreeboardConfig fields (JSON; surface: {reference, "
+                                                           "lead_fallback, smooth_rows, ...}, thickness: {snow, ...})"),
+        "validate": Param({}, type="object", description="ValidateConfig fields (JSON; histogram_bins, quicklook, "
+                                                         "zoom_m)"),
         "s2_unet_model": Param("", type="string",
                                description="U-Net model folder (save_unet) visible to the Spark executors; "
                                            "empty = colour labels only"),
@@ -199,9 +212,27 @@ def seaice_daily() -> None:
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
     )
 
+    freeboard = SparkSubmitOperator(
+        task_id="freeboard",
+        conn_id="spark_default",
+        application=_spark_job("freeboard.py"),
+        name="seaice-freeboard-{{ params.date or ds }}",
+        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.freeboard | tojson }}"],
+        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+
+    validate = SparkSubmitOperator(
+        task_id="validate",
+        conn_id="spark_default",
+        application=_spark_job("validate.py"),
+        name="seaice-validate-{{ params.date or ds }}",
+        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.validate | tojson }}"],
+        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+
     found = discover()
     found >> [resample_2m, s2_labels] >> colocate >> training_set()
-    [resample_2m, classify_model()] >> classify
+    [resample_2m, classify_model()] >> classify >> freeboard >> validate
 
 
 DAG = seaice_daily()

@@ -10,6 +10,9 @@
 ``seaice train``                  train an LSTM / MLP segment classifier (one process, Horovod, torchrun)
 ``seaice models list|show|promote`` the model registry in the lake
 ``seaice classify --date D``      every 2 m segment of the day -> class + probabilities (the promoted model)
+``seaice freeboard --date D``     classified segments -> sea surfaces, freeboard, thickness (Spark)
+``seaice validate --date D``      freeboard vs ATL07/ATL10 per track, quicklooks, the day's report (Spark)
+``seaice plot --date D --out DIR`` the day's quicklooks and freeboard histogram as PNG files
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 ``seaice gc``                     remove leftovers of dead runs and killed commits from the lake
 """
@@ -159,6 +162,51 @@ def _cmd_colocate(args: argparse.Namespace) -> int:
 def _cmd_classify(args: argparse.Namespace) -> int:
     return _run_job("classify", ["--granules", ",".join(args.granules), "--date", args.date, "--lake",
                                  args.lake or "", "--config", args.config], args)
+
+
+def _cmd_freeboard(args: argparse.Namespace) -> int:
+    return _run_job("freeboard", ["--granules", ",".join(args.granules), "--date", args.date, "--lake",
+                                  args.lake or "", "--config", args.config], args)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    return _run_job("validate", ["--granules", ",".join(args.granules), "--date", args.date, "--lake",
+                                 args.lake or "", "--config", args.config], args)
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    """Write the day's quicklooks (committed by validate, else drawn from the freeboard alone) to ``--out``."""
+    from seaice_tasks.config import parse_day
+    from seaice_tasks.products import FREEBOARD, HISTOGRAM_FILE, QUICKLOOK_FILE, VALIDATION, VALIDATION_DAY
+    from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.surface.plots import track_quicklook
+
+    day = parse_day(args.date)
+    lake = lake_from_env(args.lake)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = [k for k in lake.partitions(FREEBOARD.name, day) if not args.granules or k.granule in args.granules]
+    if not keys:
+        raise ConfigError(f"no freeboard partition on {day} in {lake.root} (run seaice freeboard first)")
+    written = []
+    for key in keys:
+        vkey = VALIDATION.key(date=day, granule=key.granule, beam=key.beam)
+        target = out / f"{key.granule}_{key.beam}_{QUICKLOOK_FILE}"
+        if lake.manifest(vkey) is not None:
+            target.write_bytes(lake.open_file(vkey, QUICKLOOK_FILE))
+        else:
+            frame = lake.read_table(key).to_pandas().sort_values("x_atc_m", kind="stable")
+            target.write_bytes(track_quicklook(frame, title=f"{key.granule} {key.beam} {day} (no ATL07/ATL10: "
+                                                            "run seaice validate)"))
+        written.append(target)
+    dkey = VALIDATION_DAY.key(date=day)
+    if lake.manifest(dkey) is not None:
+        target = out / f"{day}_{HISTOGRAM_FILE}"
+        target.write_bytes(lake.open_file(dkey, HISTOGRAM_FILE))
+        written.append(target)
+    for path in written:
+        print(path)
+    return EXIT_OK
 
 
 def _cmd_training_set(args: argparse.Namespace) -> int:
@@ -366,6 +414,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
     p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
     p.set_defaults(func=_cmd_classify)
+
+    for name, func, help_text, config_help in (
+        ("freeboard", _cmd_freeboard, "sea surfaces, freeboard and thickness of a day's classified segments (Spark)",
+         'FreeboardConfig as JSON ({"surface": {"reference": "nasa"}, "thickness": {"snow": "constant"}})'),
+        ("validate", _cmd_validate, "a day's freeboard against ATL07/ATL10: figures, quicklooks, report (Spark)",
+         "ValidateConfig fields as JSON (histogram_bins, quicklook, zoom_m, ...)"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("granules", nargs="*", metavar="GRANULE", help="granule keys (default: every track of the day)")
+        p.add_argument("--date", required=True, help="UTC day YYYY-MM-DD")
+        p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+        p.add_argument("--config", default="{}", help=config_help)
+        p.add_argument("--master", default="local[*]", help="Spark master (local[*], spark://host:7077)")
+        p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("plot", help="write a day's quicklooks and freeboard histogram as PNG files")
+    p.add_argument("granules", nargs="*", metavar="GRANULE", help="granule keys (default: every track of the day)")
+    p.add_argument("--date", required=True, help="UTC day YYYY-MM-DD")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--out", required=True, help="folder the PNG files are written to")
+    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("train", help="train an LSTM / MLP classifier of 2 m segments on a training set")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")

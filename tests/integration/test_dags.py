@@ -13,6 +13,7 @@ import pytest
 
 from seaice_tasks.orchestration import airflow_env, dags_folder
 from seaice_tasks.products import (
+    FREEBOARD,
     INVENTORY,
     RESAMPLE_REPORT,
     S2_LABELS,
@@ -21,6 +22,9 @@ from seaice_tasks.products import (
     SEGMENTS_2M,
     SEGMENTS_CLASSIFIED,
     SEGMENTS_LABELLED,
+    VALIDATION,
+    VALIDATION_DAY,
+    VALIDATION_FILE,
 )
 from seaice_tasks.storage import Lake
 
@@ -83,9 +87,11 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert daily["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
     assert "seaice" in daily["tags"] and daily["doc"]
     assert all(r >= 1 for r in daily["retries"])
-    assert daily["tasks"] == ["classify", "classify_model", "colocate", "discover", "resample_2m", "s2_labels",
-                              "training_set"]
+    assert daily["tasks"] == ["classify", "classify_model", "colocate", "discover", "freeboard", "resample_2m",
+                              "s2_labels", "training_set", "validate"]
     assert daily["upstream"]["classify"] == ["classify_model", "resample_2m"]
+    assert daily["upstream"]["freeboard"] == ["classify"]
+    assert daily["upstream"]["validate"] == ["freeboard"]
     assert daily["upstream"]["colocate"] == ["resample_2m", "s2_labels"]
     assert daily["upstream"]["training_set"] == ["colocate"]
     assert daily["outlets"]["training_set"] == ["seaice_training_set"]
@@ -153,7 +159,8 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     out = _dag_test(env, dt.date(2019, 11, 4), conf)
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
                           "colocate": "success", "training_set": out["tis"]["training_set"],
-                          "classify_model": "success", "classify": "success"}
+                          "classify_model": "success", "classify": "success", "freeboard": "success",
+                          "validate": "success"}
     assert out["tis"]["training_set"] in ("success", "skipped")  # a 5 km scene may give no training window
     lake = Lake(lake_dir)
     pairs = lake.read_table(S2_PAIRS.key(date=dt.date(2019, 11, 4))).to_pandas()
@@ -173,6 +180,15 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     classified = lake.partitions(SEGMENTS_CLASSIFIED.name, dt.date(2019, 11, 4))
     assert [(k.granule, k.beam) for k in classified] == [(k.granule, k.beam) for k in segments]
     assert all(lake.require(k).info["model"]["version"] == warm["version"] for k in classified)
+    freeboard = lake.partitions(FREEBOARD.name, dt.date(2019, 11, 4))
+    assert [(k.granule, k.beam) for k in freeboard] == [(k.granule, k.beam) for k in segments]
+    validation = lake.partitions(VALIDATION.name, dt.date(2019, 11, 4))
+    assert [(k.granule, k.beam) for k in validation] == [(k.granule, k.beam) for k in segments]
+    day_report = lake.require(VALIDATION_DAY.key(date=dt.date(2019, 11, 4)))
+    assert day_report.info["tracks"] == 3 and day_report.info["failed"] == []
+    # the simulated ATL07/ATL10 of the granule were found in the inventory and compared
+    doc = json.loads(lake.open_file(validation[0], VALIDATION_FILE))
+    assert "no_atl07" not in doc["flags"] and doc["resolution"]["atl10_per_km"] > 0
 
 
 def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
@@ -186,7 +202,8 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     out = _dag_test(env, dt.date(2019, 2, 26))
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
                           "colocate": "success", "training_set": "skipped",  # nothing to label: a recorded skip
-                          "classify_model": "skipped", "classify": "skipped"}
+                          "classify_model": "skipped", "classify": "skipped", "freeboard": "skipped",
+                          "validate": "skipped"}
     manifest = Lake(lake_dir).require(INVENTORY.key(date=dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)
