@@ -237,7 +237,7 @@ def test_colocate_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) 
 
 
 def test_classify_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The classify job through spark-submit local[2] commits the same bytes as in one process."""
+    """The classify, freeboard and validate jobs through spark-submit local[2] commit the same bytes as in one process."""
     import shutil
 
     from seaice_tasks.is2.classify import ClassifyConfig
@@ -268,3 +268,21 @@ def test_classify_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) 
     assert keys and spark.partitions(SEGMENTS_CLASSIFIED.name) == keys
     for key in keys:
         assert spark.require(key).to_json() == local.require(key).to_json()
+    # the day's freeboard and validation through spark-submit: the same partitions, byte for byte
+    from seaice_tasks.products import FREEBOARD, VALIDATION, VALIDATION_DAY
+    from seaice_tasks.spark_jobs import freeboard, validate
+
+    for job, script in ((freeboard.JOB, freeboard.__file__), (validate.JOB, validate.__file__)):
+        summary = run_job(job, [], local, None, day="2019-11-04", whole_day=True)
+        assert summary["failed"] == [] and summary["partitions"]
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("spark-submit")), "--master", "local[2]", "--conf",
+             "spark.ui.enabled=false", script, "--date", "2019-11-04", "--lake", str(tmp_path / "spark")],
+            env=spark_env(), capture_output=True, text=True, timeout=SPARK_TIMEOUT_S,
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    for stage in (FREEBOARD.name, VALIDATION.name, VALIDATION_DAY.name):
+        keys = local.partitions(stage)
+        assert keys and spark.partitions(stage) == keys
+        for key in keys:
+            assert spark.require(key).to_json() == local.require(key).to_json()

@@ -234,3 +234,19 @@ def test_validation_on_both_atl10_layouts(tmp_path: Path, layout: str) -> None:
     assert per["n"] >= 10 and per["rmse_m"] == pytest.approx(0.0, abs=1e-6)
     assert doc["sea_surface"]["sections"] == 2
     assert doc["resolution"]["atl10_per_km"] == pytest.approx(1000.0 / SEGMENT_SPACING_M, rel=0.2)
+
+
+def test_cli_freeboard_validate_and_plot(day: dict[str, Any], tmp_path: Path) -> None:
+    from seaice_tasks.cli import main as cli
+
+    shutil.copytree(day["classified"], tmp_path / "lake")
+    lake = str(tmp_path / "lake")
+    assert cli(["freeboard", "--date", DAY, "--lake", lake, "--no-spark"]) == 0
+    assert _digests(Lake(lake)) == _digests(day["lake"])
+    out = tmp_path / "png"
+    assert cli(["plot", "--date", DAY, "--lake", lake, "--out", str(out)]) == 0  # before validation: drawn here
+    assert len(list(out.glob("*_quicklook.png"))) == 3 and not list(out.glob("*histogram.png"))
+    assert cli(["validate", "--date", DAY, "--lake", lake, "--no-spark"]) == 0
+    assert cli(["plot", "--date", DAY, "--lake", lake, "--out", str(out)]) == 0
+    assert len(list(out.glob("*_quicklook.png"))) == 3 and len(list(out.glob("*histogram.png"))) == 1
+    assert cli(["plot", "--date", "2019-11-05", "--lake", lake, "--out", str(out)]) == 2
