@@ -300,6 +300,8 @@ FREEBOARD_SCHEMA: Final[pa.Schema] = pa.schema(
                                                                "open-water heights"),
         field("surface_nasa_m", pa.float64(), "m", "sea surface: ATL10 lead equation (paper Eqs. 2-3)"),
         field("surface_nasa_smooth_m", pa.float64(), "m", "running minimum of surface_nasa_m (paper figures)"),
+        field("surface_leads_m", pa.float64(), "m", "lead heights (Eq. 2) smoothed along track, interpolated between "
+                                                    "leads"),
         field("surface_m", pa.float64(), "m", "the reference surface freeboard is measured from (config)"),
         field("surface_sigma_m", pa.float64(), "m", "uncertainty of the reference surface (Eq. 3 and lead spread)"),
         field("surface_flag", pa.uint8(), "", "0 own leads in the window, 1 interpolated, 2 extrapolated, "

@@ -43,7 +43,8 @@ __all__ = ["FreeboardConfig", "INPUT_COLUMNS", "freeboard_frame", "freeboard_tra
 
 #: ``segments_classified`` columns the freeboard reads.
 INPUT_COLUMNS: Final[tuple[str, ...]] = (
-    "bin_index", "x_atc_m", "lat_deg", "lon_deg", "time_utc", "n_photons", "class", "h_cor_mean_m", "height_sd_m",
+    "bin_index", "x_atc_m", "lat_deg", "lon_deg", "time_utc", "n_photons", "class", "p_water", "h_cor_mean_m",
+    "height_sd_m",
 )
 _ICE: Final[tuple[int, int]] = (int(SeaIceClass.THICK_ICE), int(SeaIceClass.THIN_ICE))
 _WATER: Final[int] = int(SeaIceClass.OPEN_WATER)
@@ -63,16 +64,23 @@ class FreeboardConfig(JsonConfig):
         Snow and density assumptions.
     far_from_lead_m : float
         Segments farther than this from any open-water segment are flagged (m).
+    lead_p_water : float
+        When > 0, a segment whose ``p_water`` reaches it is a lead candidate even when another
+        class won the argmax (the classifier's water recall is its weakest; docs/freeboard.md).
+        0 (default): leads are the segments classified open water.
     """
 
     kind: ClassVar[str] = "freeboard"
     surface: SeaSurfaceConfig = dataclasses.field(default_factory=SeaSurfaceConfig)
     thickness: ThicknessConfig = dataclasses.field(default_factory=ThicknessConfig)
     far_from_lead_m: float = 10_000.0
+    lead_p_water: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.far_from_lead_m > 0:
             raise ConfigError("FreeboardConfig.far_from_lead_m must be > 0")
+        if not 0 <= self.lead_p_water <= 1:
+            raise ConfigError("FreeboardConfig.lead_p_water must be in [0, 1]")
 
 
 def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
@@ -97,7 +105,8 @@ def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
         granule, beam and geometry, in ascending ``x_atc_m``.
     """
     cfg = config if config is not None else FreeboardConfig()
-    missing = [c for c in INPUT_COLUMNS if c not in track.columns and not (c == "class" and classes is not None)]
+    missing = [c for c in INPUT_COLUMNS if c not in track.columns and c != "p_water"
+               and not (c == "class" and classes is not None)]
     if missing:
         raise ValueError(f"freeboard_frame: columns {missing} missing")
     t = track.sort_values("x_atc_m", kind="stable").reset_index(drop=True)
@@ -106,7 +115,11 @@ def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
     h = t["h_cor_mean_m"].to_numpy(dtype=np.float64, na_value=np.nan)
     sd = t["height_sd_m"].to_numpy(dtype=np.float64, na_value=np.nan)
     n_ph = t["n_photons"].to_numpy(dtype=np.float64)
-    surf = sea_surface(t["x_atc_m"].to_numpy(dtype=np.float64), h, cls, cfg.surface, height_sd_m=sd,
+    lead_cls = cls
+    if cfg.lead_p_water > 0 and classes is None and "p_water" in t.columns:
+        p_water = t["p_water"].to_numpy(dtype=np.float64, na_value=np.nan)
+        lead_cls = np.where(p_water >= cfg.lead_p_water, np.uint8(_WATER), cls)
+    surf = sea_surface(t["x_atc_m"].to_numpy(dtype=np.float64), h, lead_cls, cfg.surface, height_sd_m=sd,
                        n_photons=n_ph, bin_index=t["bin_index"].to_numpy(dtype=np.int64))
     usable = np.isfinite(h) & (h <= cfg.surface.max_height_m)
     sigma_seg = np.maximum(np.nan_to_num(sd) / np.sqrt(np.maximum(n_ph, 1.0)), cfg.surface.sigma_floor_m)

@@ -110,6 +110,7 @@ _SURFACES: Final[tuple[tuple[str, str, str, str, float], ...]] = (
     ("surface_nearest_minimum_m", "sea surface: nearest minimum", "#9467bd", "-", 1.1),
     ("surface_nasa_m", "sea surface: NASA equation", "#2ca02c", "-", 1.3),
     ("surface_nasa_smooth_m", "sea surface: NASA eq., smoothed", "#0b4d0b", "--", 1.6),
+    ("surface_leads_m", "sea surface: leads, smoothed along track", "#e377c2", "-", 1.8),
 )
 _OURS_COLUMNS: Final[tuple[str, ...]] = (
     "x_atc_m", "h_cor_mean_m", "class", *(c for c, *_ in _SURFACES), "surface_m", "freeboard_m",
@@ -364,7 +365,7 @@ def track_quicklook(
         One track of the ``freeboard`` product (:data:`~seaice_tasks.schemas.FREEBOARD_SCHEMA`),
         at least ``x_atc_m`` (m), ``h_cor_mean_m`` (m), ``class`` (0 thick, 1 thin, 2 water,
         255 none), ``surface_minimum_m``, ``surface_average_m``, ``surface_nearest_minimum_m``,
-        ``surface_nasa_m``, ``surface_nasa_smooth_m``, ``surface_m`` and ``freeboard_m`` (m).
+        ``surface_nasa_m``, ``surface_nasa_smooth_m``, ``surface_leads_m``, ``surface_m`` and ``freeboard_m`` (m).
         Any order (sorted here); any length (lines are binned to at most
         :data:`MAX_LINE_POINTS` points); all-NaN surfaces (no open water) and no rows render.
     title : str

@@ -26,7 +26,15 @@ at a 5 km stride, every row keeping the value of the last window that wrote it;
     ``weight_form="notebook"`` reproduces the authors' precedence bug
     ``exp(-(h - h_min) / sigma)**2`` (METHOD §13 #1) for parity only.
 
-The uncertainty the surface carries to every segment (``surface_sigma_m``) is Eq. 3's photon
+A fifth surface, ``leads`` (the default reference of freeboard; not in the papers,
+:func:`lead_kernel_surface`), keeps Eq. 2's lead heights but not the windows: each lead's height
+is averaged with its neighbours' (Gaussian weights over ``lead_kernel_m``, inverse variance as
+Eq. 3) and the rows take the linear interpolation between lead centres.  The window estimators
+hold one value per 10 km window (a step every 5 km); with perfect lead heights that alone leaves
+5-7 cm RMSE on a sea surface that moves by decimetres over tens of km (docs/freeboard.md), where
+``leads`` leaves 1 cm.  ``reference="nasa"`` is the paper's choice.
+
+The uncertainty the window surfaces carry to every segment (``surface_sigma_m``) is Eq. 3's photon
 term plus the spread of the leads about the window's surface, ``s_L**2 / n_L`` (the sample
 variance of the lead heights over their count; 0 for one lead): Eq. 3 alone says a window of
 many well-measured leads is good to a millimetre, which the leads' scatter contradicts.
@@ -69,12 +77,15 @@ from seaice_tasks.is2.features import window_bounds, window_index
 
 __all__ = [
     "ESTIMATORS",
+    "REFERENCES",
     "FLAG_OWN_LEADS",
     "FLAG_INTERPOLATED",
     "FLAG_EXTRAPOLATED",
     "FLAG_NO_WATER",
     "SeaSurfaceConfig",
     "lead_runs",
+    "lead_heights",
+    "lead_kernel_surface",
     "nasa_lead_surface",
     "running_nanmin",
     "sea_surface",
@@ -86,6 +97,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: The four estimators, in the order of the output columns ``surface_<name>_m``.
 ESTIMATORS: Final[tuple[str, ...]] = ("minimum", "average", "nearest_minimum", "nasa")
+#: Surfaces freeboard may be measured from (``SeaSurfaceConfig.reference``).
+REFERENCES: Final[tuple[str, ...]] = (*ESTIMATORS, "nasa_smooth", "leads")
 #: ``surface_flag``: the row's window has its own leads.
 FLAG_OWN_LEADS: Final[int] = 0
 #: Interpolated between windows with leads.
@@ -98,6 +111,8 @@ FLAG_NO_WATER: Final[int] = 3
 DEFAULT_MAX_HEIGHT_M: Final[float] = 10.0
 #: Floor of a 2 m segment's height uncertainty (m): R2's (1 cm)**2 floor of sd**2 / N.
 DEFAULT_SIGMA_FLOOR_M: Final[float] = 0.01
+#: Leads farther than this many kernel lengths take no part in a lead's smoothed height.
+_KERNEL_REACH: Final[float] = 3.0
 #: Floor of a lead's variance (m**2; R1's guard of Eq. 3).
 LEAD_VARIANCE_FLOOR_M2: Final[float] = 1e-10
 _WATER: Final[int] = int(SeaIceClass.OPEN_WATER)
@@ -116,7 +131,9 @@ class SeaSurfaceConfig(JsonConfig):
         Window radius (m): 5000 gives the authors' 10 km windows at a 5 km stride.
     reference : str
         The estimator freeboard is measured from: ``nasa`` (the paper's choice), ``minimum``,
-        ``average``, ``nearest_minimum`` or ``nasa_smooth`` (the smoothed ``nasa`` surface).
+        ``average``, ``nearest_minimum``, ``nasa_smooth`` (the smoothed ``nasa`` surface) or
+        ``leads`` (lead heights smoothed along track over ``lead_kernel_m`` and interpolated
+        between leads, :func:`lead_kernel_surface`; not in the papers).
     lead_fallback : str
         ``none`` (paper text: windows without water are interpolated) or ``thin`` (notebook:
         thin ice counts as lead when a window has no water).  UNCERTAIN in METHOD §9.
@@ -131,6 +148,8 @@ class SeaSurfaceConfig(JsonConfig):
         Lowest water rows of the ``nearest_minimum`` estimator.
     max_height_m : float
         Rows above this height (m) take no part (clouds, blunders).
+    lead_kernel_m : float
+        Gaussian length scale of the ``leads`` surface (m).
     lead_edge_trim_m : float
         Open-water segments within this distance (m) of the end of their run of water are not
         leads: the ~11 m laser footprint straddles the ice edge there and lifts their heights.
@@ -143,22 +162,23 @@ class SeaSurfaceConfig(JsonConfig):
 
     kind: ClassVar[str] = "sea_surface"
     radius_m: float = 5000.0
-    reference: str = "nasa"
+    reference: str = "leads"
     lead_fallback: str = "none"
     weight_form: str = "paper"
     sigma_floor_m: float = DEFAULT_SIGMA_FLOOR_M
     lead_runs: str = "bins"
     nearest_k: int = 10
     max_height_m: float = DEFAULT_MAX_HEIGHT_M
-    lead_edge_trim_m: float = 2.0
+    lead_kernel_m: float = 2000.0
+    lead_edge_trim_m: float = 0.0
     smooth_rows: int = 10_000
     split_gap_m: float = 10_000.0
 
     def __post_init__(self) -> None:
         checks: tuple[tuple[bool, str], ...] = (
             (self.radius_m > 0, "radius_m must be > 0"),
-            (self.reference in (*ESTIMATORS, "nasa_smooth"),
-             f"reference must be one of {(*ESTIMATORS, 'nasa_smooth')}, got {self.reference!r}"),
+            (self.reference in REFERENCES, f"reference must be one of {REFERENCES}, got {self.reference!r}"),
+            (self.lead_kernel_m > 0, "lead_kernel_m must be > 0"),
             (self.lead_fallback in ("none", "thin"), f"lead_fallback must be none or thin, got {self.lead_fallback!r}"),
             (self.weight_form in ("paper", "notebook"),
              f"weight_form must be paper or notebook, got {self.weight_form!r}"),
@@ -194,6 +214,33 @@ def lead_runs(is_lead: BoolArray, consecutive: BoolArray) -> tuple[IntArray, Int
     return np.flatnonzero(starts_mask).astype(np.int64), (np.flatnonzero(stops_mask) + 1).astype(np.int64)
 
 
+def lead_heights(h: FloatArray, sigma: FloatArray, starts: IntArray, stops: IntArray,
+                 weight_form: str = "paper") -> tuple[FloatArray, FloatArray]:
+    """Height and variance of each lead ``[starts, stops)`` by paper Eq. 2 (m, m**2).
+
+    Examples
+    --------
+    One lead of two segments 1 sigma apart: weights 1 and exp(-1).
+
+    >>> h_l, var_l = lead_heights(np.array([0.0, 0.1]), np.array([0.1, 0.1]), np.array([0]), np.array([2]))
+    >>> round(float(h_l[0]), 4)
+    0.0269
+    """
+    if starts.size == 0:
+        return np.empty(0), np.empty(0)
+    run = np.repeat(np.arange(starts.size), stops - starts)
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)])
+    hh, ss = h[rows], sigma[rows]
+    h_min = _run_min(hh, run, starts.size)
+    dz = (hh - h_min[run]) / ss
+    w = np.exp(-(dz**2)) if weight_form == "paper" else np.exp(-dz) ** 2
+    wsum = np.bincount(run, weights=w, minlength=starts.size)
+    a = w / wsum[run]
+    h_lead = np.bincount(run, weights=a * hh, minlength=starts.size)
+    var_lead = np.maximum(np.bincount(run, weights=a**2 * ss**2, minlength=starts.size), LEAD_VARIANCE_FLOOR_M2)
+    return np.asarray(h_lead, dtype=np.float64), np.asarray(var_lead, dtype=np.float64)
+
+
 def nasa_lead_surface(h: FloatArray, sigma: FloatArray, starts: IntArray, stops: IntArray,
                       weight_form: str = "paper") -> tuple[float, float, float, int]:
     """Eqs. 2-3 over the leads ``[starts, stops)`` of one window.
@@ -206,8 +253,6 @@ def nasa_lead_surface(h: FloatArray, sigma: FloatArray, starts: IntArray, stops:
 
     Examples
     --------
-    One lead of two segments 1 sigma apart: weights 1 and exp(-1).
-
     >>> h_ref, s, spread, n = nasa_lead_surface(np.array([0.0, 0.1]), np.array([0.1, 0.1]),
     ...                                         np.array([0]), np.array([2]))
     >>> round(h_ref, 4), n
@@ -215,22 +260,49 @@ def nasa_lead_surface(h: FloatArray, sigma: FloatArray, starts: IntArray, stops:
     """
     if starts.size == 0:
         return float("nan"), float("nan"), float("nan"), 0
-    run = np.repeat(np.arange(starts.size), stops - starts)
-    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)])
-    hh, ss = h[rows], sigma[rows]
-    h_min = _run_min(hh, run, starts.size)
-    dz = (hh - h_min[run]) / ss
-    w = np.exp(-(dz**2)) if weight_form == "paper" else np.exp(-dz) ** 2
-    wsum = np.bincount(run, weights=w, minlength=starts.size)
-    a = w / wsum[run]
-    h_lead = np.bincount(run, weights=a * hh, minlength=starts.size)
-    var_lead = np.maximum(np.bincount(run, weights=a**2 * ss**2, minlength=starts.size), LEAD_VARIANCE_FLOOR_M2)
+    h_lead, var_lead = lead_heights(h, sigma, starts, stops, weight_form)
     inv = 1.0 / var_lead
     beta = inv / inv.sum()
     h_ref = float(np.sum(beta * h_lead))
     sigma_ref = float(np.sqrt(np.sum(beta**2 * var_lead)))
     spread = float(np.std(h_lead, ddof=1)) if starts.size > 1 else 0.0
     return h_ref, sigma_ref, spread, int(starts.size)
+
+
+def lead_kernel_surface(x: FloatArray, h: FloatArray, sigma: FloatArray, water: BoolArray, consecutive: BoolArray,
+                        kernel_m: float, weight_form: str = "paper") -> tuple[FloatArray, FloatArray]:
+    """The ``leads`` surface: lead heights (Eq. 2) smoothed along track and interpolated between leads.
+
+    Every lead of the track (a run of open-water bins) gets its Eq. 2 height at its centre; these
+    are averaged with Gaussian weights ``exp(-d**2 / (2 kernel_m**2)) / sigma_L**2`` over the
+    leads within ``3 kernel_m`` (the inverse-variance combination of Eq. 3, local instead of per
+    fixed window), and the rows take the linear interpolation between lead centres (held beyond
+    the first and last).  Unlike the window estimators the surface follows the sea between
+    leads instead of stepping every 5 km.
+
+    Returns
+    -------
+    surface, sigma : ndarray of float64
+        Per row (m); NaN without any lead.
+    """
+    starts, stops = lead_runs(water, consecutive)
+    n = x.size
+    if starts.size == 0:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    h_lead, var_lead = lead_heights(h, sigma, starts, stops, weight_form)
+    x_lead = 0.5 * (x[starts] + x[stops - 1])
+    lo = np.searchsorted(x_lead, x_lead - _KERNEL_REACH * kernel_m, side="left")
+    hi = np.searchsorted(x_lead, x_lead + _KERNEL_REACH * kernel_m, side="right")
+    smooth = np.empty(starts.size)
+    smooth_var = np.empty(starts.size)
+    for j, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
+        d = (x_lead[a:b] - x_lead[j]) / kernel_m
+        w = np.exp(-0.5 * d**2) / var_lead[a:b]
+        w /= w.sum()
+        smooth[j] = float(w @ h_lead[a:b])
+        spread = float(w @ (h_lead[a:b] - smooth[j]) ** 2) / max(b - a - 1, 1)
+        smooth_var[j] = float(w**2 @ var_lead[a:b]) + spread
+    return np.interp(x, x_lead, smooth), np.sqrt(np.interp(x, x_lead, smooth_var))
 
 
 def _trim_edges(water: BoolArray, consecutive: BoolArray, k: int) -> BoolArray:
@@ -347,7 +419,7 @@ def sea_surface(
     -------
     pandas.DataFrame
         Same rows: ``surface_minimum_m``, ``surface_average_m``, ``surface_nearest_minimum_m``,
-        ``surface_nasa_m``, ``surface_nasa_smooth_m`` (m, filled along track), ``surface_m`` (the
+        ``surface_nasa_m``, ``surface_nasa_smooth_m``, ``surface_leads_m`` (m, filled along track), ``surface_m`` (the
         ``reference``), ``surface_sigma_m`` (m), ``surface_flag`` (0 own leads, 1 interpolated,
         2 extrapolated, 3 no water in the track), ``window_leads`` (leads of the row's window)
         and ``lead_distance_m`` (to the nearest lead segment, m; NaN without any).
@@ -370,7 +442,8 @@ def sea_surface(
     n = x.size
     out = {f"surface_{name}_m": np.full(n, np.nan) for name in ESTIMATORS}
     if n == 0:
-        frame = pd.DataFrame({**out, "surface_nasa_smooth_m": [], "surface_m": [], "surface_sigma_m": [],
+        frame = pd.DataFrame({**out, "surface_nasa_smooth_m": [], "surface_leads_m": [], "surface_m": [],
+                              "surface_sigma_m": [],
                               "surface_flag": np.empty(0, np.uint8), "window_leads": np.empty(0, np.int32),
                               "lead_distance_m": []})
         return frame
@@ -415,7 +488,12 @@ def sea_surface(
     smooth = (running_nanmin(out["surface_nasa_m"], cfg.smooth_rows, x, cfg.split_gap_m) if cfg.smooth_rows
               else out["surface_nasa_m"].copy())
     out["surface_nasa_smooth_m"] = smooth
+    leads_surface, leads_sigma = lead_kernel_surface(x, h, sigma, water, consecutive, cfg.lead_kernel_m,
+                                                     cfg.weight_form)
+    out["surface_leads_m"] = leads_surface
     reference = out[f"surface_{cfg.reference}_m"]
+    if cfg.reference == "leads":
+        sigma_row = leads_sigma
     lead_rows = np.flatnonzero(water)
     if lead_rows.size:
         j = np.clip(np.searchsorted(x[lead_rows], x), 1, max(lead_rows.size - 1, 1))

@@ -237,7 +237,7 @@ def test_colocate_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) 
 
 
 def test_classify_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The classify, freeboard and validate jobs through spark-submit local[2] commit the same bytes as in one process."""
+    """The classify, freeboard and validate jobs through spark-submit local[2] commit the bytes of one process."""
     import shutil
 
     from seaice_tasks.is2.classify import ClassifyConfig

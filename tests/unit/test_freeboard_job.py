@@ -73,7 +73,8 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _digests(lake: Lake) -> list[str]:
-    return [hashlib.sha256(lake.open_file(k, FREEBOARD_FILE)).hexdigest() for k in lake.partitions(FREEBOARD.name, DATE)]
+    keys = lake.partitions(FREEBOARD.name, DATE)
+    return [hashlib.sha256(lake.open_file(k, FREEBOARD_FILE)).hexdigest() for k in keys]
 
 
 def test_every_classified_segment_gets_a_surface_and_freeboard(day: dict[str, Any]) -> None:

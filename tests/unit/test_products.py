@@ -107,5 +107,5 @@ def test_file_specs() -> None:
     with pytest.raises(StorageError, match="no file"):
         S2_LABELS.file("labels.png")
     with pytest.raises(StorageError, match="unknown product"):
-        product("freeboard")
+        product("thickness")
     assert product("s2_labels") is S2_LABELS

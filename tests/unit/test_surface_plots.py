@@ -21,7 +21,7 @@ from seaice_tasks.surface.plots import (
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SURFACES = ("surface_minimum_m", "surface_average_m", "surface_nearest_minimum_m", "surface_nasa_m",
-            "surface_nasa_smooth_m")
+            "surface_nasa_smooth_m", "surface_leads_m")
 X0_M = 12_340_000.0  # along-track distances are from the equator crossing (m)
 TITLE = "20191104195311_05940510 gt2r 2019-11-04"
 
@@ -50,6 +50,7 @@ def ours_frame(length_m: float = 30_000.0, seed: int = 0) -> pd.DataFrame:
     frame["surface_nearest_minimum_m"] = s - 0.02
     frame["surface_nasa_m"] = s
     frame["surface_nasa_smooth_m"] = s - 0.005
+    frame["surface_leads_m"] = s + 0.002
     frame["surface_m"] = frame["surface_nasa_m"]
     frame["freeboard_m"] = frame["h_cor_mean_m"] - frame["surface_m"]
     return frame
