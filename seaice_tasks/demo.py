@@ -11,8 +11,9 @@
    the notebook LSTM trains for :data:`TRAIN_EPOCHS` epochs and is promoted;
 3. the summary lists what the run committed and what each input holds, and scores the 2 m
    corrected heights, the Sentinel-2 labels, the drift shifts, the labels transferred to the
-   2 m segments and the classifier's classes of every segment against the simulator's truth
-   (:mod:`seaice_tasks.sim.scoring`).
+   2 m segments, the classifier's classes of every segment, and the sea surface and freeboard
+   (ATL10's beside ours) against the simulator's truth (:mod:`seaice_tasks.sim.scoring`), then
+   prints the validation against ATL07/ATL10 and the paths of the quicklooks.
 
 Everything stays under ``--workdir`` (default ``var/demo``, git-ignored).
 """
@@ -34,6 +35,7 @@ from seaice_tasks.orchestration import airflow_env
 from seaice_tasks.products import (
     CLASSIFY_REPORT,
     COLOCATE_REPORT,
+    FREEBOARD_REPORT,
     INVENTORY,
     LABELS_FILE,
     RESAMPLE_REPORT,
@@ -43,12 +45,13 @@ from seaice_tasks.products import (
     SEGMENTS_2M,
     SEGMENTS_LABELLED,
     TRAINING_SET,
+    VALIDATE_REPORT,
 )
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.storage import Lake, PartitionKey
 
 __all__ = ["DEMO_CONFIG", "TRAIN_CONFIG", "TRAIN_EPOCHS", "ensure_simulated_day", "prepare_labelled_day",
-           "ensure_model", "score_classified", "run_demo"]
+           "ensure_model", "score_classified", "score_freeboard_day", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +251,60 @@ def _classification_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
               "window (flagged, not classified)")
 
 
+def score_freeboard_day(lake: Lake, day: dt.date, truth_dir: Path) -> dict[str, Any] | None:
+    """The day's sea surface and freeboard against the truth, the simulated ATL10 beside ours (None: no freeboard)."""
+    import pandas as pd
+
+    from seaice_tasks.io.atl10 import read_atl10_freeboard
+    from seaice_tasks.products import FREEBOARD
+    from seaice_tasks.sim.scoring import score_freeboard
+    from seaice_tasks.spark_jobs.runner import inventory_uris
+    from seaice_tasks.surface.validate import companion_uri
+
+    keys = lake.partitions(FREEBOARD.name, day)
+    if not keys:
+        return None
+    atl10 = inventory_uris(lake, day, "ATL10")
+
+    def tracks() -> Iterator[tuple[pd.DataFrame, pd.DataFrame, str, pd.DataFrame | None]]:
+        for key in keys:
+            found = sorted(truth_dir.glob(f"ATL03_{key.granule}_*_truth_bins.parquet"))
+            if not found:
+                continue
+            uri = companion_uri(str(key.granule), atl10, "ATL10")
+            ref = read_atl10_freeboard(uri, str(key.beam)) if uri else None
+            yield lake.read_table(key).to_pandas(), pd.read_parquet(found[0]), str(key.beam), ref
+
+    return score_freeboard(tracks())
+
+
+def _freeboard_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
+    from seaice_tasks.products import QUICKLOOK_FILE, VALIDATION, VALIDATION_DAY, VALIDATION_MD_FILE
+
+    score = score_freeboard_day(lake, day, truth_dir)
+    if score is None:
+        print("\n== sea surface and freeboard: nothing computed (no classified segments)")
+        return
+    ss, fb = score["sea_surface"], score["freeboard_ice"]
+    print(f"\n== sea surface and freeboard vs the simulator's truth ({fb['n']:,} ice segments)")
+    print(f"   sea surface per 10 km section: bias {ss['bias_m'] * 100:+.1f} cm, "
+          f"RMSE {ss['section_rmse_m'] * 100:.1f} cm ({ss['sections']} sections; target <= 2 / 3 cm)")
+    print(f"   2 m ice freeboard RMSE {fb['rmse_m'] * 100:.1f} cm = {fb['ratio']:.2f} x the 2 m heights' own RMSE "
+          f"{fb['height_rmse_m'] * 100:.1f} cm (target <= 1.2 x)")
+    for name, row in score.get("atl10_extent", {}).items():
+        if row["n"]:
+            print(f"   at ATL10's segments, {name:5s} (n={row['n']:,}): ours RMSE {row['ours_rmse_m'] * 100:.1f} cm, "
+                  f"ATL10 {row['atl10_rmse_m'] * 100:.1f} cm")
+    day_key = VALIDATION_DAY.key(date=day)
+    if lake.manifest(day_key) is not None:
+        print("\n== validation against ATL07/ATL10 (" + lake.partition_url(day_key) + ")")
+        text = lake.open_file(day_key, VALIDATION_MD_FILE).decode()
+        print("\n".join("   " + line for line in text.splitlines()[4:10]))
+        for key in lake.partitions(VALIDATION.name, day):
+            man = lake.require(key)
+            print(f"   quicklook: {lake.path(key.relpath, str(man.version), QUICKLOOK_FILE)}")
+
+
 def _airflow_bin() -> str:
     candidate = Path(sys.executable).with_name("airflow")
     return str(candidate) if candidate.exists() else (shutil.which("airflow") or "airflow")
@@ -305,7 +362,9 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
               f"{_label_score(lake, key, truth_dir)}")
     _colocation_summary(lake, the_day, truth_dir)
     _classification_summary(lake, the_day, truth_dir)
-    for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name, COLOCATE_REPORT.name, CLASSIFY_REPORT.name):
+    _freeboard_summary(lake, the_day, truth_dir)
+    for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name, COLOCATE_REPORT.name, CLASSIFY_REPORT.name,
+                  FREEBOARD_REPORT.name, VALIDATE_REPORT.name):
         report = lake.manifest(PartitionKey(stage, the_day))
         for skip in (report.info.get("skipped", []) if report else []):
             print(f"   {stage}: skipped {skip['uri']}: {skip['reason']}")

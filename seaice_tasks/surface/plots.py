@@ -110,7 +110,7 @@ _SURFACES: Final[tuple[tuple[str, str, str, str, float], ...]] = (
     ("surface_nearest_minimum_m", "sea surface: nearest minimum", "#9467bd", "-", 1.1),
     ("surface_nasa_m", "sea surface: NASA equation", "#2ca02c", "-", 1.3),
     ("surface_nasa_smooth_m", "sea surface: NASA eq., smoothed", "#0b4d0b", "--", 1.6),
-    ("surface_leads_m", "sea surface: leads, smoothed along track", "#e377c2", "-", 1.8),
+    ("surface_leads_m", "sea surface: leads (2 km kernel)", "#e377c2", "-", 1.8),
 )
 _OURS_COLUMNS: Final[tuple[str, ...]] = (
     "x_atc_m", "h_cor_mean_m", "class", *(c for c, *_ in _SURFACES), "surface_m", "freeboard_m",
