@@ -29,7 +29,7 @@ demo: venv
 	$(BIN)/seaice demo
 
 lint: venv
-	$(BIN)/ruff check seaice_tasks dags tests benchmarks experiments
+	$(BIN)/ruff check seaice_tasks dags plugins tests benchmarks experiments
 
 imports: venv
 	$(BIN)/lint-imports

@@ -13,6 +13,7 @@
 ``seaice freeboard --date D``     classified segments -> sea surfaces, freeboard, thickness (Spark)
 ``seaice validate --date D``      freeboard vs ATL07/ATL10 per track, quicklooks, the day's report (Spark)
 ``seaice plot --date D --out DIR`` the day's quicklooks and freeboard histogram as PNG files
+``seaice status``                 recent skips, failures and open incidents (failure monitoring)
 ``seaice demo``                   the embedded default day through the daily DAG, with a summary
 ``seaice gc``                     remove leftovers of dead runs and killed commits from the lake
 """
@@ -206,6 +207,21 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         written.append(target)
     for path in written:
         print(path)
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Job reports' skips and failures and the open incidents of the last ``--days`` days."""
+    import datetime as dt
+
+    from seaice_tasks.monitoring import lake_status, status_table
+    from seaice_tasks.storage import lake_from_env
+
+    if args.days < 1:
+        raise ConfigError(f"--days must be >= 1, got {args.days}")
+    today = dt.date.fromisoformat(args.today) if args.today else dt.datetime.now(dt.UTC).date()
+    status = lake_status(lake_from_env(args.lake), today - dt.timedelta(days=args.days - 1))
+    print(json.dumps(status, indent=1, sort_keys=True) if args.json else status_table(status))
     return EXIT_OK
 
 
@@ -436,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.add_argument("--out", required=True, help="folder the PNG files are written to")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("status", help="recent skipped/failed inputs of the jobs and open incidents (from the lake)")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--days", type=int, default=7, help="days back from today (UTC) to show")
+    p.add_argument("--today", default="", help="the last day shown, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("train", help="train an LSTM / MLP classifier of 2 m segments on a training set")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")

@@ -15,6 +15,7 @@ from typing import Final
 __all__ = [
     "repo_root",
     "dags_folder",
+    "plugins_folder",
     "realdata_folder",
     "airflow_env",
     "spark_connection",
@@ -41,6 +42,11 @@ def repo_root() -> Path:
 def dags_folder() -> Path:
     """Folder of the project's DAG files (``$SEAICE_DAGS_FOLDER`` or ``<repo>/dags``)."""
     return Path(os.environ.get("SEAICE_DAGS_FOLDER") or repo_root() / "dags")
+
+
+def plugins_folder() -> Path:
+    """Folder of the project's Airflow plugins (``$SEAICE_PLUGINS_FOLDER`` or ``<repo>/plugins``)."""
+    return Path(os.environ.get("SEAICE_PLUGINS_FOLDER") or repo_root() / "plugins")
 
 
 def realdata_folder() -> Path:
@@ -76,6 +82,7 @@ def airflow_env(
         {
             "AIRFLOW_HOME": str(home_path),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder()),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": str(AIRFLOW_PARALLELISM),
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",

@@ -99,6 +99,9 @@ __all__ = [
     "PROMOTION_FILE",
     "CLASSES_FILE",
     "FREEBOARD_FILE",
+    "INCIDENT_FILE",
+    "INCIDENTS",
+    "INCIDENT",
     "VALIDATION_FILE",
     "VALIDATION_MD_FILE",
     "HISTOGRAM_FILE",
@@ -128,6 +131,8 @@ CONFUSION_FILE: Final[str] = "confusion.png"
 PROMOTION_FILE: Final[str] = "promotion.json"
 CLASSES_FILE: Final[str] = "classes.parquet"
 FREEBOARD_FILE: Final[str] = "freeboard.parquet"
+#: The record of one failed task try (seaice_tasks.monitoring).
+INCIDENT_FILE: Final[str] = "incident.json"
 #: Files of a track's and of a day's validation.
 VALIDATION_FILE: Final[str] = "validation.json"
 VALIDATION_MD_FILE: Final[str] = "validation.md"
@@ -172,10 +177,12 @@ TRACK: Final[KeyShape] = KeyShape("track", ("date", "granule", "beam"))
 SCENE: Final[KeyShape] = KeyShape("scene", ("date", "scene"))
 PAIR: Final[KeyShape] = KeyShape("pair", ("date", "granule", "beam", "scene"))
 MODEL_VERSION: Final[KeyShape] = KeyShape("model version", ("name", "version"))
+#: One failed task try: the run's day and the incident id.
+INCIDENT: Final[KeyShape] = KeyShape("incident", ("date", "name"))
 TRAINING_SET_VERSION: Final[KeyShape] = KeyShape("training-set version", ("name", "version"))
 MODEL_NAME: Final[KeyShape] = KeyShape("model name", ("name",))
 KEY_SHAPES: Final[tuple[KeyShape, ...]] = (DAY, GRANULE, TRACK, SCENE, PAIR, MODEL_VERSION, TRAINING_SET_VERSION,
-                                           MODEL_NAME)
+                                           MODEL_NAME, INCIDENT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -412,13 +419,19 @@ VALIDATION_DAY: Final[Product] = Product(
     ),
 )
 VALIDATE_REPORT: Final[Product] = _report("validate_report", "validation")
+INCIDENTS: Final[Product] = Product(
+    name="incidents",
+    shape=INCIDENT,
+    description="one failed Airflow task try: dag, run, task, map index, granule, try, error, log URL",
+    files=(FileSpec(INCIDENT_FILE, "json", "the incident; 'recovered' once a later try of the task succeeded"),),
+)
 
 #: Every product, by name.
 PRODUCTS: Final[dict[str, Product]] = {
     p.name: p for p in (INVENTORY, SEGMENTS_2M, RESAMPLE_REPORT, S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS,
                         S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET, MODELS, MODEL_PROMOTIONS,
                         SEGMENTS_CLASSIFIED, CLASSIFY_REPORT, FREEBOARD, FREEBOARD_REPORT, VALIDATION,
-                        VALIDATION_DAY, VALIDATE_REPORT)
+                        VALIDATION_DAY, VALIDATE_REPORT, INCIDENTS)
 }
 
 
