@@ -31,7 +31,7 @@ from seaice_tasks.errors import ConfigError
 from seaice_tasks.is2.classify import ClassifyConfig, classify_track_work, model_summary
 from seaice_tasks.models.lake import model_card, promoted_version
 from seaice_tasks.products import CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
-from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, main
+from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, main, track_inputs
 from seaice_tasks.storage import lake_from_env
 
 __all__ = ["JOB", "run", "day_tracks"]
@@ -41,11 +41,7 @@ def run(job: Run[ClassifyConfig], granules: list[str], args: argparse.Namespace)
     """Resolve the model, classify every track, commit; the job's summary."""
     day = parse_day(args.date)
     cfg = job.config
-    keys = [k for k in job.lake.partitions(SEGMENTS_2M.name, day) if not granules or k.granule in granules]
-    present = {str(k.granule) for k in keys}
-    skipped: list[dict[str, Any]] = [{"granule": g, "reason": f"granule {g}: no 2 m partition on {day} "
-                                                              "(run resample first)"}
-                                     for g in granules if g not in present]
+    keys, skipped = track_inputs(job.lake, SEGMENTS_2M, day, granules, "2 m", "resample")
     version = cfg.version or promoted_version(job.lake, cfg.model)
     if version is None:
         job.lap("load")

@@ -19,33 +19,23 @@ produce.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
+import functools
 import sys
 from typing import Any
 
 from seaice_tasks.config import parse_day
 from seaice_tasks.errors import ConfigError
 from seaice_tasks.products import FREEBOARD, FREEBOARD_REPORT, SEGMENTS_CLASSIFIED
-from seaice_tasks.spark_jobs.runner import Job, Run, main
-from seaice_tasks.storage import Lake
+from seaice_tasks.spark_jobs.runner import Job, Run, day_granules, main, track_inputs
 from seaice_tasks.surface.freeboard import FreeboardConfig, freeboard_track_work
 
-__all__ = ["JOB", "run", "classified_tracks"]
-
-
-def classified_tracks(lake: Lake, day: dt.date) -> list[str]:
-    """Granule keys of the day's committed classified tracks (inputs of a whole-day run)."""
-    return sorted({str(k.granule) for k in lake.partitions(SEGMENTS_CLASSIFIED.name, day)})
+__all__ = ["JOB", "run"]
 
 
 def run(job: Run[FreeboardConfig], granules: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Freeboard of every classified track of the day; the job's summary."""
     day = parse_day(args.date)
-    keys = [k for k in job.lake.partitions(SEGMENTS_CLASSIFIED.name, day) if not granules or k.granule in granules]
-    present = {str(k.granule) for k in keys}
-    skipped: list[dict[str, Any]] = [{"granule": g, "reason": f"granule {g}: no classified partition on {day} "
-                                                              "(run classify first)"}
-                                     for g in granules if g not in present]
+    keys, skipped = track_inputs(job.lake, SEGMENTS_CLASSIFIED, day, granules, "classified", "classify")
     records = [{"date": day.isoformat(), "granule": str(k.granule), "beam": str(k.beam)} for k in keys]
     weights = [float(job.lake.require(k).rows) + 1.0 for k in keys]
     job.lap("load")
@@ -75,7 +65,7 @@ def _check(args: argparse.Namespace, config: FreeboardConfig) -> None:
 
 JOB = Job(name="freeboard", config_type=FreeboardConfig, inventory_kind="ATL03", inputs_arg="granules",
           report=FREEBOARD_REPORT, body=run, description=__doc__, check_arguments=_check,
-          products=lambda args: (FREEBOARD,), day_inputs=classified_tracks)
+          products=lambda args: (FREEBOARD,), day_inputs=functools.partial(day_granules, product=SEGMENTS_CLASSIFIED))
 
 if __name__ == "__main__":
     sys.exit(main(JOB))

@@ -51,7 +51,9 @@ from seaice_tasks.storage import (
 from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
 
 __all__ = [
+    "day_granules",
     "day_tracks",
+    "track_inputs",
     "load_job",
     "RESULT_MARKER",
     "EXECUTOR_ENV",
@@ -499,9 +501,33 @@ def inventory_uris(lake: Lake, day: dt.date, kind: str) -> list[str]:
     return sorted(table.loc[table["kind"] == kind, "uri"].tolist())
 
 
+def day_granules(lake: Lake, day: dt.date, product: Product = SEGMENTS_2M) -> list[str]:
+    """Granule keys of the day's committed partitions of a track product (default the 2 m tracks).
+
+    The inputs of a whole-day run of a job that reads that product (``Job.day_inputs``, with
+    :func:`functools.partial` for another product).
+    """
+    return sorted({str(k.granule) for k in lake.partitions(product.name, day)})
+
+
 def day_tracks(lake: Lake, day: dt.date) -> list[str]:
     """Granule keys of the day's committed 2 m tracks (the inputs of a whole-day run of the jobs that read them)."""
-    return sorted({str(k.granule) for k in lake.partitions(SEGMENTS_2M.name, day)})
+    return day_granules(lake, day, SEGMENTS_2M)
+
+
+def track_inputs(lake: Lake, product: Product, day: dt.date, granules: Sequence[str], what: str,
+                 upstream: str) -> tuple[list[PartitionKey], list[dict[str, Any]]]:
+    """The day's partitions of a track product (those of ``granules`` when given) and the asked-for misses.
+
+    Each granule of ``granules`` without a partition is a recorded skip
+    ``{"granule", "reason": "granule G: no <what> partition on D (run <upstream> first)"}``.
+    """
+    keys = [k for k in lake.partitions(product.name, day) if not granules or k.granule in granules]
+    present = {str(k.granule) for k in keys}
+    skipped: list[dict[str, Any]] = [
+        {"granule": g, "reason": f"granule {g}: no {what} partition on {day} (run {upstream} first)"}
+        for g in granules if g not in present]
+    return keys, skipped
 
 
 def load_job(name: str) -> Job[Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import posixpath
 import sys
@@ -39,7 +40,7 @@ from seaice_tasks.products import (
     VALIDATION_FILE,
     VALIDATION_MD_FILE,
 )
-from seaice_tasks.spark_jobs.runner import Job, Run, inventory_uris, main
+from seaice_tasks.spark_jobs.runner import Job, Run, day_granules, inventory_uris, main, track_inputs
 from seaice_tasks.storage import Lake
 from seaice_tasks.surface.plots import freeboard_histogram
 from seaice_tasks.surface.validate import (
@@ -50,14 +51,9 @@ from seaice_tasks.surface.validate import (
     validate_track_work,
 )
 
-__all__ = ["JOB", "run", "freeboard_tracks"]
+__all__ = ["JOB", "run"]
 
 _HIST_LABELS = {"ours_ice": "ours (2 m, ice)", "atl10": "ATL10"}
-
-
-def freeboard_tracks(lake: Lake, day: dt.date) -> list[str]:
-    """Granule keys of the day's committed freeboard tracks (inputs of a whole-day run)."""
-    return sorted({str(k.granule) for k in lake.partitions(FREEBOARD.name, day)})
 
 
 def _inventory(lake: Lake, day: dt.date, kind: str) -> list[str]:
@@ -67,11 +63,7 @@ def _inventory(lake: Lake, day: dt.date, kind: str) -> list[str]:
 def run(job: Run[ValidateConfig], granules: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Validate every freeboard track of the day; the job's summary."""
     day = parse_day(args.date)
-    keys = [k for k in job.lake.partitions(FREEBOARD.name, day) if not granules or k.granule in granules]
-    present = {str(k.granule) for k in keys}
-    skipped: list[dict[str, Any]] = [{"granule": g, "reason": f"granule {g}: no freeboard partition on {day} "
-                                                              "(run freeboard first)"}
-                                     for g in granules if g not in present]
+    keys, skipped = track_inputs(job.lake, FREEBOARD, day, granules, "freeboard", "freeboard")
     uris = {kind: _inventory(job.lake, day, kind) for kind in ("ATL03", "ATL07", "ATL10")}
     atl03 = {parse_granule(posixpath.basename(uri)).granule: uri for uri in uris["ATL03"]}
     records = [{"date": day.isoformat(), "granule": str(k.granule), "beam": str(k.beam),
@@ -115,7 +107,7 @@ def _check(args: argparse.Namespace, config: ValidateConfig) -> None:
 
 JOB = Job(name="validate", config_type=ValidateConfig, inventory_kind="ATL03", inputs_arg="granules",
           report=VALIDATE_REPORT, body=run, description=__doc__, check_arguments=_check,
-          products=lambda args: (VALIDATION,), day_inputs=freeboard_tracks)
+          products=lambda args: (VALIDATION,), day_inputs=functools.partial(day_granules, product=FREEBOARD))
 
 if __name__ == "__main__":
     sys.exit(main(JOB))
