@@ -35,7 +35,7 @@ from seaice_tasks.outputs import TableOutput
 from seaice_tasks.products import FREEBOARD, FREEBOARD_FILE, SEGMENTS_CLASSIFIED
 from seaice_tasks.schemas import FREEBOARD_SCHEMA
 from seaice_tasks.storage import geoparquet_table
-from seaice_tasks.surface.sea_surface import FLAG_NO_WATER, SeaSurfaceConfig, sea_surface
+from seaice_tasks.surface.sea_surface import FLAG_NO_WATER, SeaSurfaceConfig, sea_surface, segment_sigma
 from seaice_tasks.surface.thickness import ThicknessConfig, ice_thickness
 from seaice_tasks.work import Record, WorkContext, WorkResult
 
@@ -122,7 +122,7 @@ def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
     surf = sea_surface(t["x_atc_m"].to_numpy(dtype=np.float64), h, lead_cls, cfg.surface, height_sd_m=sd,
                        n_photons=n_ph, bin_index=t["bin_index"].to_numpy(dtype=np.int64))
     usable = np.isfinite(h) & (h <= cfg.surface.max_height_m)
-    sigma_seg = np.maximum(np.nan_to_num(sd) / np.sqrt(np.maximum(n_ph, 1.0)), cfg.surface.sigma_floor_m)
+    sigma_seg = segment_sigma(sd, n_ph, cfg.surface.sigma_floor_m)
     freeboard = np.where(usable, h - surf["surface_m"].to_numpy(), np.nan)
     fb_sigma = np.where(usable, np.hypot(sigma_seg, surf["surface_sigma_m"].to_numpy()), np.nan)
     ice = np.isin(cls, _ICE) & np.isfinite(freeboard)

@@ -88,6 +88,7 @@ __all__ = [
     "lead_kernel_surface",
     "nasa_lead_surface",
     "running_nanmin",
+    "segment_sigma",
     "sea_surface",
 ]
 
@@ -327,13 +328,22 @@ def _nearest_minimum(x: FloatArray, h: FloatArray, water: IntArray, rows: slice,
     """Each row of ``rows`` takes the height of the nearest (in x) of the ``k`` lowest water rows."""
     lowest = water[np.argsort(h[water], kind="stable")[:k]]
     lowest = lowest[np.argsort(x[lowest], kind="stable")]
-    xl, hl = x[lowest], h[lowest]
-    xr = x[rows]
-    j = np.clip(np.searchsorted(xl, xr), 1, max(xl.size - 1, 1))
-    if xl.size == 1:
-        return np.full(xr.size, hl[0])
-    left = np.abs(xr - xl[j - 1]) <= np.abs(xl[j] - xr)
-    return np.where(left, hl[j - 1], hl[j])
+    return np.asarray(h[lowest[_nearest(x[lowest], x[rows])]], dtype=np.float64)
+
+
+def _nearest(points: FloatArray, x: FloatArray) -> IntArray:
+    """Index of the nearest of the ascending, non-empty ``points`` for every ``x`` (ties: the lower one)."""
+    if points.size == 1:
+        return np.zeros(x.size, dtype=np.int64)
+    j = np.clip(np.searchsorted(points, x), 1, points.size - 1)
+    left = np.abs(x - points[j - 1]) <= np.abs(points[j] - x)
+    return np.where(left, j - 1, j).astype(np.int64)
+
+
+def segment_sigma(height_sd_m: FloatArray, n_photons: FloatArray, floor_m: float) -> FloatArray:
+    """Height uncertainty of 2 m segments (m): ``height_sd / sqrt(N)`` floored (R2; 1-photon bins have sd 0)."""
+    return np.maximum(np.where(n_photons > 0, np.nan_to_num(height_sd_m) / np.sqrt(np.maximum(n_photons, 1.0)), 0.0),
+                      floor_m)
 
 
 def _fill_along_track(x: FloatArray, values: FloatArray, have: BoolArray) -> tuple[FloatArray, IntArray]:
@@ -378,13 +388,8 @@ def running_nanmin(values: FloatArray, half: int, x: FloatArray, split_gap_m: fl
     finite = np.isfinite(out)
     if finite.any() and not finite.all():
         idx = np.flatnonzero(finite)
-        j = np.clip(np.searchsorted(x[idx], x), 1, max(idx.size - 1, 1))
-        if idx.size == 1:
-            out[~finite] = out[idx[0]]
-        else:
-            left = np.abs(x - x[idx[j - 1]]) <= np.abs(x[idx[j]] - x)
-            near = np.where(left, idx[j - 1], idx[j])
-            out[~finite] = out[near[~finite]]
+        near = idx[_nearest(x[idx], x)]
+        out[~finite] = out[near[~finite]]
     return out
 
 
@@ -448,8 +453,7 @@ def sea_surface(
                               "lead_distance_m": []})
         return frame
     usable = np.isfinite(h) & (h <= cfg.max_height_m)
-    sigma = np.maximum(np.where(n_ph > 0, np.nan_to_num(sd) / np.sqrt(np.maximum(n_ph, 1.0)), 0.0),
-                       cfg.sigma_floor_m)
+    sigma = segment_sigma(sd, n_ph, cfg.sigma_floor_m)
     consecutive = np.ones(max(n - 1, 0), dtype=np.bool_) if cfg.lead_runs == "rows" else np.diff(bins) == 1
     water = _trim_edges(usable & (cls == _WATER), consecutive, round(cfg.lead_edge_trim_m / _BIN_M))
     starts, stops = window_bounds(x, cfg.radius_m)
@@ -495,14 +499,7 @@ def sea_surface(
     if cfg.reference == "leads":
         sigma_row = leads_sigma
     lead_rows = np.flatnonzero(water)
-    if lead_rows.size:
-        j = np.clip(np.searchsorted(x[lead_rows], x), 1, max(lead_rows.size - 1, 1))
-        if lead_rows.size == 1:
-            dist = np.abs(x - x[lead_rows[0]])
-        else:
-            dist = np.minimum(np.abs(x - x[lead_rows[j - 1]]), np.abs(x[lead_rows[j]] - x))
-    else:
-        dist = np.full(n, np.nan)
+    dist = (np.abs(x - x[lead_rows[_nearest(x[lead_rows], x)]]) if lead_rows.size else np.full(n, np.nan))
     return pd.DataFrame({
         **out,
         "surface_m": reference,
