@@ -104,6 +104,7 @@ from seaice_tasks.surface.validate import (  # noqa: E402
     compare_track,
     read_reference,
     zoom_centre,
+    zoom_height_range,
     zoom_photons,
 )
 from tests.sim_lake import classified_from_truth  # noqa: E402
@@ -288,13 +289,6 @@ def wrapped_time(module: Any, names: Sequence[str]) -> Iterator[dict[str, float]
             setattr(module, name, fn)
 
 
-def _h_range(ours: pd.DataFrame) -> tuple[float, float]:
-    """Height range of the quicklook's photon zoom, as the validate work function takes it."""
-    h = ours["h_cor_mean_m"].to_numpy(dtype=np.float64)
-    finite = h[np.isfinite(h)]
-    return (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (0.0, 1.0)
-
-
 def _read_references(tracks: Sequence[Track], zoom_m: float) -> dict[str, float]:
     """ATL07/ATL10 of every track and its photon zoom, into the tracks; the read times."""
     t0 = time.perf_counter()
@@ -303,7 +297,7 @@ def _read_references(tracks: Sequence[Track], zoom_m: float) -> dict[str, float]
     t_ref = time.perf_counter() - t0
     for t in tracks:
         if t.atl03 and len(t.ours):
-            t.photons = zoom_photons(t.atl03, t.beam, zoom_centre(t.ours), zoom_m, _h_range(t.ours))
+            t.photons = zoom_photons(t.atl03, t.beam, zoom_centre(t.ours), zoom_m, zoom_height_range(t.ours))
     return {"read_reference_s": t_ref, "zoom_photons_s": time.perf_counter() - t0 - t_ref}
 
 

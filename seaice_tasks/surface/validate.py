@@ -60,6 +60,7 @@ __all__ = [
     "compare_track",
     "pooled_summary",
     "zoom_centre",
+    "zoom_height_range",
     "zoom_photons",
     "markdown_report",
     "validate_track_work",
@@ -422,6 +423,13 @@ def zoom_centre(ours: pd.DataFrame) -> float:
     return float(water[np.argmin(np.abs(water - mid))]) if water.size else float(mid)
 
 
+def zoom_height_range(ours: pd.DataFrame) -> tuple[float, float]:
+    """Height range (m) of a quicklook's photon zoom: the 1st to 99th percentile of the track's 2 m heights."""
+    h = ours["h_cor_mean_m"].to_numpy(dtype=np.float64)
+    finite = h[np.isfinite(h)]
+    return (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (0.0, 1.0)
+
+
 def zoom_photons(atl03_uri: str, beam: str, centre_m: float, length_m: float, h_range_m: tuple[float, float],
                  storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """Photons of ``centre +- length / 2`` on our height datum (m above the MSS, tides removed).
@@ -506,11 +514,9 @@ def validate_track_work(rec: Record, ctx: WorkContext[ValidateConfig]) -> WorkRe
     if cfg.quicklook:
         photons = None
         if rec.get("atl03") and len(ours):
-            h = ours["h_cor_mean_m"].to_numpy(dtype=np.float64)
-            finite = h[np.isfinite(h)]
-            h_range = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (0.0, 1.0)
             try:
-                photons = zoom_photons(str(rec["atl03"]), beam, zoom_centre(ours), cfg.zoom_m, h_range, options)
+                photons = zoom_photons(str(rec["atl03"]), beam, zoom_centre(ours), cfg.zoom_m,
+                                       zoom_height_range(ours), options)
             except (SeaIceError, OSError) as exc:
                 doc["flags"].append(f"no photon zoom: {exc}")
         png = track_quicklook(ours, title=f"{granule} {beam} {day}", atl07=ref.atl07, atl10=ref.atl10,
