@@ -85,6 +85,19 @@ def _spark_job(name: str) -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / "spark_jobs" / name)
 
 
+def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubmitOperator:
+    """The task running one job script through ``spark_default``: ``--date``, ``--lake``, ``--config`` (a
+    template) and the job's own options; the driver and executors use this environment's Python."""
+    return SparkSubmitOperator(
+        task_id=task_id,
+        conn_id="spark_default",
+        application=_spark_job(f"{job}.py"),
+        name=f"seaice-{job.replace('_', '-')}-{DAY}",
+        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", config, *extra],
+        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+    )
+
+
 @dag(
     dag_id="seaice_daily",
     doc_md=__doc__,
@@ -130,39 +143,14 @@ def seaice_daily() -> None:
         return run_discover(p.get("date") or ds or "", catalog=p.get("catalog") or None,
                             lake=p.get("lake") or None)
 
-    resample_2m = SparkSubmitOperator(
-        task_id="resample_2m",
-        conn_id="spark_default",
-        application=_spark_job("resample.py"),
-        name="seaice-resample-{{ params.date or ds }}",
-        application_args=[
-            "--date", DAY,
-            "--lake", "{{ params.lake }}",
-            "--config", "{{ params.resample | tojson }}",
-        ],
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
-    )
+    resample_2m = _spark_submit("resample_2m", "resample", "{{ params.resample | tojson }}")
 
-    s2_labels = SparkSubmitOperator(
-        task_id="s2_labels",
-        conn_id="spark_default",
-        application=_spark_job("s2_labels.py"),
-        name="seaice-s2-labels-{{ params.date or ds }}",
-        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.s2_labels | tojson }}",
-                          "--unet-model", "{{ params.s2_unet_model }}"],
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
-    )
+    s2_labels = _spark_submit("s2_labels", "s2_labels", "{{ params.s2_labels | tojson }}",
+                              "--unet-model", "{{ params.s2_unet_model }}")
 
-    colocate = SparkSubmitOperator(
-        task_id="colocate",
-        conn_id="spark_default",
-        application=_spark_job("colocate.py"),
-        name="seaice-colocate-{{ params.date or ds }}",
-        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.colocate | tojson }}",
-                          "--corrections", "{{ params.corrections }}",
-                          "--drift-overrides", "{{ params.drift_overrides }}"],
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
-    )
+    colocate = _spark_submit("colocate", "colocate", "{{ params.colocate | tojson }}",
+                             "--corrections", "{{ params.corrections }}",
+                             "--drift-overrides", "{{ params.drift_overrides }}")
 
     @task(outlets=[TRAINING_SET_ASSET])
     def training_set(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -202,33 +190,11 @@ def seaice_daily() -> None:
         model_card(lake, config.model, version)  # the version must be committed
         return dataclasses.replace(config, version=version).to_json()
 
-    classify = SparkSubmitOperator(
-        task_id="classify",
-        conn_id="spark_default",
-        application=_spark_job("classify.py"),
-        name="seaice-classify-{{ params.date or ds }}",
-        application_args=["--date", DAY, "--lake", "{{ params.lake }}",
-                          "--config", "{{ ti.xcom_pull(task_ids='classify_model') }}"],
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
-    )
+    classify = _spark_submit("classify", "classify", "{{ ti.xcom_pull(task_ids='classify_model') }}")
 
-    freeboard = SparkSubmitOperator(
-        task_id="freeboard",
-        conn_id="spark_default",
-        application=_spark_job("freeboard.py"),
-        name="seaice-freeboard-{{ params.date or ds }}",
-        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.freeboard | tojson }}"],
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
-    )
+    freeboard = _spark_submit("freeboard", "freeboard", "{{ params.freeboard | tojson }}")
 
-    validate = SparkSubmitOperator(
-        task_id="validate",
-        conn_id="spark_default",
-        application=_spark_job("validate.py"),
-        name="seaice-validate-{{ params.date or ds }}",
-        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", "{{ params.validate | tojson }}"],
-        env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
-    )
+    validate = _spark_submit("validate", "validate", "{{ params.validate | tojson }}")
 
     found = discover()
     found >> [resample_2m, s2_labels] >> colocate >> training_set()
