@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seaice_tasks.demo import score_freeboard_day
 from seaice_tasks.io.atl07 import read_atl07
-from seaice_tasks.io.atl10 import read_atl10_freeboard
 from seaice_tasks.products import (
     CLASSES_FILE,
     FREEBOARD,
@@ -29,9 +29,7 @@ from seaice_tasks.products import (
     VALIDATION_MD_FILE,
 )
 from seaice_tasks.schemas import FREEBOARD_SCHEMA
-from seaice_tasks.sim.atl03 import truth_paths
 from seaice_tasks.sim.geometry import SimConfig
-from seaice_tasks.sim.scoring import score_freeboard
 from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, load_job, main, run_job
 from seaice_tasks.storage import Lake
 from seaice_tasks.surface.validate import (
@@ -108,12 +106,8 @@ def test_freeboard_rerun_is_byte_identical(day: dict[str, Any], tmp_path: Path) 
 def test_against_truth_ours_beats_the_simulated_atl10(day: dict[str, Any]) -> None:
     """With the true classes: the surface is unbiased within 3 cm and our freeboard, averaged to the
     ATL10 segments, is closer to the truth than the simulated ATL10 (overall and on thin ice)."""
-    lake: Lake = day["lake"]
-    sim = day["sim"]
-    truth = pd.read_parquet(truth_paths(sim.truth, sim.atl03[0].name).bins)
-    tracks = [(lake.read_table(k).to_pandas(), truth, str(k.beam), read_atl10_freeboard(sim.atl10[0], str(k.beam)))
-              for k in lake.partitions(FREEBOARD.name, DATE)]
-    score = score_freeboard(tracks)
+    score = score_freeboard_day(day["lake"], DATE, day["sim"].truth)  # the demo's scoring
+    assert score is not None
     assert abs(score["sea_surface"]["bias_m"]) < 0.03
     ext = score["atl10_extent"]
     assert ext["all"]["n"] > 1000 and ext["all"]["ours_rmse_m"] < ext["all"]["atl10_rmse_m"]
