@@ -103,9 +103,14 @@ def record_incident(lake: Lake, incident: Incident) -> str:
     doc["at_utc"] = incident.at_utc or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     doc["incident_id"] = incident.incident_id
     doc["recovered"] = False
-    key = INCIDENTS.key(date=dt.date.fromisoformat(incident.day), name=incident.incident_id)
+    return _commit(lake, doc)
+
+
+def _commit(lake: Lake, doc: dict[str, Any]) -> str:
+    """Write one incident document as its partition (manifest info: dag, task, final, recovered)."""
+    key = INCIDENTS.key(date=dt.date.fromisoformat(doc["day"]), name=doc["incident_id"])
     write_partition(lake, key, [BytesOutput(key, INCIDENT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())],
-                    None, {"dag_id": incident.dag_id, "task_id": incident.task_id, "final": incident.final})
+                    None, {k: doc[k] for k in ("dag_id", "task_id", "final", "recovered")})
     return key.relpath
 
 
@@ -127,10 +132,7 @@ def record_recovery(lake: Lake, dag_id: str, run_id: str, task_id: str, map_inde
         if (doc["dag_id"], doc["run_id"], doc["task_id"], doc["map_index"]) == (dag_id, run_id, task_id, map_index) \
                 and not doc["recovered"]:
             doc["recovered"] = True
-            key = INCIDENTS.key(date=dt.date.fromisoformat(doc["day"]), name=doc["incident_id"])
-            write_partition(lake, key, [BytesOutput(key, INCIDENT_FILE,
-                                                    json.dumps(doc, sort_keys=True, indent=1).encode())],
-                            None, {"dag_id": dag_id, "task_id": task_id, "final": doc["final"], "recovered": True})
+            _commit(lake, doc)
             n += 1
     return n
 
