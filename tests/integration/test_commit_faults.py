@@ -25,10 +25,10 @@ from typing import IO
 
 import pytest
 
+from seaice_tasks.airflow_stack import stop_group
 from seaice_tasks.errors import StorageError
 from seaice_tasks.storage import MANIFEST_NAME, STAGING_DIR, Lake, lake_from_env
 from tests.commit_child import CONTENTS, KEY, commit
-from tests.servers import _stop
 
 HELPER = Path(__file__).resolve().parents[1] / "commit_child.py"
 KILLS = 30
@@ -98,7 +98,7 @@ def test_sigkill_at_random_moments_leaves_previous_or_new_version(backend: tuple
             zygote.stdin.close()  # the zygote ends at the end of its input
         with contextlib.suppress(subprocess.TimeoutExpired):
             zygote.wait(10)
-        _stop(zygote)
+        stop_group(zygote)
     assert errors.read_text() == ""  # no worker failed a commit before it was killed
     assert set(seen) == {"A", "B"}, seen  # the workers did commit between kills
     lake = lake_from_env(url)
@@ -149,7 +149,7 @@ def test_two_committers_and_a_verifying_reader(backend: tuple[str, str], tmp_pat
                 reads[label] += 1
     finally:
         for proc in procs:
-            _stop(proc)
+            stop_group(proc)
     logs = [out.read_text() for out in outs]
     failed = [line for log in logs for line in log.splitlines() if line.startswith("err")]
     commits = [log.count("ok ") for log in logs]

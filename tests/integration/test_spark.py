@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from seaice_tasks.airflow_stack import SparkStandalone
 from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.products import S2_LABELS, S2_UNET_LABELS, SEGMENTS_2M
 from seaice_tasks.spark_jobs import resample
 from seaice_tasks.spark_jobs.runner import RESULT_MARKER, run_job
 from seaice_tasks.storage import STAGING_DIR, Lake
-from tests.servers import _free_port, _stop, spark_env
+from tests.servers import spark_env
 
 pytestmark = pytest.mark.integration
 
@@ -28,51 +27,14 @@ JOB = Path(__file__).resolve().parents[2] / "seaice_tasks" / "spark_jobs" / "res
 CHUNKED = ResampleConfig(max_photons_per_chunk=60_000)
 
 
-def _spark_home() -> Path:
-    import pyspark
-
-    return Path(pyspark.__file__).parent
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + CLUSTER_START_TIMEOUT_S
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Spark daemon did not start: {log.read_text()[-3000:]}") from None
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A standalone master + one worker started with pyspark's own ``spark-class``."""
-
-    spark_class = str(_spark_home() / "bin" / "spark-class")
-    logs = tmp_path_factory.mktemp("spark")
-    port, ui_master, ui_worker = _free_port(), _free_port(), _free_port()
-    env = spark_env()
-    env["SPARK_WORKER_DIR"] = str(logs / "work")
-    procs = []
-    with open(logs / "master.log", "wb") as fh:
-        procs.append(subprocess.Popen(
-            [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-             "--webui-port", str(ui_master)], env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
+    cluster = SparkStandalone(tmp_path_factory.mktemp("spark"), worker_cores=2, worker_memory="2g", app_cores=2)
     try:
-        _wait_port(port, procs[0], logs / "master.log")
-        master = f"spark://127.0.0.1:{port}"
-        with open(logs / "worker.log", "wb") as fh:
-            procs.append(subprocess.Popen(
-                [spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2",
-                 "--memory", "2g", "--webui-port", str(ui_worker), master],
-                env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True))
-        _wait_port(ui_worker, procs[1], logs / "worker.log")
-        yield master
+        yield cluster.start().master_url
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        cluster.stop()
 
 
 def _submit(master: str, granule: str, lake: Path) -> dict:  # type: ignore[type-arg]
