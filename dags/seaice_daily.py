@@ -39,10 +39,18 @@ One UTC day of sea-ice processing:
 
 Publishing hangs off these partitions.
 
-* Schedule: daily; the run with logical date D starts at D+1 00:00 UTC and processes day D;
-  `catchup` is on so that `airflow backfill create --dag-id seaice_daily --from-date ...
-  --to-date ...` (or the UI's backfill dialog) fills any range, and a scheduler started late
-  catches up.
+* Pools and limits: the six Spark tasks run in pool `spark` (create it: `airflow pools set spark 2
+  "Spark jobs"`; its slots bound the concurrent spark-submits of all runs); every task retries
+  twice with exponential back-off from `$SEAICE_RETRY_DELAY_S` (default 300 s, at most 1 h) and is
+  killed after its execution timeout (Spark jobs 3 h, other tasks 30 min).
+
+* A day without any ATL03 granule or Sentinel-2 scene ends after `discover` (inventory committed,
+  the rest skipped): an empty day costs no Spark start.
+* Schedule: daily from `$SEAICE_START_DATE` (default 2018-10-13, the first ATL03 science data); the
+  run with logical date D starts at D+1 00:00 UTC and processes day D; `catchup` is on (off with
+  `SEAICE_CATCHUP=false`, then unpausing schedules only the latest day), so a scheduler started
+  late catches up.  `airflow backfill create --dag-id seaice_daily --from-date ... --to-date ...`
+  (or the UI's backfill dialog) fills any range either way.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
   root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`),
   `resample` (ResampleConfig as a JSON object; `max_photons_per_chunk` sets the photons per
@@ -64,13 +72,33 @@ import pendulum
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
+#: First retry delay (s); doubled on every further try (exponential back-off).  ``$SEAICE_RETRY_DELAY_S``
+#: of the dag-processor overrides it (the integration tests retry after a few seconds).
+RETRY_DELAY_S = float(os.environ.get("SEAICE_RETRY_DELAY_S") or 300)
+#: Longest a Spark job of one day may run before Airflow kills it and retries.
+SPARK_TIMEOUT = dt.timedelta(hours=3)
+#: Longest a small Python task (discover, model lookup, training set) may run.
+TASK_TIMEOUT = dt.timedelta(minutes=30)
+#: Pool of the Spark job tasks: its slots bound the concurrent spark-submits of all runs.
+SPARK_POOL = "spark"
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "seaice",
     "retries": 2,
-    "retry_delay": dt.timedelta(minutes=5),
+    "retry_delay": dt.timedelta(seconds=RETRY_DELAY_S),
     "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(hours=1),
+    "execution_timeout": TASK_TIMEOUT,
 }
 DAY = "{{ params.date or ds }}"
+#: JSON-schema type of an optional text param: the UI's trigger and backfill forms send null for an
+#: empty field, which a plain ``"string"`` rejects (the form cannot be submitted).
+OPTIONAL_STRING = ["null", "string"]
+#: Input kinds the Spark stages process: a day with none of them is skipped after `discover`.
+PROCESSED_KINDS = ("ATL03", "S2")
+#: First day of the schedule (``$SEAICE_START_DATE``, default the first ATL03 science data) and
+#: whether unpausing catches up every day since (``$SEAICE_CATCHUP``, default on).
+START_DATE = pendulum.parse(os.environ.get("SEAICE_START_DATE") or "2018-10-13", tz="UTC")
+CATCHUP = (os.environ.get("SEAICE_CATCHUP") or "true").strip().lower() not in ("0", "false", "no", "off")
 #: Updated whenever a new training set version is committed (the training DAG's schedule).
 TRAINING_SET_ASSET = Asset(name="seaice_training_set", uri="seaice://lake/training_set")
 
@@ -93,8 +121,10 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
         conn_id="spark_default",
         application=_spark_job(f"{job}.py"),
         name=f"seaice-{job.replace('_', '-')}-{DAY}",
-        application_args=["--date", DAY, "--lake", "{{ params.lake }}", "--config", config, *extra],
+        application_args=["--date", DAY, "--lake", "{{ params.lake or '' }}", "--config", config, *extra],
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
+        pool=SPARK_POOL,
+        execution_timeout=SPARK_TIMEOUT,
     )
 
 
@@ -103,22 +133,22 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
     doc_md=__doc__,
     # data-interval semantics: the run for day D starts after D ends and has logical date D.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2018, 10, 13, tz="UTC"),  # first ATL03 science data
-    catchup=True,
+    start_date=START_DATE,
+    catchup=CATCHUP,
     max_active_runs=2,
     default_args=DEFAULT_ARGS,
     tags=["seaice", "icesat2", "sentinel2"],
     params={
-        "catalog": Param("", type="string", description="raw input folder/URL; empty = $SEAICE_CATALOG"),
-        "lake": Param("", type="string", description="storage root; empty = $SEAICE_LAKE"),
-        "date": Param("", type="string", description="YYYY-MM-DD to process; empty = the logical date"),
+        "catalog": Param(None, type=OPTIONAL_STRING, description="raw input folder/URL; empty = $SEAICE_CATALOG"),
+        "lake": Param(None, type=OPTIONAL_STRING, description="storage root; empty = $SEAICE_LAKE"),
+        "date": Param(None, type=OPTIONAL_STRING, description="YYYY-MM-DD to process; empty = the logical date"),
         "resample": Param({}, type="object",
                           description="ResampleConfig fields (JSON; max_photons_per_chunk: photons per work item)"),
         "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
         "colocate": Param({}, type="object", description="ColocateConfig fields (JSON; refine, drift_scope, ...)"),
-        "corrections": Param("", type="string", description="manual label corrections table (CSV/Parquet URL); "
-                                                            "empty = none"),
-        "drift_overrides": Param("", type="string", description="manual drift shifts table (CSV/Parquet URL); "
+        "corrections": Param(None, type=OPTIONAL_STRING,
+                             description="manual label corrections table (CSV/Parquet URL); empty = none"),
+        "drift_overrides": Param(None, type=OPTIONAL_STRING, description="manual drift shifts table (CSV/Parquet URL); "
                                                                 "empty = none"),
         "training_set": Param({}, type="object", description="TrainingSetConfig fields (JSON; name, features, split)"),
         "classify": Param({}, type="object", description="ClassifyConfig fields (JSON; model, version: empty = "
@@ -127,7 +157,7 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
                                                            "lead_fallback, smooth_rows, ...}, thickness: {snow, ...})"),
         "validate": Param({}, type="object", description="ValidateConfig fields (JSON; histogram_bins, quicklook, "
                                                          "zoom_m)"),
-        "s2_unet_model": Param("", type="string",
+        "s2_unet_model": Param(None, type=OPTIONAL_STRING,
                                description="U-Net model folder (save_unet) visible to the Spark executors; "
                                            "empty = colour labels only"),
     },
@@ -137,20 +167,27 @@ def seaice_daily() -> None:
     @task
     def discover(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Find the day's granules and scenes; commit `inventory/date=<day>`."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from seaice_tasks.catalog import run_discover
 
         p = params or {}
-        return run_discover(p.get("date") or ds or "", catalog=p.get("catalog") or None,
-                            lake=p.get("lake") or None)
+        found = run_discover(p.get("date") or ds or "", catalog=p.get("catalog") or None,
+                             lake=p.get("lake") or None)
+        if not any(found["counts"].get(kind) for kind in PROCESSED_KINDS):
+            # the inventory is committed; the Spark stages would only start Spark to find nothing
+            raise AirflowSkipException(f"no ATL03 granule or Sentinel-2 scene on {found['date']} "
+                                       f"(inventory {found['inventory']}): nothing to process")
+        return found
 
     resample_2m = _spark_submit("resample_2m", "resample", "{{ params.resample | tojson }}")
 
     s2_labels = _spark_submit("s2_labels", "s2_labels", "{{ params.s2_labels | tojson }}",
-                              "--unet-model", "{{ params.s2_unet_model }}")
+                              "--unet-model", "{{ params.s2_unet_model or '' }}")
 
     colocate = _spark_submit("colocate", "colocate", "{{ params.colocate | tojson }}",
-                             "--corrections", "{{ params.corrections }}",
-                             "--drift-overrides", "{{ params.drift_overrides }}")
+                             "--corrections", "{{ params.corrections or '' }}",
+                             "--drift-overrides", "{{ params.drift_overrides or '' }}")
 
     @task(outlets=[TRAINING_SET_ASSET])
     def training_set(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from seaice_tasks.orchestration import airflow_env
+from seaice_tasks.orchestration import airflow_env, write_pools_file
 from seaice_tasks.products import (
     CLASSIFY_REPORT,
     COLOCATE_REPORT,
@@ -324,6 +324,8 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     ensure_model(Lake(lake_dir), wd)
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True,
                    timeout=AIRFLOW_TIMEOUT_S)
+    subprocess.run([airflow, "pools", "import", str(write_pools_file(home / "pools.json"))], env=env, check=True,
+                   capture_output=True, timeout=AIRFLOW_TIMEOUT_S)
     day = config.date
     print(f"seaice demo: airflow dags test seaice_daily {day}", flush=True)
     proc = subprocess.run([airflow, "dags", "test", "seaice_daily", day], env=env,

@@ -20,11 +20,20 @@ __all__ = [
     "airflow_env",
     "spark_connection",
     "AIRFLOW_PARALLELISM",
+    "POOLS",
+    "write_pools_file",
     "DEFAULT_SPARK_MASTER",
 ]
 
 #: Task slots of the embedded Airflow: the machine has two cores.
 AIRFLOW_PARALLELISM: Final[int] = 4
+#: Airflow pools the DAGs use: name -> (slots, description).  ``spark`` bounds the concurrent
+#: spark-submits of all runs (two jobs of a day run side by side on two cores); ``dgx`` is the
+#: GPU training host (one training at a time).
+POOLS: Final[dict[str, tuple[int, str]]] = {
+    "spark": (2, "Spark jobs (concurrent spark-submits)"),
+    "dgx": (1, "GPU training host"),
+}
 #: Spark master of the embedded ``spark_default`` connection.
 DEFAULT_SPARK_MASTER: Final[str] = "local[*]"
 
@@ -32,6 +41,15 @@ DEFAULT_SPARK_MASTER: Final[str] = "local[*]"
 def spark_connection(master: str = DEFAULT_SPARK_MASTER) -> str:
     """``AIRFLOW_CONN_SPARK_DEFAULT`` value for a master (``local[*]``, ``spark://host:7077``)."""
     return json.dumps({"conn_type": "spark", "host": master})
+
+
+def write_pools_file(path: str | os.PathLike[str]) -> Path:
+    """Write ``POOLS`` as the JSON that ``airflow pools import <path>`` reads; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({name: {"slots": slots, "description": text, "include_deferred": False}
+                               for name, (slots, text) in POOLS.items()}, indent=2) + "\n")
+    return out
 
 
 def repo_root() -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seaice_tasks.orchestration import airflow_env, dags_folder
+from seaice_tasks.orchestration import airflow_env, dags_folder, write_pools_file
 from seaice_tasks.products import (
     FREEBOARD,
     INVENTORY,
@@ -48,9 +48,9 @@ def af_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     proc = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True,
                           timeout=AIRFLOW_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # the training DAG's pool, as docs/operations.md sets it up
-    proc = subprocess.run([airflow, "pools", "set", "dgx", "1", "GPU training host"], env=env, capture_output=True,
-                          text=True, timeout=AIRFLOW_TIMEOUT_S)
+    # the DAGs' pools, as docs/operations.md sets them up
+    proc = subprocess.run([airflow, "pools", "import", str(write_pools_file(home / "pools.json"))], env=env,
+                          capture_output=True, text=True, timeout=AIRFLOW_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return env
 
@@ -71,6 +71,11 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
                 "pools": {{t.task_id: t.pool for t in dag.tasks}},
                 "queues": {{t.task_id: t.queue for t in dag.tasks}},
                 "retries": [t.retries for t in dag.tasks], "tasks": sorted(dag.task_ids),
+                "limits": {{t.task_id: [t.retries, t.retry_exponential_backoff, t.retry_delay.total_seconds(),
+                                        t.max_retry_delay.total_seconds() if t.max_retry_delay else None,
+                                        t.execution_timeout.total_seconds() if t.execution_timeout else None]
+                            for t in dag.tasks}},
+                "nullable": sorted(k for k, p in dag.params.items() if "null" in (p.schema.get("type") or [])),
                 "doc": bool(dag.doc_md),
                 "upstream": {{t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}},
                 "outlets": {{t.task_id: [getattr(o, "name", str(o)) for o in t.outlets] for t in dag.tasks}},
@@ -89,11 +94,17 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert all(r >= 1 for r in daily["retries"])
     assert daily["tasks"] == ["classify", "classify_model", "colocate", "discover", "freeboard", "resample_2m",
                               "s2_labels", "training_set", "validate"]
-    assert daily["upstream"]["classify"] == ["classify_model", "resample_2m"]
-    assert daily["upstream"]["freeboard"] == ["classify"]
-    assert daily["upstream"]["validate"] == ["freeboard"]
-    assert daily["upstream"]["colocate"] == ["resample_2m", "s2_labels"]
-    assert daily["upstream"]["training_set"] == ["colocate"]
+    assert daily["upstream"] == {"discover": [], "resample_2m": ["discover"], "s2_labels": ["discover"],
+                                 "colocate": ["resample_2m", "s2_labels"], "training_set": ["colocate"],
+                                 "classify_model": [], "classify": ["classify_model", "resample_2m"],
+                                 "freeboard": ["classify"], "validate": ["freeboard"]}
+    spark_jobs = {"resample_2m", "s2_labels", "colocate", "classify", "freeboard", "validate"}
+    assert daily["pools"] == {t: "spark" if t in spark_jobs else "default_pool" for t in daily["tasks"]}
+    # retries twice, back-off doubling from 5 min up to 1 h; Spark jobs killed after 3 h, the rest after 30 min
+    assert daily["limits"] == {t: [2, True, 300.0, 3600.0, 10800.0 if t in spark_jobs else 1800.0]
+                               for t in daily["tasks"]}
+    # the UI's forms send null for an empty text field: every optional text param takes it
+    assert daily["nullable"] == ["catalog", "corrections", "date", "drift_overrides", "lake", "s2_unet_model"]
     assert daily["outlets"]["training_set"] == ["seaice_training_set"]
     training = out["dags"]["seaice_training"]
     assert training["schedule"][0] == "AssetTriggeredTimetable" and training["catchup"] is False
@@ -192,7 +203,7 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
 
 
 def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
-    """A day with only a real ATL07 granule: inventory committed, the resample job has nothing to do."""
+    """A day with only a real ATL07 granule: inventory committed, then the day is skipped (no Spark start)."""
     catalog = tmp_path / "catalog"
     catalog.mkdir()
     name = "processed_ATL07-01_20190226002919_09100201_003_02.h5"
@@ -200,10 +211,10 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     lake_dir = tmp_path / "lake"
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog))
     out = _dag_test(env, dt.date(2019, 2, 26))
-    assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
-                          "colocate": "success", "training_set": "skipped",  # nothing to label: a recorded skip
-                          "classify_model": "skipped", "classify": "skipped", "freeboard": "skipped",
-                          "validate": "skipped"}
+    # discover commits the inventory, then skips: nothing downstream runs
+    assert out["tis"] == {task: "skipped" for task in ("discover", "resample_2m", "s2_labels", "colocate",
+                                                       "training_set", "classify_model", "classify",
+                                                       "freeboard", "validate")}
     manifest = Lake(lake_dir).require(INVENTORY.key(date=dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)
