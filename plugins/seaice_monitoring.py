@@ -1,7 +1,8 @@
 """Airflow plugin: every failed task try of the seaice DAGs becomes an incident in the lake.
 
 A listener (Airflow's ``on_task_instance_failed`` hook, called by the task runner for each
-failed try, ``UP_FOR_RETRY`` included) records the try with
+failed try, ``UP_FOR_RETRY`` included; a try killed before it could report is recorded when the
+next try starts, ``on_task_instance_running``) records the try with
 :func:`seaice_tasks.monitoring.record_incident` (dag, run, task, map index, granule, try,
 error, log URL) in the lake of the run (param ``lake``, else ``$SEAICE_LAKE``), and hands it to
 the configured notifier; ``on_task_instance_success`` marks the task's earlier incidents
@@ -109,6 +110,27 @@ def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any)
             WebhookNotifier(url).notify({"seaice_incident": {**dataclasses.asdict(incident), "partition": path}})
     except Exception:
         log.exception("seaice monitoring: could not record the failure of %s", getattr(ti, "task_id", "?"))
+
+
+@hookimpl
+def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
+    """A retry starts: earlier tries that ended without reporting (killed) become incidents."""
+    del previous_state
+    ti = task_instance
+    try_number = int(getattr(ti, "try_number", 1) or 1)
+    if not str(getattr(ti, "dag_id", "")).startswith(DAG_PREFIX) or try_number <= 1:
+        return
+    try:
+        from seaice_tasks.monitoring import Incident, granule_of, record_lost_tries
+
+        started = Incident(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
+                           map_index=int(getattr(ti, "map_index", -1)), try_number=try_number, error="",
+                           day=_day(ti), granule=granule_of(_map_arg(ti)),
+                           log_url=str(getattr(ti, "log_url", "") or ""))
+        for path in record_lost_tries(_lake(ti), started):
+            log.warning("seaice incident recorded for a killed try: %s", path)
+    except Exception:
+        log.exception("seaice monitoring: could not check the earlier tries of %s", getattr(ti, "task_id", "?"))
 
 
 @hookimpl

@@ -6,7 +6,9 @@ plugin passes plain values.  Incidents are partitions ``incidents/date=D/name=<i
 run's day, id = a hash of dag, run, task, map index and try, so a try recorded twice is one
 incident) holding ``incident.json``; :func:`list_incidents` reads them back for ``seaice
 status``.  An incident is *open* while no later success of the same task instance is recorded
-(:func:`record_recovery`, called by the listener on success after a failed try).
+(:func:`record_recovery`, called by the listener on success after a failed try).  A try whose
+process was killed (SIGKILL, out of memory, a lost host) cannot report itself: when the next try
+starts, :func:`record_lost_tries` records every earlier try that has no incident.
 
 Examples
 --------
@@ -31,8 +33,8 @@ from seaice_tasks.outputs import BytesOutput, write_partition
 from seaice_tasks.products import INCIDENT_FILE, INCIDENTS
 from seaice_tasks.storage import Lake
 
-__all__ = ["Incident", "granule_of", "record_incident", "record_recovery", "list_incidents", "lake_status",
-           "status_table", "MAX_ERROR_CHARS"]
+__all__ = ["Incident", "granule_of", "record_incident", "record_recovery", "record_lost_tries", "LOST_TRY_ERROR",
+           "list_incidents", "lake_status", "status_table", "MAX_ERROR_CHARS"]
 
 #: Error texts are cut to this length in an incident (the full text is in the task log).
 MAX_ERROR_CHARS: Final[int] = 2000
@@ -112,6 +114,27 @@ def _commit(lake: Lake, doc: dict[str, Any]) -> str:
     write_partition(lake, key, [BytesOutput(key, INCIDENT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())],
                     None, {k: doc[k] for k in ("dag_id", "task_id", "final", "recovered")})
     return key.relpath
+
+
+#: Error text of a try that ended without reporting (its process was killed).
+LOST_TRY_ERROR: Final[str] = ("the try ended without reporting: its process was killed (SIGKILL, out of memory or a "
+                              "lost host); see the task log")
+
+
+def record_lost_tries(lake: Lake, started: Incident) -> list[str]:
+    """Record the tries before ``started.try_number`` of its task instance that have no incident.
+
+    ``started`` describes the try that is starting now (its ``error`` is ignored); each earlier
+    try without an incident becomes one with :data:`LOST_TRY_ERROR`.  Returns the partitions written.
+    """
+    known = {d["try_number"] for d in list_incidents(lake, dt.date.fromisoformat(started.day))
+             if (d["dag_id"], d["run_id"], d["task_id"], d["map_index"]) == started.instance}
+    written = []
+    for try_number in range(1, started.try_number):
+        if try_number not in known:
+            lost = dataclasses.replace(started, try_number=try_number, error=LOST_TRY_ERROR, final=False, at_utc="")
+            written.append(record_incident(lake, lost))
+    return written
 
 
 def list_incidents(lake: Lake, since: dt.date | None = None) -> list[dict[str, Any]]:

@@ -10,10 +10,12 @@ import pytest
 
 from seaice_tasks.cli import main as cli
 from seaice_tasks.monitoring import (
+    LOST_TRY_ERROR,
     Incident,
     lake_status,
     list_incidents,
     record_incident,
+    record_lost_tries,
     record_recovery,
     status_table,
 )
@@ -40,6 +42,20 @@ def test_incident_round_trip(tmp_path: Path) -> None:
     assert record_recovery(lake, "seaice_daily", "scheduled__2019-11-04", "resample_2m", -1, DAY) == 1
     assert list_incidents(lake)[0]["recovered"] and list_incidents(lake, dt.date(2019, 11, 5)) == []
     assert record_recovery(lake, "seaice_daily", "scheduled__2019-11-04", "resample_2m", -1, DAY) == 0
+
+
+def test_a_killed_try_is_recorded_when_the_next_try_starts(tmp_path: Path) -> None:
+    """Try 1 reported its failure, try 2 was killed (no report): try 3 starting records try 2 only, once."""
+    lake = Lake(tmp_path / "lake")
+    record_incident(lake, _incident("colocate", 1, "ValueError: bad scene"))
+    record_incident(lake, _incident("resample_2m", 1, "other task"))  # another instance: not counted
+    third = _incident("colocate", 3, "")
+    written = record_lost_tries(lake, third)
+    assert len(written) == 1
+    docs = [d for d in list_incidents(lake) if d["task_id"] == "colocate"]
+    assert [(d["try_number"], d["error"]) for d in docs] == [(1, "ValueError: bad scene"), (2, LOST_TRY_ERROR)]
+    assert record_lost_tries(lake, third) == []  # already recorded
+    assert record_lost_tries(lake, _incident("classify", 1, "")) == []  # a first try has no earlier try
 
 
 def test_status_shows_report_failures_and_open_incidents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
