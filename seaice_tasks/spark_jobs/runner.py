@@ -633,6 +633,8 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
                           **{k: v for k, v in vars(args).items() if k not in _COMMON_ARGS})
     finally:
         backend.close()
+    for skip in summary.get("skipped", []):  # one line each, for whoever reads the task log
+        log.warning("%s: skipped: %s", job.name, skip.get("reason", skip))
     print(RESULT_MARKER + json.dumps(summary, sort_keys=True), flush=True)
     if summary.get("failed"):  # committed what it could; the exit status shows the failures (the DAG too)
         print(f"{job.name}: {len(summary['failed'])} failure(s): "
