@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seaice-installed
 
-.PHONY: venv horovod demo test lint imports typecheck unit clean-venv
+.PHONY: venv horovod browser demo test lint imports typecheck unit clean-venv
 
 venv: $(STAMP)
 
@@ -25,6 +25,11 @@ $(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh
 	tools/build_horovod.sh $(VENV)
 	@touch $(HOROVOD_STAMP)
 
+# Debian's Chromium for the Airflow UI test (Playwright drives it through executable_path).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium chromium-driver >/dev/null)
+
 demo: venv
 	$(BIN)/seaice demo
 
@@ -37,7 +42,7 @@ imports: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: venv horovod lint imports typecheck
+test: venv horovod browser lint imports typecheck
 	$(BIN)/pytest -q
 
 clean-venv:

@@ -5,17 +5,16 @@ Every test collected under this folder gets the ``integration`` marker here, so 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.servers import _free_port, _stop
+from seaice_tasks.airflow_stack import free_port, stop_group, wait_port
 
 HERE = Path(__file__).resolve().parent
 MOTO_START_TIMEOUT_S = 30.0
@@ -35,7 +34,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
     Yields the environment a client needs (endpoint, fake credentials, region).
     """
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     moto = Path(sys.executable).with_name("moto_server")
     with open(log, "wb") as fh:
@@ -44,16 +43,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
             stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + MOTO_START_TIMEOUT_S
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                _stop(proc)
-                raise RuntimeError(f"moto_server did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.2)
+    try:
+        wait_port(port, proc, "moto_server", log, MOTO_START_TIMEOUT_S)
+    except RuntimeError:
+        stop_group(proc)
+        raise
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -63,7 +57,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     try:
         yield env
     finally:
-        _stop(proc)
+        stop_group(proc)
 
 
 @pytest.fixture
@@ -77,3 +71,53 @@ def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str
     client = boto3.client("s3", endpoint_url=s3_server["SEAICE_S3_ENDPOINT_URL"])
     client.create_bucket(Bucket=name)
     return name
+
+
+#: The two simulated days of the shared Airflow deployment (small: 1 granule x 20 km, one 5 km scene each).
+STACK_DAYS = ("2019-11-04", "2019-11-05")
+#: A truncated ATL03 granule in the second day's catalog: the day must finish, recording it as a skip.
+CORRUPT_GRANULE = "ATL03_20191105000000_00010510_006_01.h5"
+#: Bytes kept of the real granule (its HDF5 superblock, but not its datasets).
+CORRUPT_BYTES = 10_000
+
+
+@pytest.fixture(scope="session")
+def seaice_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One real Airflow deployment for the whole session, shared by the tests that need it.
+
+    A Postgres metadata database of its own, ``airflow api-server``, ``scheduler``,
+    ``dag-processor`` and ``triggerer`` as process groups on loopback, ``spark_default`` on a
+    Spark standalone master + worker on loopback, a catalog of two simulated days and an empty
+    lake.  Yields ``stack``, ``client``, ``lake`` (folder), ``catalog``, ``days``, ``spark`` and
+    ``corrupt`` (the path of a truncated granule of the second day).
+    """
+    from seaice_tasks.airflow_stack import AirflowStack, SparkStandalone
+    from seaice_tasks.sim.day import simulate_day
+    from seaice_tasks.sim.geometry import SimConfig
+
+    root = tmp_path_factory.mktemp("airflow_stack")
+    catalog = root / "catalog"
+    for day in STACK_DAYS:
+        config = SimConfig(date=day, seed=int(day.replace("-", "")), granules=1, km=20.0, scenes_per_granule=1,
+                           scene_km=5.0)
+        sim = simulate_day(config, root / f"sim_{day}", workers=1)
+        for entry in (f for f in Path(sim.catalog).rglob("*") if f.is_file()):  # discovery follows file links only
+            link = catalog / entry.relative_to(sim.catalog)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(entry)
+    atl03 = next(catalog.rglob("ATL03_20191105*.h5"))
+    (atl03.parent / CORRUPT_GRANULE).write_bytes(atl03.read_bytes()[:CORRUPT_BYTES])
+    lake = root / "lake"
+    spark = SparkStandalone(root / "spark").start()
+    stack = AirflowStack(root / "airflow", f"seaice_test_{uuid.uuid4().hex[:12]}", spark_master=spark.master_url,
+                         extra_env={"SEAICE_LAKE": str(lake), "SEAICE_CATALOG": str(catalog),
+                                    "SEAICE_CATCHUP": "false", "SEAICE_RETRY_DELAY_S": "3"})
+    try:
+        stack.start()
+        client = stack.client()
+        client.wait_dag("seaice_daily")
+        yield {"stack": stack, "client": client, "lake": lake, "catalog": catalog, "days": STACK_DAYS,
+               "spark": spark, "corrupt": atl03.parent / CORRUPT_GRANULE}
+    finally:
+        stack.stop()
+        spark.stop()
