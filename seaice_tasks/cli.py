@@ -41,6 +41,8 @@ log = logging.getLogger("seaice")
 
 EXIT_OK: Final[int] = 0
 EXIT_INPUT_ERROR: Final[int] = 2
+#: ``seaice status``: the Airflow API did not answer (the lake's part is still printed).
+EXIT_UNREACHABLE: Final[int] = 1
 
 
 def format_summary(summary: ProductSummary) -> str:
@@ -219,10 +221,24 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     if args.days < 1:
         raise ConfigError(f"--days must be >= 1, got {args.days}")
+    if args.runs < 1:
+        raise ConfigError(f"--runs must be >= 1, got {args.runs}")
     today = dt.date.fromisoformat(args.today) if args.today else dt.datetime.now(dt.UTC).date()
     status = lake_status(lake_from_env(args.lake), today - dt.timedelta(days=args.days - 1))
+    url = args.airflow or os.environ.get("SEAICE_AIRFLOW_URL", "")
+    exit_status = EXIT_OK
+    if url:
+        from seaice_tasks.airflow_stack import AirflowApiError, AirflowClient
+        from seaice_tasks.monitoring import airflow_status
+
+        client = AirflowClient(url, args.airflow_user, os.environ.get("SEAICE_AIRFLOW_PASSWORD", ""))
+        try:
+            status["airflow"] = dict(airflow_status(client, runs=args.runs), url=url)
+        except (OSError, AirflowApiError) as exc:  # the lake's part is still shown; the exit status says so
+            status["airflow"] = {"url": url, "error": f"{url}: {exc}"}
+            exit_status = EXIT_UNREACHABLE
     print(json.dumps(status, indent=1, sort_keys=True) if args.json else status_table(status))
-    return EXIT_OK
+    return exit_status
 
 
 def _cmd_training_set(args: argparse.Namespace) -> int:
@@ -453,11 +469,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder the PNG files are written to")
     p.set_defaults(func=_cmd_plot)
 
-    p = sub.add_parser("status", help="recent skipped/failed inputs of the jobs and open incidents (from the lake)")
+    p = sub.add_parser("status", help="recent skipped/failed inputs and open incidents (lake), runs and failed tasks "
+                                     "(Airflow REST API)")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.add_argument("--days", type=int, default=7, help="days back from today (UTC) to show")
     p.add_argument("--today", default="", help="the last day shown, YYYY-MM-DD (default: today, UTC)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--airflow", default="", help="API server URL for recent runs and failed tasks (default "
+                   "$SEAICE_AIRFLOW_URL; none: the lake only); password from $SEAICE_AIRFLOW_PASSWORD")
+    p.add_argument("--airflow-user", default="admin", help="user of the Airflow API (default admin)")
+    p.add_argument("--runs", type=int, default=20, help="newest DAG runs shown from Airflow")
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("train", help="train an LSTM / MLP classifier of 2 m segments on a training set")

@@ -27,14 +27,18 @@ import datetime as dt
 import hashlib
 import json
 import re
-from typing import Any, Final
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Final
 
 from seaice_tasks.outputs import BytesOutput, write_partition
 from seaice_tasks.products import INCIDENT_FILE, INCIDENTS
 from seaice_tasks.storage import Lake
 
+if TYPE_CHECKING:
+    from seaice_tasks.airflow_stack import AirflowClient
+
 __all__ = ["Incident", "granule_of", "record_incident", "record_recovery", "record_lost_tries", "LOST_TRY_ERROR",
-           "list_incidents", "lake_status", "status_table", "MAX_ERROR_CHARS"]
+           "list_incidents", "lake_status", "airflow_status", "status_table", "MAX_ERROR_CHARS", "FAILED_TASK_STATES"]
 
 #: Error texts are cut to this length in an incident (the full text is in the task log).
 MAX_ERROR_CHARS: Final[int] = 2000
@@ -186,6 +190,49 @@ def lake_status(lake: Lake, since: dt.date) -> dict[str, Any]:
             "recovered_incidents": sum(1 for d in incidents if d["recovered"])}
 
 
+#: States of a task instance that ``seaice status`` lists as failed (the last try failed or is waiting to retry).
+FAILED_TASK_STATES: Final[tuple[str, ...]] = ("failed", "up_for_retry", "upstream_failed")
+#: DAG ids of the pipeline (the monitoring covers these only).
+DAG_PREFIX: Final[str] = "seaice_"
+
+
+def airflow_status(client: AirflowClient, runs: int = 20) -> dict[str, Any]:
+    """What ``seaice status`` shows from the Airflow REST API: recent runs and failed task instances.
+
+    Parameters
+    ----------
+    client : AirflowClient
+        A client of the deployment's API server (``/api/v2``).
+    runs : int
+        How many of the newest runs (by run-after time) of all seaice DAGs are listed.
+
+    Returns
+    -------
+    dict
+        ``runs``: ``[{dag_id, run_id, run_type, logical_date, state, start_date, end_date}]``,
+        newest first; ``failed_tasks``: the task instances of those runs in a state of
+        :data:`FAILED_TASK_STATES` (``{dag_id, run_id, task_id, map_index, try_number, state}``).
+    """
+    query = urllib.parse.urlencode({"limit": 100, "dag_id_pattern": DAG_PREFIX})
+    dag_ids = sorted(d["dag_id"] for d in client.request("GET", f"/dags?{query}")["dags"]
+                     if str(d["dag_id"]).startswith(DAG_PREFIX))
+    recent: list[dict[str, Any]] = []
+    for dag_id in dag_ids:
+        recent += client.runs(dag_id, limit=runs, order_by="-run_after")
+    recent.sort(key=lambda r: (str(r.get("run_after") or ""), str(r["dag_run_id"])), reverse=True)
+    recent = recent[:runs]
+    failed = []
+    for run in recent:
+        for ti in client.task_instances(run["dag_id"], run["dag_run_id"]):
+            if ti["state"] in FAILED_TASK_STATES:
+                failed.append({"dag_id": run["dag_id"], "run_id": run["dag_run_id"], "task_id": ti["task_id"],
+                               "map_index": ti["map_index"], "try_number": ti["try_number"], "state": ti["state"]})
+    return {"runs": [{"dag_id": r["dag_id"], "run_id": r["dag_run_id"], "run_type": r["run_type"],
+                      "logical_date": r["logical_date"], "state": r["state"], "start_date": r["start_date"],
+                      "end_date": r["end_date"]} for r in recent],
+            "failed_tasks": failed}
+
+
 def status_table(status: dict[str, Any]) -> str:
     """``lake_status`` as plain-text tables (one line per day and stage, one per open incident)."""
     lines = [f"job reports since {status['since']}:", f"  {'day':10s}  {'stage':18s}  {'skipped':>7s}  {'failed':>6s}"]
@@ -201,4 +248,18 @@ def status_table(status: dict[str, Any]) -> str:
                      f"{' (final)' if d['final'] else ''}  granule {d['granule'] or '-'}  {d['error'][:80]}")
         if d.get("log_url"):
             lines.append(f"      log: {d['log_url']}")
+    airflow = status.get("airflow")
+    if airflow is None:
+        lines.append("airflow: not asked (--airflow URL or $SEAICE_AIRFLOW_URL)")
+    elif "error" in airflow:
+        lines.append(f"airflow: unreachable: {airflow['error']}")
+    else:
+        lines.append(f"recent runs: {len(airflow['runs'])}")
+        for r in airflow["runs"]:
+            lines.append(f"  {str(r['logical_date'] or '-')[:10]:10s}  {r['dag_id']:16s}  {r['state'] or '-':8s}  "
+                         f"{r['run_type']:9s}  {r['run_id']}")
+        lines.append(f"failed tasks: {len(airflow['failed_tasks'])}")
+        for t in airflow["failed_tasks"]:
+            index = "" if t["map_index"] < 0 else f"[{t['map_index']}]"
+            lines.append(f"  {t['dag_id']}.{t['task_id']}{index}  {t['state']}  try {t['try_number']}  {t['run_id']}")
     return "\n".join(lines)

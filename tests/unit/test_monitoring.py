@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from seaice_tasks.airflow_stack import free_port
 from seaice_tasks.cli import main as cli
 from seaice_tasks.monitoring import (
     LOST_TRY_ERROR,
@@ -58,7 +59,9 @@ def test_a_killed_try_is_recorded_when_the_next_try_starts(tmp_path: Path) -> No
     assert record_lost_tries(lake, _incident("classify", 1, "")) == []  # a first try has no earlier try
 
 
-def test_status_shows_report_failures_and_open_incidents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_shows_report_failures_and_open_incidents(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEAICE_AIRFLOW_URL", raising=False)
     lake = Lake(tmp_path / "lake")
     key = RESAMPLE_REPORT.key(date=dt.date(2019, 11, 4))
     bad = {"partition": "granule 20191104221126_01300510", "reason": "truncated HDF5"}
@@ -77,5 +80,12 @@ def test_status_shows_report_failures_and_open_incidents(tmp_path: Path, capsys:
     out = json.loads(capsys.readouterr().out)
     assert len(out["open_incidents"]) == 2 and out["since"] == "2019-11-03"
     assert cli(["status", "--lake", str(tmp_path / "lake"), "--today", "2019-11-20", "--days", "3"]) == 0
-    assert "open incidents: 0" in capsys.readouterr().out  # older days are not shown
+    out = capsys.readouterr().out
+    assert "open incidents: 0" in out  # older days are not shown
+    assert "airflow: not asked" in out  # no --airflow, no $SEAICE_AIRFLOW_URL
     assert cli(["status", "--lake", str(tmp_path / "lake"), "--days", "0"]) == 2
+    # an Airflow that does not answer: the lake's part is still shown, the exit status is 1
+    closed = f"http://127.0.0.1:{free_port()}"
+    assert cli(["status", "--lake", str(tmp_path / "lake"), "--today", "2019-11-05", "--airflow", closed]) == 1
+    out = capsys.readouterr().out
+    assert "open incidents: 2" in out and f"airflow: unreachable: {closed}" in out
