@@ -101,6 +101,22 @@ START_DATE = pendulum.parse(os.environ.get("SEAICE_START_DATE") or "2018-10-13",
 CATCHUP = (os.environ.get("SEAICE_CATCHUP") or "true").strip().lower() not in ("0", "false", "no", "off")
 #: Updated whenever a new training set version is committed (the training DAG's schedule).
 TRAINING_SET_ASSET = Asset(name="seaice_training_set", uri="seaice://lake/training_set")
+#: Lake products (docs/products.md) each task commits: its outlets, one Asset per product, updated
+#: when the task succeeds (the UI's Assets view shows which run last wrote each).
+TASK_PRODUCTS: dict[str, tuple[str, ...]] = {
+    "discover": ("inventory",),
+    "resample_2m": ("segments_2m",),
+    "s2_labels": ("s2_labels",),
+    "colocate": ("s2_pairs", "segments_labelled"),
+    "classify": ("segments_classified",),
+    "freeboard": ("freeboard",),
+    "validate": ("validation", "validation_day"),
+}
+
+
+def _assets(task_id: str) -> list[Asset]:
+    """The outlets of one task: ``seaice_<product>`` at ``seaice://lake/<product>``."""
+    return [Asset(name=f"seaice_{p}", uri=f"seaice://lake/{p}") for p in TASK_PRODUCTS[task_id]]
 
 
 def _spark_job(name: str) -> str:
@@ -125,6 +141,7 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
         env_vars={"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable},
         pool=SPARK_POOL,
         execution_timeout=SPARK_TIMEOUT,
+        outlets=_assets(task_id),
     )
 
 
@@ -164,7 +181,7 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
     render_template_as_native_obj=False,
 )
 def seaice_daily() -> None:
-    @task
+    @task(outlets=_assets("discover"))
     def discover(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Find the day's granules and scenes; commit `inventory/date=<day>`."""
         from airflow.sdk.exceptions import AirflowSkipException

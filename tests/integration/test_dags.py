@@ -15,6 +15,7 @@ from seaice_tasks.orchestration import airflow_env, dags_folder, write_pools_fil
 from seaice_tasks.products import (
     FREEBOARD,
     INVENTORY,
+    PRODUCTS,
     RESAMPLE_REPORT,
     S2_LABELS,
     S2_PAIRS,
@@ -105,7 +106,14 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
                                for t in daily["tasks"]}
     # the UI's forms send null for an empty text field: every optional text param takes it
     assert daily["nullable"] == ["catalog", "corrections", "date", "drift_overrides", "lake", "s2_unet_model"]
-    assert daily["outlets"]["training_set"] == ["seaice_training_set"]
+    assert daily["outlets"] == {"discover": ["seaice_inventory"], "resample_2m": ["seaice_segments_2m"],
+                                "s2_labels": ["seaice_s2_labels"],
+                                "colocate": ["seaice_s2_pairs", "seaice_segments_labelled"],
+                                "training_set": ["seaice_training_set"], "classify_model": [],
+                                "classify": ["seaice_segments_classified"], "freeboard": ["seaice_freeboard"],
+                                "validate": ["seaice_validation", "seaice_validation_day"]}
+    # every outlet but the training set's names a product of the registry
+    assert {a.removeprefix("seaice_") for o in daily["outlets"].values() for a in o} - {"training_set"} <= set(PRODUCTS)
     training = out["dags"]["seaice_training"]
     assert training["schedule"][0] == "AssetTriggeredTimetable" and training["catchup"] is False
     assert training["tasks"] == ["evaluate", "promote", "train"]
