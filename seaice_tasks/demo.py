@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from seaice_tasks.errors import SeaIceError
 from seaice_tasks.orchestration import airflow_env, write_pools_file
 from seaice_tasks.products import (
     CLASSIFY_REPORT,
@@ -62,6 +63,10 @@ AIRFLOW_TIMEOUT_S: Final[int] = 600
 TRAIN_CONFIG: Final[SimConfig] = SimConfig(date="2019-11-03", seed=20191103, granules=2, km=60.0)
 #: Epochs of the demo's small model (the notebook preset trains 50).
 TRAIN_EPOCHS: Final[int] = 6
+#: Bytes kept of a real granule in the demo's corrupt granule (its HDF5 superblock, no datasets).
+CORRUPT_BYTES: Final[int] = 10_000
+#: Reference ground track, cycle and segment of the corrupt granule's name (no simulated track uses it).
+CORRUPT_RGT_CYCLE: Final[str] = "00010510"
 #: Name of the classifier the daily DAG uses by default.
 MODEL_NAME: Final[str] = "seaice-is2-lstm"
 
@@ -79,6 +84,22 @@ def ensure_simulated_day(config: SimConfig, out: Path) -> Path:
     result = simulate_day(config, out)
     print(result.summary(), flush=True)
     return result.catalog
+
+
+def add_corrupt_granule(catalog: Path, day: str) -> Path:
+    """Put a truncated copy of the day's first ATL03 granule into ``catalog`` under a granule name of its own.
+
+    The file has a valid name and HDF5 signature but no datasets (:data:`CORRUPT_BYTES` bytes):
+    discovery lists it, the 2 m job records it as a skip and the rest of the day is processed.
+    Returns its path (written once; a second call finds it).
+    """
+    compact = day.replace("-", "")
+    target = catalog / "icesat2" / f"ATL03_{compact}000000_{CORRUPT_RGT_CYCLE}_006_01.h5"
+    if not target.exists():
+        first = min(p for p in catalog.rglob(f"ATL03_{compact}*.h5") if p != target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(first.read_bytes()[:CORRUPT_BYTES])
+    return target
 
 
 def _one_line(summary: Any) -> str:
@@ -318,6 +339,8 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
     config = DEMO_CONFIG if date is None else SimConfig(date=date)
     lake_dir, home = wd / "lake", wd / "airflow"
     catalog = ensure_simulated_day(config, wd / "sim")
+    corrupt = add_corrupt_granule(catalog, config.date)
+    print(f"seaice demo: a truncated granule in the catalog: {corrupt} (the day must finish, recording its skip)")
     env = airflow_env(home, extra={"SEAICE_LAKE": str(lake_dir), "SEAICE_CATALOG": str(catalog)})
     airflow = _airflow_bin()
     print(f"seaice demo: Airflow home {home}, catalog {catalog}, lake {lake_dir}", flush=True)
@@ -346,7 +369,10 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
         print(f"   skipped: {skip['uri']}: {skip['reason']}")
     table = lake.read_table(manifest.key).to_pandas()
     for uri in table["uri"]:
-        print(_one_line(inspect_path(uri)))
+        try:
+            print(_one_line(inspect_path(uri)))
+        except SeaIceError as exc:  # the corrupt granule: the jobs skipped it too (below)
+            print(f"   unreadable: {exc}")
     from seaice_tasks.sim.day import TRUTH_DIR
 
     truth_dir = wd / "sim" / TRUTH_DIR
@@ -369,9 +395,14 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
                   FREEBOARD_REPORT.name, VALIDATE_REPORT.name):
         report = lake.manifest(PartitionKey(stage, the_day))
         for skip in (report.info.get("skipped", []) if report else []):
-            print(f"   {stage}: skipped {skip['uri']}: {skip['reason']}")
+            what = skip.get("uri") or skip.get("granule") or skip.get("pair") or skip.get("scene") or "-"
+            print(f"   {stage}: skipped {what}: {skip['reason']}")
         for fail in (report.info.get("failed", []) if report else []):
             print(f"   {stage}: failed {fail.get('partition') or fail.get('scene') or fail.get('pair')}: "
                   f"{fail['reason']}")
+    from seaice_tasks.monitoring import lake_status, status_table
+
+    print(f"\n== seaice status --lake {lake_dir} --today {day} --days 1")
+    print("   " + status_table(lake_status(lake, the_day)).replace("\n", "\n   "))
     print(f"\nseaice demo: done; outputs under {lake_dir} (Airflow log {log_path})")
     return 0

@@ -75,10 +75,6 @@ def s3_bucket(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str
 
 #: The two simulated days of the shared Airflow deployment (small: 1 granule x 20 km, one 5 km scene each).
 STACK_DAYS = ("2019-11-04", "2019-11-05")
-#: A truncated ATL03 granule in the second day's catalog: the day must finish, recording it as a skip.
-CORRUPT_GRANULE = "ATL03_20191105000000_00010510_006_01.h5"
-#: Bytes kept of the real granule (its HDF5 superblock, but not its datasets).
-CORRUPT_BYTES = 10_000
 
 
 @pytest.fixture(scope="session")
@@ -89,9 +85,11 @@ def seaice_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     ``dag-processor`` and ``triggerer`` as process groups on loopback, ``spark_default`` on a
     Spark standalone master + worker on loopback, a catalog of two simulated days and an empty
     lake.  Yields ``stack``, ``client``, ``lake`` (folder), ``catalog``, ``days``, ``spark`` and
-    ``corrupt`` (the path of a truncated granule of the second day).
+    ``corrupt`` (the path of a truncated granule of the second day: the day must finish, recording
+    it as a skip).
     """
     from seaice_tasks.airflow_stack import AirflowStack, SparkStandalone
+    from seaice_tasks.demo import add_corrupt_granule
     from seaice_tasks.sim.day import simulate_day
     from seaice_tasks.sim.geometry import SimConfig
 
@@ -105,8 +103,7 @@ def seaice_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             link = catalog / entry.relative_to(sim.catalog)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(entry)
-    atl03 = next(catalog.rglob("ATL03_20191105*.h5"))
-    (atl03.parent / CORRUPT_GRANULE).write_bytes(atl03.read_bytes()[:CORRUPT_BYTES])
+    corrupt = add_corrupt_granule(catalog, STACK_DAYS[1])  # the demo's corrupt granule, on the second day
     lake = root / "lake"
     spark = SparkStandalone(root / "spark").start()
     stack = AirflowStack(root / "airflow", f"seaice_test_{uuid.uuid4().hex[:12]}", spark_master=spark.master_url,
@@ -117,7 +114,7 @@ def seaice_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
         client = stack.client()
         client.wait_dag("seaice_daily")
         yield {"stack": stack, "client": client, "lake": lake, "catalog": catalog, "days": STACK_DAYS,
-               "spark": spark, "corrupt": atl03.parent / CORRUPT_GRANULE}
+               "spark": spark, "corrupt": corrupt}
     finally:
         stack.stop()
         spark.stop()

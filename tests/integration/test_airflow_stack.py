@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -74,6 +76,17 @@ def _kill_task_process(ti_id: str, timeout_s: float = 120) -> int:
     raise AssertionError(f"no running task process for task instance {ti_id}")
 
 
+def _wait_backfills_done(client: Any, timeout_s: float = 120) -> list[dict[str, Any]]:
+    """Wait until every backfill of the DAG is marked complete (one may be active per DAG); returns them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        backfills: list[dict[str, Any]] = client.request("GET", f"/backfills?dag_id={DAG_ID}")["backfills"]
+        if all(b["completed_at"] for b in backfills):
+            return backfills
+        assert time.monotonic() < deadline, f"a backfill is still active: {backfills}"
+        time.sleep(1)
+
+
 def test_triggered_while_paused_waits_then_runs_and_a_killed_task_is_retried(seaice_airflow: dict[str, Any]) -> None:
     """REST: the DAG is paused at creation; a run triggered then stays queued; unpaused it runs; the
     resample task's process is SIGKILLed mid-job and its retry succeeds."""
@@ -121,6 +134,7 @@ def test_backfill_of_two_days_reprocesses_the_completed_one_byte_identically(sea
     assert sorted(r["logical_date"][:10] for r in runs) == list(days)
     ends = {r["logical_date"][:10]: client.wait_run(DAG_ID, r["dag_run_id"], RUN_TIMEOUT_S) for r in runs}
     assert {d: r["state"] for d, r in ends.items()} == {d: "success" for d in days}
+    _wait_backfills_done(client)  # the scheduler marks the backfill complete a moment after its runs
     assert _day_files(seaice_airflow["lake"], days[0]) == _STATE["first_run"]  # re-run: the same bytes
     second = _day_files(seaice_airflow["lake"], days[1])
     assert any(k.startswith("segments_2m/") for k in second)
@@ -148,6 +162,18 @@ def _pick_datetime(page: Any, index: int, day: str) -> None:
     page.keyboard.press("Escape")
 
 
+def _login(page: Any, stack: Any, screenshot: Path | None = None) -> None:
+    """Log into the UI through the simple auth manager's form (a page that needs a login redirects there)."""
+    page.goto(f"{stack.api_url}/dags/{DAG_ID}")
+    page.wait_for_url("**/auth/login**")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", stack.password)
+    if screenshot is not None:
+        page.screenshot(path=screenshot)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/" not in url)
+
+
 def test_ui_backfill_of_one_day_and_the_skipped_granule_in_its_task_log(seaice_airflow: dict[str, Any]) -> None:
     """The users' view in headless Chromium: log in, open the DAG, backfill one day from the UI's
     dialog ("All Runs"), wait for it, open the resample task's log and find the corrupt granule's skip."""
@@ -158,19 +184,13 @@ def test_ui_backfill_of_one_day_and_the_skipped_granule_in_its_task_log(seaice_a
     stack, client, day = seaice_airflow["stack"], seaice_airflow["client"], seaice_airflow["days"][1]
     corrupt = seaice_airflow["corrupt"].name
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    before = {b["id"] for b in client.request("GET", f"/backfills?dag_id={DAG_ID}")["backfills"]}
+    before = {b["id"] for b in _wait_backfills_done(client)}  # the dialog refuses a second active backfill
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(UI_TIMEOUT_MS)
-            page.goto(f"{stack.api_url}/dags/{DAG_ID}")
-            page.wait_for_url("**/auth/login**")  # not logged in: the simple auth manager's form
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", stack.password)
-            page.screenshot(path=SCREENSHOTS / "01_login.png")
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(lambda url: "/auth/" not in url)
+            _login(page, stack, SCREENSHOTS / "01_login.png")
             page.goto(f"{stack.api_url}/dags/{DAG_ID}")
             page.get_by_text("resample_2m").first.wait_for()
             page.screenshot(path=SCREENSHOTS / "02_dag.png")
@@ -183,15 +203,16 @@ def test_ui_backfill_of_one_day_and_the_skipped_granule_in_its_task_log(seaice_a
             page.get_by_text("1 run will be triggered").wait_for()
             page.screenshot(path=SCREENSHOTS / "03_backfill_dialog.png")
             page.get_by_role("button", name="Run Backfill").click()
+            page.get_by_text("Backfill generated").first.wait_for()  # the dialog's confirmation
             page.get_by_text("Backfill in progress").first.wait_for()
             page.screenshot(path=SCREENSHOTS / "04_backfill_running.png")
-
+            created = [b for b in client.request("GET", f"/backfills?dag_id={DAG_ID}")["backfills"]
+                       if b["id"] not in before]
+            assert len(created) == 1, created
             deadline = time.monotonic() + RUN_TIMEOUT_S
-            while not (new := [b for b in client.request("GET", f"/backfills?dag_id={DAG_ID}")["backfills"]
-                               if b["id"] not in before and b["completed_at"]]):
-                assert time.monotonic() < deadline, "the UI's backfill did not complete"
+            while not (backfill := client.request("GET", f"/backfills/{created[0]['id']}"))["completed_at"]:
+                assert time.monotonic() < deadline, f"the UI's backfill did not complete: {backfill}"
                 time.sleep(2)
-            backfill = new[0]
             assert (backfill["from_date"][:10], backfill["to_date"][:10]) == (day, day)
             assert backfill["reprocess_behavior"] == "completed"  # the dialog's "All Runs"
             runs = [r for r in client.request("GET", f"/dags/{DAG_ID}/dagRuns?run_type=backfill")["dag_runs"]
@@ -208,5 +229,57 @@ def test_ui_backfill_of_one_day_and_the_skipped_granule_in_its_task_log(seaice_a
             line.wait_for()
             page.screenshot(path=SCREENSHOTS / "06_task_log.png")
             assert "not a readable HDF5 file" in line.inner_text()
+        finally:
+            browser.close()
+
+
+#: A config the resample job refuses (exit 2 before anything is written): every try of the task fails.
+BAD_CONF = {"resample": {"max_photons_per_chunk": 0}}
+
+
+def test_a_failing_task_is_an_incident_in_seaice_status_and_its_log_in_the_ui(seaice_airflow: dict[str, Any]) -> None:
+    """Every try of resample_2m fails (a refused config): the run ends failed, the last try is an open
+    final incident in the lake, ``seaice status`` lists the failed task from the REST API and the
+    incident from the lake, and the UI shows the job's one-line error in the task's log."""
+    from playwright.sync_api import sync_playwright
+
+    stack, client, day = seaice_airflow["stack"], seaice_airflow["client"], seaice_airflow["days"][0]
+    run_id = f"bad_config__{day}"
+    client.trigger(DAG_ID, logical_date=None, conf={**BAD_CONF, "date": day}, run_id=run_id)
+    end = client.wait_run(DAG_ID, run_id, RUN_TIMEOUT_S)
+    states = _task_states(client, run_id)
+    assert end["state"] == "failed", states
+    assert states["resample_2m"] == ("failed", 3) and states["s2_labels"][0] == "success"  # the others ran
+    assert states["colocate"][0] == "upstream_failed"
+
+    env = dict(os.environ, SEAICE_AIRFLOW_URL=stack.api_url, SEAICE_AIRFLOW_PASSWORD=stack.password)
+    seaice = str(Path(sys.executable).with_name("seaice"))
+    lake = str(seaice_airflow["lake"])
+    proc = subprocess.run([seaice, "status", "--lake", lake, "--today", day, "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    status = json.loads(proc.stdout)
+    assert {"dag_id": DAG_ID, "run_id": run_id, "task_id": "resample_2m", "map_index": -1, "try_number": 3,
+            "state": "failed"} in status["airflow"]["failed_tasks"]
+    assert any(r["run_id"] == run_id and r["state"] == "failed" for r in status["airflow"]["runs"])
+    mine = [i for i in status["open_incidents"] if i["run_id"] == run_id]
+    assert [(i["task_id"], i["try_number"], i["final"]) for i in mine] == [
+        ("resample_2m", 1, False), ("resample_2m", 2, False), ("resample_2m", 3, True)], mine
+    table = subprocess.run([seaice, "status", "--lake", lake, "--today", day], env=env, capture_output=True,
+                           text=True, timeout=120).stdout
+    assert f"seaice_daily.resample_2m  failed  try 3  {run_id}" in table, table
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            _login(page, stack)
+            page.goto(f"{stack.api_url}/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/resample_2m")
+            page.get_by_placeholder("Search logs").fill("max_photons_per_chunk")
+            line = page.get_by_text("resample: error:").first
+            line.wait_for()
+            page.screenshot(path=SCREENSHOTS / "07_failed_task_log.png")
+            assert "max_photons_per_chunk" in line.inner_text()
         finally:
             browser.close()
