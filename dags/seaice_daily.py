@@ -8,6 +8,9 @@ One UTC day of sea-ice processing:
 2. `resample_2m` (Spark, `SparkSubmitOperator`, connection `spark_default`, `local[*]` by
    default) turns the day's ATL03 granules into 2 m segment partitions
    `segments_2m/date=<day>/granule=<g>/beam=<b>` and a `resample_report` of skipped granules;
+   scheduled and manual runs (and retries) read only the granules whose tracks are not yet
+   committed from the same file, config and code (`--process new`); backfills and the
+   `reprocess` param redo them all;
 3. `s2_labels` (Spark, in parallel) filters thin cloud/shadow and colour-labels the day's
    Sentinel-2 scenes window by window into `s2_labels/date=<day>/scene=<scene>` (label COG,
    unusable-mask COG, quicklook) and an `s2_labels_report`; with the `s2_unet_model` param it
@@ -52,8 +55,8 @@ Publishing hangs off these partitions.
   late catches up.  `airflow backfill create --dag-id seaice_daily --from-date ... --to-date ...`
   (or the UI's backfill dialog) fills any range either way.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
-  root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`),
-  `resample` (ResampleConfig as a JSON object; `max_photons_per_chunk` sets the photons per
+  root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`), `reprocess`
+  (redo every granule of the day in a scheduled or manual run), `resample` (ResampleConfig as a JSON object; `max_photons_per_chunk` sets the photons per
   Spark work item), `s2_labels` (S2LabelConfig as a JSON object), `s2_unet_model` (a trained U-Net folder;
   empty: colour labels only).
 * Every task is a thin call into the `seaice_tasks` package; heavy imports live in task bodies.
@@ -90,6 +93,9 @@ DEFAULT_ARGS: dict[str, Any] = {
     "execution_timeout": TASK_TIMEOUT,
 }
 DAY = "{{ params.date or ds }}"
+#: ``--process`` of the 2 m stage: a backfill (or the ``reprocess`` param) redoes every granule of the
+#: day; scheduled and manual runs, and every retry, read only the granules without current tracks.
+PROCESS = "{{ 'all' if params.reprocess or dag_run.run_type == 'backfill' else 'new' }}"
 #: JSON-schema type of an optional text param: the UI's trigger and backfill forms send null for an
 #: empty field, which a plain ``"string"`` rejects (the form cannot be submitted).
 OPTIONAL_STRING = ["null", "string"]
@@ -159,6 +165,9 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
         "catalog": Param(None, type=OPTIONAL_STRING, description="raw input folder/URL; empty = $SEAICE_CATALOG"),
         "lake": Param(None, type=OPTIONAL_STRING, description="storage root; empty = $SEAICE_LAKE"),
         "date": Param(None, type=OPTIONAL_STRING, description="YYYY-MM-DD to process; empty = the logical date"),
+        "reprocess": Param(False, type="boolean",
+                           description="redo every granule of the day (backfills always do); off = only "
+                                       "granules without current 2 m tracks"),
         "resample": Param({}, type="object",
                           description="ResampleConfig fields (JSON; max_photons_per_chunk: photons per work item)"),
         "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
@@ -197,7 +206,7 @@ def seaice_daily() -> None:
                                        f"(inventory {found['inventory']}): nothing to process")
         return found
 
-    resample_2m = _spark_submit("resample_2m", "resample", "{{ params.resample | tojson }}")
+    resample_2m = _spark_submit("resample_2m", "resample", "{{ params.resample | tojson }}", "--process", PROCESS)
 
     s2_labels = _spark_submit("s2_labels", "s2_labels", "{{ params.s2_labels | tojson }}",
                               "--unet-model", "{{ params.s2_unet_model or '' }}")

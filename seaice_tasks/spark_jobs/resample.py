@@ -15,7 +15,9 @@ succeeded and that holds at least one 2 m bin; a failed item fails its partition
 (unreadable granule, missing/empty/all-fill beam, a second file of one granule key, a granule of
 another day than ``--date``, no selectable photon) and flags (photon times that do not match the
 name) are recorded per beam in the report ``resample_report/date=D``; a whole-day run removes the
-day's tracks it did not produce.
+day's tracks it did not produce.  With ``--process new`` (the daily DAG's scheduled and manual
+runs) a granule whose tracks are all committed from the same file, config and code version is
+kept as it is (:func:`done`); only the others are read.
 The runner (:mod:`seaice_tasks.spark_jobs.runner`) runs the same code without Spark
 (``--no-spark``).
 """
@@ -25,15 +27,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+from seaice_tasks.config import config_hash
 from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.is2.resample_work import item_key, plan_granule_work, resample_chunk_work
 from seaice_tasks.products import RESAMPLE_REPORT, SEGMENTS_2M
-from seaice_tasks.spark_jobs.runner import Job, Run, main
-from seaice_tasks.storage import PartitionKey
+from seaice_tasks.spark_jobs.runner import Job, Run, main, parse_day
+from seaice_tasks.storage import Manifest, PartitionKey, code_version
 
-__all__ = ["JOB", "run"]
+__all__ = ["JOB", "done", "run"]
 
 
 def run(job: Run[ResampleConfig], granules: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -70,7 +74,12 @@ def run(job: Run[ResampleConfig], granules: list[str], args: argparse.Namespace)
     skipped += [{"uri": uri_of[k], "beam": str(k.beam),
                  "reason": f"{k.relpath}: no photon passes the selection (signal_conf[{job.config.surface_type}] >= "
                            f"{job.config.min_signal_conf}, quality, finite values); not committed"} for k in empty]
-    manifests = job.commit(results, exclude=[*errors, *empty], info=lambda key, entries: {"parts": len(entries)})
+    beams: dict[str, set[str]] = {}  # the tracks of each granule this run commits or fails
+    for key in rows:
+        if key not in empty:
+            beams.setdefault(str(key.granule), set()).add(str(key.beam))
+    manifests = job.commit(results, exclude=[*errors, *empty], info=lambda key, entries: {
+        "parts": len(entries), "source": uri_of[key], "beams": sorted(beams[str(key.granule)])})
     job.lap("map_reduce")
     return {
         "partitions": [m.key.relpath for m in manifests],
@@ -82,8 +91,35 @@ def run(job: Run[ResampleConfig], granules: list[str], args: argparse.Namespace)
     }
 
 
+def done(job: Run[ResampleConfig], granules: Sequence[str], args: argparse.Namespace) -> dict[str, list[PartitionKey]]:
+    """The granules whose 2 m tracks of the day are all committed from that file, config and code version.
+
+    A track's manifest names its ``source`` file and the ``beams`` its run committed or failed for
+    the granule: a granule is done when every one of those beams is committed with the current
+    config hash and code version (a failed beam, a run killed between two commits or a changed
+    config leaves it to be processed again).
+    """
+    if not args.date:
+        return {}
+    current, code = config_hash(job.config), code_version()
+    by_source: dict[str, list[Manifest]] = {}
+    for key in job.lake.partitions(SEGMENTS_2M.name, parse_day(args.date)):
+        manifest = job.lake.manifest(key)
+        if manifest is not None and isinstance(manifest.info.get("source"), str):
+            by_source.setdefault(manifest.info["source"], []).append(manifest)
+    kept: dict[str, list[PartitionKey]] = {}
+    for uri in granules:
+        tracks = by_source.get(uri, [])
+        expected = {str(b) for m in tracks for b in m.info.get("beams", [])}
+        if (tracks and expected == {str(m.key.beam) for m in tracks}
+                and all(m.config_hash == current and m.code_version == code for m in tracks)):
+            kept[uri] = sorted(m.key for m in tracks)
+    return kept
+
+
 JOB = Job(name="resample", config_type=ResampleConfig, inventory_kind="ATL03", inputs_arg="granules",
-          report=RESAMPLE_REPORT, body=run, description=__doc__, products=lambda args: (SEGMENTS_2M,))
+          report=RESAMPLE_REPORT, body=run, description=__doc__, products=lambda args: (SEGMENTS_2M,),
+          done=done)
 
 if __name__ == "__main__":
     sys.exit(main(JOB))

@@ -98,6 +98,13 @@ EXECUTOR_THREADS_DEFAULT: Final[str] = "1"
 HEARTBEAT_NAME: Final[str] = ".heartbeat"
 #: Spark tasks per executor core the work items are packed into (see :meth:`SparkBackend.map`).
 DEFAULT_TASKS_PER_CORE: Final[int] = 2
+#: ``--process`` modes: every input (default; backfills, re-runs) or only inputs without current
+#: partitions (the daily runs: a retry or a second run of the day redoes nothing that is done).
+PROCESS_ALL: Final[str] = "all"
+PROCESS_NEW: Final[str] = "new"
+PROCESS_MODES: Final[tuple[str, ...]] = (PROCESS_ALL, PROCESS_NEW)
+#: Report lists whose entries of a kept input are carried over from the previous report.
+CARRIED_REPORT_LISTS: Final[tuple[str, ...]] = ("skipped", "flags")
 _IN_SCHEMA: Final[str] = "i long, rec string"
 _OUT_SCHEMA: Final[str] = "out string"
 
@@ -357,6 +364,12 @@ class Job(Generic[ConfigT]):
         ``products(args)``: the products this run may write.  After a whole-day run (``--date``
         with the inputs of the day's inventory) the day's partitions of these products that the
         run did not commit are removed, so the day is exactly what its last run produced.
+    done : callable, optional
+        ``done(run, uris, args) -> {uri: keys}``: the inputs among ``uris`` whose committed
+        partitions are current (written from that input, with this config and code version, all
+        of them present) and their partitions.  With ``--process new`` the runner keeps those
+        partitions and runs the body on the other inputs only; a job without it rejects
+        ``--process new``.
     """
 
     name: str
@@ -370,6 +383,7 @@ class Job(Generic[ConfigT]):
     check_arguments: Callable[[argparse.Namespace, ConfigT], None] | None = None
     products: Callable[[argparse.Namespace], tuple[Product, ...]] | None = None
     day_inputs: Callable[[Lake, dt.date], list[str]] | None = None
+    done: Callable[[Run[ConfigT], Sequence[str], argparse.Namespace], dict[str, list[PartitionKey]]] | None = None
 
     def parser(self) -> argparse.ArgumentParser:
         """The job's argument parser (common options plus the job's own)."""
@@ -384,6 +398,9 @@ class Job(Generic[ConfigT]):
         p.add_argument("--tasks-per-core", type=int, default=DEFAULT_TASKS_PER_CORE,
                        help="Spark tasks per core the work items are packed into (by weight)")
         p.add_argument("--no-spark", action="store_true", help="run in this process without Spark")
+        p.add_argument("--process", choices=PROCESS_MODES, default=PROCESS_ALL,
+                       help="all: every input; new: only inputs without current partitions (the "
+                            "others are kept as committed)")
         if self.add_arguments is not None:
             self.add_arguments(p)
         return p
@@ -530,6 +547,34 @@ def track_inputs(lake: Lake, product: Product, day: dt.date, granules: Sequence[
     return keys, skipped
 
 
+def _previous_report(lake: Lake, job: Job[Any], day: dt.date) -> dict[str, Any]:
+    """The day's committed report document of ``job`` ({} when there is none or it is unreadable)."""
+    key = job.report.key(date=day)
+    try:
+        if lake.manifest(key) is None:
+            return {}
+        doc = json.loads(lake.open_file(key, REPORT_FILE))
+    except (OSError, StorageError, ValueError) as exc:
+        log.warning("%s: previous report %s unreadable (%s); kept inputs' skips are not carried over",
+                    job.name, key.relpath, exc)
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _add_kept(summary: dict[str, Any], kept: Mapping[str, Sequence[PartitionKey]],
+              previous: Mapping[str, Any]) -> None:
+    """Make a ``--process new`` summary describe the whole day: the kept partitions join ``partitions``
+    (and are listed in ``kept``), and the previous report's skips and flags of kept inputs are carried over."""
+    kept_paths = sorted(k.relpath for keys in kept.values() for k in keys)
+    summary["kept"] = kept_paths
+    summary["partitions"] = sorted({*summary.get("partitions", []), *kept_paths})
+    for name in CARRIED_REPORT_LISTS:
+        carried = [e for e in previous.get(name, []) if isinstance(e, dict) and e.get("uri") in kept]
+        if carried or name in summary:
+            merged = [*summary.get(name, []), *carried]
+            summary[name] = list({json.dumps(e, sort_keys=True): e for e in merged}.values())
+
+
 def load_job(name: str) -> Job[Any]:
     """The ``JOB`` of a job script, run with :func:`runpy.run_path` (a job script is never imported).
 
@@ -554,6 +599,7 @@ def run_job(
     backend: Backend | None = None,
     check: bool = True,
     whole_day: bool = False,
+    process: str = PROCESS_ALL,
     **options: Any,
 ) -> dict[str, Any]:
     """Run a job on explicit inputs in this process (or on ``backend``); returns its summary.
@@ -562,7 +608,11 @@ def run_job(
     ``check`` runs the job's argument check first (:func:`main` has already run it).
     The day report is written when ``day`` is given; ``whole_day`` (the inputs are the day's
     whole inventory) also removes the day's partitions the run did not produce (``removed`` in
-    the summary).  If the body itself breaks, the report still records the error.
+    the summary).  ``process="new"`` (``--process new``) keeps the partitions of the inputs the
+    job's ``done`` finds current (they count as produced by this run: ``kept`` in the summary,
+    also listed in ``partitions``; the previous report's skips and flags of those inputs are
+    carried over) and runs the body on the other inputs.  If the body itself breaks, the report
+    still records the error.
 
     Raises
     ------
@@ -577,8 +627,13 @@ def run_job(
     cfg = config if config is not None else job.config_type()
     the_day = parse_day(day) if isinstance(day, str) else day
     args.date = the_day.isoformat() if the_day is not None else ""
+    if process not in PROCESS_MODES:
+        raise ConfigError(f"{job.name}: --process: one of {', '.join(PROCESS_MODES)}, got {process!r}")
+    args.process = process
     if check and job.check_arguments is not None:
         job.check_arguments(args, cfg)
+    if args.process == PROCESS_NEW and job.done is None:
+        raise ConfigError(f"{job.name}: --process {PROCESS_NEW}: this job always processes all its inputs")
     run = Run(job, cfg, lake, inputs if inputs is not None else inputs_from_env(), backend or LocalBackend())
     try:
         removed = lake.gc_staging(versions=False)  # staging of dead runs (never a live one: see heartbeat)
@@ -586,9 +641,20 @@ def run_job(
             log.info("%s: removed %d staging folder(s) of dead runs", job.name, len(removed))
     except (OSError, StorageError) as exc:  # a failed clean-up must not stop the day
         log.warning("%s: staging clean-up failed: %s", job.name, exc)
+    todo = list(dict.fromkeys(uris))  # an input listed twice runs once
+    kept: dict[str, list[PartitionKey]] = {}
+    if args.process == PROCESS_NEW and job.done is not None:
+        kept = job.done(run, todo, args)
+        todo = [u for u in todo if u not in kept]
+        run.committed.update(k for keys in kept.values() for k in keys)  # not pruned: still the day's
+        log.info("%s: --process new: %d input(s) already processed (kept), %d to process",
+                 job.name, len(kept), len(todo))
     try:
         try:
-            summary = job.body(run, list(dict.fromkeys(uris)), args)  # an input listed twice runs once
+            previous = _previous_report(lake, job, the_day) if kept and the_day is not None else {}
+            summary = job.body(run, todo, args)
+            if kept:
+                _add_kept(summary, kept, previous)
         except Exception as exc:
             if the_day is not None:  # the day's report says the run broke, and where
                 run.write_report(the_day, {"partitions": [], "skipped": [], "failed": [
@@ -629,7 +695,7 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
                         else SparkBackend(spark_session(f"seaice-{job.name}", args.master), args.tasks_per_core))
     try:
         summary = run_job(job, uris, lake, config, day=day, inputs=inputs, backend=backend, check=False,
-                          whole_day=whole_day,
+                          whole_day=whole_day, process=args.process,
                           **{k: v for k, v in vars(args).items() if k not in _COMMON_ARGS})
     finally:
         backend.close()
@@ -670,4 +736,5 @@ def _writable_lake(url: str) -> Lake:
     return lake
 
 
-_COMMON_ARGS: Final[frozenset[str]] = frozenset({"date", "lake", "config", "master", "tasks_per_core", "no_spark"})
+_COMMON_ARGS: Final[frozenset[str]] = frozenset({"date", "lake", "config", "master", "tasks_per_core", "no_spark",
+                                                  "process"})

@@ -81,6 +81,14 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
                 "upstream": {{t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}},
                 "outlets": {{t.task_id: [getattr(o, "name", str(o)) for o in t.outlets] for t in dag.tasks}},
             }}
+            if dag_id == "seaice_daily":  # the 2 m stage's --process per run type and reprocess param
+                from types import SimpleNamespace
+                args = dag.get_task("resample_2m").application_args
+                template = dag.get_template_env().from_string(args[args.index("--process") + 1])
+                out["dags"][dag_id]["process"] = {{
+                    f"{{run_type}}/{{reprocess}}": template.render(params={{"reprocess": reprocess}},
+                                                               dag_run=SimpleNamespace(run_type=run_type))
+                    for run_type in ("scheduled", "manual", "backfill") for reprocess in (False, True)}}
         print("JSON" + json.dumps(out))
         """,
         af_env,
@@ -114,6 +122,9 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
                                 "validate": ["seaice_validation", "seaice_validation_day"]}
     # every outlet but the training set's names a product of the registry
     assert {a.removeprefix("seaice_") for o in daily["outlets"].values() for a in o} - {"training_set"} <= set(PRODUCTS)
+    # scheduled and manual runs (and their retries) read only new granules; backfills and reprocess redo all
+    assert daily["process"] == {"scheduled/False": "new", "manual/False": "new", "backfill/False": "all",
+                                "scheduled/True": "all", "manual/True": "all", "backfill/True": "all"}
     training = out["dags"]["seaice_training"]
     assert training["schedule"][0] == "AssetTriggeredTimetable" and training["catchup"] is False
     assert training["tasks"] == ["evaluate", "promote", "train"]

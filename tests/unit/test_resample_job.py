@@ -78,3 +78,55 @@ def test_main_without_spark_reads_the_inventory(small_sim_day, tmp_path: Path,  
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("SEAICE_RESULT "))
     result = json.loads(line.removeprefix("SEAICE_RESULT "))
     assert result["partitions"] and all(p.endswith("beam=gt1r") for p in result["partitions"])
+
+
+def _copy_granule(granule: Path, folder: Path, rgt_cycle: str) -> Path:
+    """The same photons under another granule name (another track of the day)."""
+    parts = granule.name.split("_")
+    parts[2] = rgt_cycle
+    target = folder / "_".join(parts)
+    target.write_bytes(granule.read_bytes())
+    return target
+
+
+def test_process_new_keeps_done_granules_and_reads_only_the_others(small_sim_day,  # type: ignore[no-untyped-def]
+                                                                   tmp_path: Path) -> None:
+    day, config = "2019-11-04", ResampleConfig(beams=("gt2r",))
+    first = Path(small_sim_day.atl03[0])
+    done_copy = _copy_granule(first, tmp_path, "00020510")
+    lake = Lake(tmp_path / "lake")
+    run_job(JOB, [str(done_copy)], lake, config, day=day, whole_day=True)
+    (done_key,) = lake.partitions(SEGMENTS_2M.name)
+    version = lake.require(done_key).version
+    assert lake.require(done_key).info["source"] == str(done_copy)
+    # the done granule is not read again: were it read, its now truncated file would be a skip
+    done_copy.write_bytes(done_copy.read_bytes()[:10_000])
+    summary = run_job(JOB, [str(done_copy), str(first)], lake, config, day=day, whole_day=True, process="new")
+    assert summary["kept"] == [done_key.relpath]
+    assert summary["skipped"] == [] and summary["removed"] == []
+    assert len(summary["partitions"]) == 2 and done_key.relpath in summary["partitions"]
+    assert lake.require(done_key).version == version  # untouched
+    report = json.loads(lake.open_file(RESAMPLE_REPORT.key(date=day), REPORT_FILE))
+    assert report["kept"] == [done_key.relpath] and report["partitions"] == summary["partitions"]
+    # --process all (a backfill) reads it again: now a recorded skip, and its track is removed
+    summary = run_job(JOB, [str(done_copy), str(first)], lake, config, day=day, whole_day=True)
+    assert [s["uri"] for s in summary["skipped"]] == [str(done_copy)]
+    assert summary["removed"] == [done_key.relpath] and "kept" not in summary
+
+
+def test_process_new_redoes_a_granule_with_a_missing_track_or_another_config(small_sim_day,  # type: ignore[no-untyped-def]
+                                                                             tmp_path: Path) -> None:
+    day, config = "2019-11-04", ResampleConfig(beams=("gt2r", "gt1r"))
+    granule = str(small_sim_day.atl03[0])
+    lake = Lake(tmp_path / "lake")
+    run_job(JOB, [granule], lake, config, day=day, whole_day=True)
+    keys = lake.partitions(SEGMENTS_2M.name)
+    assert len(keys) == 2 and lake.require(keys[0]).info["beams"] == ["gt1r", "gt2r"]
+    assert run_job(JOB, [granule], lake, config, day=day, whole_day=True, process="new")["kept"] == [
+        k.relpath for k in keys]
+    lake.delete(keys[0])  # as if a run was killed between its two commits
+    summary = run_job(JOB, [granule], lake, config, day=day, whole_day=True, process="new")
+    assert "kept" not in summary and sorted(summary["partitions"]) == [k.relpath for k in keys]
+    other = ResampleConfig(beams=("gt2r", "gt1r"), fpb_window_m=10.0)
+    summary = run_job(JOB, [granule], lake, other, day=day, whole_day=True, process="new")
+    assert "kept" not in summary and all(lake.require(k).config == other.to_dict() for k in keys)

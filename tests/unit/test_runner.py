@@ -139,3 +139,28 @@ def test_a_job_start_removes_dead_runs_staging_only(tmp_path: Path) -> None:
         os.utime(path, (old, old))
     run_job(TOY, ["a"], lake)
     assert not dead.parent.parent.exists() and live.exists()
+
+
+def test_process_new_needs_a_job_that_knows_what_is_done(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="toy: --process new: this job always processes all its inputs"):
+        run_job(TOY, ["a"], Lake(tmp_path / "lake"), ToyConfig(), process="new")
+    with pytest.raises(ConfigError, match="--process: one of all, new, got 'some'"):
+        run_job(TOY, ["a"], Lake(tmp_path / "lake"), ToyConfig(), process="some")
+
+
+def test_kept_inputs_join_the_summary_with_their_earlier_skips() -> None:
+    from seaice_tasks.spark_jobs.runner import _add_kept
+
+    kept = {"a.h5": [SEGMENTS_2M.key(date="2019-11-04", granule="g1", beam="gt1r")]}
+    previous = {"skipped": [{"uri": "a.h5", "beam": "gt3r", "reason": "beam gt3r missing"},
+                            {"uri": "b.h5", "reason": "unreadable"}],
+                "flags": [{"uri": "a.h5", "beam": "gt1r", "reason": "times"}]}
+    summary: dict[str, Any] = {"partitions": ["segments_2m/date=2019-11-04/granule=g2/beam=gt1r"],
+                               "skipped": [{"uri": "b.h5", "reason": "unreadable"}]}
+    _add_kept(summary, kept, previous)
+    assert summary["kept"] == ["segments_2m/date=2019-11-04/granule=g1/beam=gt1r"]
+    assert summary["partitions"] == ["segments_2m/date=2019-11-04/granule=g1/beam=gt1r",
+                                     "segments_2m/date=2019-11-04/granule=g2/beam=gt1r"]
+    assert summary["skipped"] == [{"uri": "b.h5", "reason": "unreadable"},
+                                  {"uri": "a.h5", "beam": "gt3r", "reason": "beam gt3r missing"}]
+    assert summary["flags"] == [{"uri": "a.h5", "beam": "gt1r", "reason": "times"}]
