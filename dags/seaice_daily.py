@@ -40,7 +40,10 @@ One UTC day of sea-ice processing:
    `validation_day/date=<day>` (JSON, Markdown, freeboard histograms) and a `validate_report`
    (param `validate`).  Both are skipped with `classify` while no model is promoted.
 
-Publishing hangs off these partitions.
+9. `publish` (after `colocate` and `validate`; runs when they succeeded or were skipped, one
+   at a time across runs) commits `daily_summary/date=<day>` (JSON and Markdown) and writes the
+   day's STAC items, sub-collections, product collections and the root `catalog.json` of the
+   lake (param `publish`: PublishConfig).
 
 * Pools and limits: the six Spark tasks run in pool `spark` (create it: `airflow pools set spark 2
   "Spark jobs"`; its slots bound the concurrent spark-submits of all runs); every task retries
@@ -56,9 +59,10 @@ Publishing hangs off these partitions.
   (or the UI's backfill dialog) fills any range either way.
 * Params: `catalog` (folder/URL of raw inputs, default `$SEAICE_CATALOG`), `lake` (storage
   root, default `$SEAICE_LAKE`), `date` (override the logical date, `YYYY-MM-DD`), `reprocess`
-  (redo every granule of the day in a scheduled or manual run), `resample` (ResampleConfig as a JSON object; `max_photons_per_chunk` sets the photons per
-  Spark work item), `s2_labels` (S2LabelConfig as a JSON object), `s2_unet_model` (a trained U-Net folder;
-  empty: colour labels only).
+  (redo every granule of the day in a scheduled or manual run), `resample` (ResampleConfig as
+  a JSON object; `max_photons_per_chunk` sets the photons per Spark work item), `s2_labels`
+  (S2LabelConfig as a JSON object), `s2_unet_model` (a trained U-Net folder; empty: colour
+  labels only), `publish` (PublishConfig as a JSON object).
 * Every task is a thin call into the `seaice_tasks` package; heavy imports live in task bodies.
 """
 
@@ -117,6 +121,7 @@ TASK_PRODUCTS: dict[str, tuple[str, ...]] = {
     "classify": ("segments_classified",),
     "freeboard": ("freeboard",),
     "validate": ("validation", "validation_day"),
+    "publish": ("daily_summary",),
 }
 
 
@@ -183,6 +188,7 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
                                                            "lead_fallback, smooth_rows, ...}, thickness: {snow, ...})"),
         "validate": Param({}, type="object", description="ValidateConfig fields (JSON; histogram_bins, quicklook, "
                                                          "zoom_m)"),
+        "publish": Param({}, type="object", description="PublishConfig fields (JSON; license, title)"),
         "s2_unet_model": Param(None, type=OPTIONAL_STRING,
                                description="U-Net model folder (save_unet) visible to the Spark executors; "
                                            "empty = colour labels only"),
@@ -259,9 +265,20 @@ def seaice_daily() -> None:
 
     validate = _spark_submit("validate", "validate", "{{ params.validate | tojson }}")
 
+    # after the last stages; skipped ones (no promoted model) do not stop it, a failed one does
+    @task(outlets=_assets("publish"), trigger_rule="none_failed_min_one_success", max_active_tis_per_dag=1)
+    def publish(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Commit `daily_summary/date=<day>` and publish the day's partitions to the lake's STAC catalog."""
+        from seaice_tasks.publish import publish_day
+
+        p = params or {}
+        result = publish_day(p.get("date") or ds or "", lake=p.get("lake") or None, config=p.get("publish") or {})
+        return {k: v for k, v in result.items() if k != "summary"}
+
     found = discover()
     found >> [resample_2m, s2_labels] >> colocate >> training_set()
     [resample_2m, classify_model()] >> classify >> freeboard >> validate
+    [colocate, validate] >> publish()
 
 
 DAG = seaice_daily()

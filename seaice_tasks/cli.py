@@ -95,6 +95,18 @@ def _cmd_discover(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from seaice_tasks.publish import publish_day
+
+    try:
+        config = json.loads(args.config)
+    except ValueError as exc:
+        raise ConfigError(f"--config: not JSON ({exc})") from None
+    result = publish_day(args.date, lake=args.lake, config=config)
+    print(json.dumps({k: v for k, v in result.items() if k != "summary"}, indent=2))
+    return EXIT_OK
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from seaice_tasks.sim.day import simulate_day
     from seaice_tasks.sim.geometry import SimConfig
@@ -383,6 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", default=None, help="raw input folder/URL (default $SEAICE_CATALOG)")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
     p.set_defaults(func=_cmd_discover)
+
+    p = sub.add_parser("publish", help="commit a day's summary and publish its partitions to the lake's STAC catalog")
+    p.add_argument("--date", required=True, help="UTC day YYYY-MM-DD")
+    p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--config", default="{}", help="PublishConfig as JSON (license, title, max_info_bytes)")
+    p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("simulate", help="write a simulated day (ATL03/ATL07/ATL10 + S2) with its truth")
     p.add_argument("--out", required=True, help="output folder (catalog/ and truth/ are created in it)")

@@ -81,6 +81,7 @@ __all__ = [
     "VALIDATION",
     "VALIDATION_DAY",
     "VALIDATE_REPORT",
+    "DAILY_SUMMARY",
     "PRODUCTS",
     "product",
     "INVENTORY_FILE",
@@ -105,6 +106,8 @@ __all__ = [
     "VALIDATION_FILE",
     "VALIDATION_MD_FILE",
     "HISTOGRAM_FILE",
+    "SUMMARY_FILE",
+    "SUMMARY_MD_FILE",
     "SEGMENT_PART_PATTERN",
     "segment_part_name",
     "LABEL_COLORMAP",
@@ -137,6 +140,9 @@ INCIDENT_FILE: Final[str] = "incident.json"
 VALIDATION_FILE: Final[str] = "validation.json"
 VALIDATION_MD_FILE: Final[str] = "validation.md"
 HISTOGRAM_FILE: Final[str] = "freeboard_histogram.png"
+#: Files of the daily summary (the publish task).
+SUMMARY_FILE: Final[str] = "summary.json"
+SUMMARY_MD_FILE: Final[str] = "summary.md"
 #: One part file per work item of a track (``part-00000.parquet`` ...).
 SEGMENT_PART_PATTERN: Final[str] = "part-{part:05d}.parquet"
 #: Class code -> RGB of the label COGs' colour table.
@@ -425,13 +431,22 @@ INCIDENTS: Final[Product] = Product(
     description="one failed Airflow task try: dag, run, task, map index, granule, try, error, log URL",
     files=(FileSpec(INCIDENT_FILE, "json", "the incident; 'recovered' once a later try of the task succeeded"),),
 )
+DAILY_SUMMARY: Final[Product] = Product(
+    name="daily_summary",
+    shape=DAY,
+    description="the day at a glance: inputs, partitions, skips and failures, class fractions, freeboard, validation",
+    files=(
+        FileSpec(SUMMARY_FILE, "json", "counts, class fractions, freeboard statistics, validation figures"),
+        FileSpec(SUMMARY_MD_FILE, "text", "the same as a Markdown page"),
+    ),
+)
 
 #: Every product, by name.
 PRODUCTS: Final[dict[str, Product]] = {
     p.name: p for p in (INVENTORY, SEGMENTS_2M, RESAMPLE_REPORT, S2_LABELS, S2_LABELS_REPORT, S2_UNET_LABELS,
                         S2_PAIRS, SEGMENTS_LABELLED, COLOCATE_REPORT, TRAINING_SET, MODELS, MODEL_PROMOTIONS,
                         SEGMENTS_CLASSIFIED, CLASSIFY_REPORT, FREEBOARD, FREEBOARD_REPORT, VALIDATION,
-                        VALIDATION_DAY, VALIDATE_REPORT, INCIDENTS)
+                        VALIDATION_DAY, VALIDATE_REPORT, DAILY_SUMMARY, INCIDENTS)
 }
 
 

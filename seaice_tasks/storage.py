@@ -112,6 +112,16 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 KEY_FIELDS: Final[tuple[str, ...]] = ("date", "granule", "beam", "scene", "name", "version")
 
 
+def _document_path(relpath: str) -> str:
+    """``relpath`` checked to stay below the root and off the lake's own files (see Lake.write_document)."""
+    parts = relpath.split("/")
+    if (not relpath or relpath.startswith("/") or "\\" in relpath
+            or any(p in ("", ".", "..") or p.startswith(("_", ".")) for p in parts)):
+        raise StorageError(f"{relpath!r}: not a document path below the lake root (relative, no '..', "
+                           "no component starting with '_' or '.')")
+    return relpath
+
+
 def code_version() -> str:
     """Version of the code that wrote an output (package version)."""
     return __version__
@@ -774,6 +784,38 @@ class Lake:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(posixpath.join(folder, MANIFEST_NAME))
         self._rm_tree(folder)
+
+    # -- documents: whole files outside the partitions (the STAC catalog) -------------------------
+    def write_document(self, relpath: str, data: bytes) -> None:
+        """Write a whole file below the root in one atomic step (readers see the old or the new bytes).
+
+        For files that are not partitions, such as the STAC catalog: ``relpath`` must not name a
+        manifest, staging or temporary file.
+
+        Raises
+        ------
+        StorageError
+            When ``relpath`` is absolute, climbs out of the root or names a reserved file.
+        """
+        self._write_atomic(self.path(_document_path(relpath)), data)
+
+    def read_document(self, relpath: str) -> bytes | None:
+        """Bytes of a file written by :meth:`write_document`, or None when it is absent."""
+        try:
+            return self._get(self.path(_document_path(relpath)))
+        except FileNotFoundError:
+            return None
+
+    def list_documents(self, folder: str) -> list[str]:
+        """Root-relative paths of the files below ``folder``, sorted ([] when it is absent)."""
+        base = self.path(_document_path(folder))
+        return sorted(posixpath.relpath(p, self._base) for p, info in self._tree(base).items()
+                      if info.get("type") == "file")
+
+    def delete_document(self, relpath: str) -> None:
+        """Remove a file written by :meth:`write_document` (nothing when it is absent)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self.path(_document_path(relpath)))
 
     # -- atomic primitives: local folder, S3, other fsspec filesystems --------------------------
     @property

@@ -78,6 +78,9 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
                             for t in dag.tasks}},
                 "nullable": sorted(k for k, p in dag.params.items() if "null" in (p.schema.get("type") or [])),
                 "doc": bool(dag.doc_md),
+                "rules": {{t.task_id: [getattr(t.trigger_rule, "value", ""), t.max_active_tis_per_dag]
+                           for t in dag.tasks if getattr(t.trigger_rule, "value", "") != "all_success"
+                           or t.max_active_tis_per_dag is not None}},
                 "upstream": {{t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}},
                 "outlets": {{t.task_id: [getattr(o, "name", str(o)) for o in t.outlets] for t in dag.tasks}},
             }}
@@ -101,12 +104,13 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
     assert daily["schedule"] == ["CronDataIntervalTimetable", "0 0 * * *", "UTC"]
     assert "seaice" in daily["tags"] and daily["doc"]
     assert all(r >= 1 for r in daily["retries"])
-    assert daily["tasks"] == ["classify", "classify_model", "colocate", "discover", "freeboard", "resample_2m",
-                              "s2_labels", "training_set", "validate"]
+    assert daily["tasks"] == ["classify", "classify_model", "colocate", "discover", "freeboard", "publish",
+                              "resample_2m", "s2_labels", "training_set", "validate"]
     assert daily["upstream"] == {"discover": [], "resample_2m": ["discover"], "s2_labels": ["discover"],
                                  "colocate": ["resample_2m", "s2_labels"], "training_set": ["colocate"],
                                  "classify_model": [], "classify": ["classify_model", "resample_2m"],
-                                 "freeboard": ["classify"], "validate": ["freeboard"]}
+                                 "freeboard": ["classify"], "validate": ["freeboard"],
+                                 "publish": ["colocate", "validate"]}
     spark_jobs = {"resample_2m", "s2_labels", "colocate", "classify", "freeboard", "validate"}
     assert daily["pools"] == {t: "spark" if t in spark_jobs else "default_pool" for t in daily["tasks"]}
     # retries twice, back-off doubling from 5 min up to 1 h; Spark jobs killed after 3 h, the rest after 30 min
@@ -119,9 +123,12 @@ def test_dagbag_has_no_import_errors_and_sane_defaults(af_env: dict[str, str]) -
                                 "colocate": ["seaice_s2_pairs", "seaice_segments_labelled"],
                                 "training_set": ["seaice_training_set"], "classify_model": [],
                                 "classify": ["seaice_segments_classified"], "freeboard": ["seaice_freeboard"],
-                                "validate": ["seaice_validation", "seaice_validation_day"]}
+                                "validate": ["seaice_validation", "seaice_validation_day"],
+                                "publish": ["seaice_daily_summary"]}
     # every outlet but the training set's names a product of the registry
     assert {a.removeprefix("seaice_") for o in daily["outlets"].values() for a in o} - {"training_set"} <= set(PRODUCTS)
+    # publish runs after skipped stages (no model yet), not after failed ones, one at a time
+    assert daily["rules"] == {"publish": ["none_failed_min_one_success", 1]}
     # scheduled and manual runs (and their retries) read only new granules; backfills and reprocess redo all
     assert daily["process"] == {"scheduled/False": "new", "manual/False": "new", "backfill/False": "all",
                                 "scheduled/True": "all", "manual/True": "all", "backfill/True": "all"}
@@ -190,7 +197,7 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
                           "colocate": "success", "training_set": out["tis"]["training_set"],
                           "classify_model": "success", "classify": "success", "freeboard": "success",
-                          "validate": "success"}
+                          "validate": "success", "publish": "success"}
     assert out["tis"]["training_set"] in ("success", "skipped")  # a 5 km scene may give no training window
     lake = Lake(lake_dir)
     pairs = lake.read_table(S2_PAIRS.key(date=dt.date(2019, 11, 4))).to_pandas()
@@ -233,7 +240,7 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     # discover commits the inventory, then skips: nothing downstream runs
     assert out["tis"] == {task: "skipped" for task in ("discover", "resample_2m", "s2_labels", "colocate",
                                                        "training_set", "classify_model", "classify",
-                                                       "freeboard", "validate")}
+                                                       "freeboard", "validate", "publish")}
     manifest = Lake(lake_dir).require(INVENTORY.key(date=dt.date(2019, 2, 26)))
     assert manifest.info["counts"] == {"ATL07": 1}
     assert manifest.info["catalog"] == str(catalog)
