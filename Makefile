@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.seaice-installed
 
-.PHONY: venv horovod browser demo test lint imports typecheck unit clean-venv
+.PHONY: venv horovod browser compose-cli demo test lint imports typecheck unit clean-venv
 
 venv: $(STAMP)
 
@@ -30,6 +30,12 @@ browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+# A validator of docker-compose.yaml (no container engine needed): the `docker compose` plugin when it
+# is there, else Debian's docker-compose 1.29 (`docker-compose config`, tests/unit/test_compose.py).
+compose-cli:
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null)
+
 demo: venv
 	$(BIN)/seaice demo
 
@@ -42,7 +48,7 @@ imports: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: venv horovod browser lint imports typecheck
+test: venv horovod browser compose-cli lint imports typecheck
 	$(BIN)/pytest -q
 
 clean-venv:
