@@ -441,8 +441,7 @@ def day_summary(lake: Lake, day: dt.date) -> dict[str, Any]:
         stages[stage] = {"reported": doc is not None, "skipped": len((doc or {}).get("skipped", [])),
                          "failed": len((doc or {}).get("failed", []))}
     classes = None
-    classify = lake.manifest(CLASSIFY_REPORT.key(date=day))
-    if classify is not None:
+    if stages["classify"]["reported"]:
         counts = {c: 0 for c in CLASS_NAMES}
         for key in lake.partitions(SEGMENTS_CLASSIFIED.name, day):
             manifest = lake.manifest(key)

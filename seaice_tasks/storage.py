@@ -114,9 +114,7 @@ KEY_FIELDS: Final[tuple[str, ...]] = ("date", "granule", "beam", "scene", "name"
 
 def _document_path(relpath: str) -> str:
     """``relpath`` checked to stay below the root and off the lake's own files (see Lake.write_document)."""
-    parts = relpath.split("/")
-    if (not relpath or relpath.startswith("/") or "\\" in relpath
-            or any(p in ("", ".", "..") or p.startswith(("_", ".")) for p in parts)):
+    if not is_safe_file_name(relpath):  # the rule of a partition's file names, below the root
         raise StorageError(f"{relpath!r}: not a document path below the lake root (relative, no '..', "
                            "no component starting with '_' or '.')")
     return relpath

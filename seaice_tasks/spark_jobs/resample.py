@@ -25,7 +25,6 @@ The runner (:mod:`seaice_tasks.spark_jobs.runner`) runs the same code without Sp
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +33,7 @@ from seaice_tasks.config import config_hash
 from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.is2.resample_work import item_key, plan_granule_work, resample_chunk_work
 from seaice_tasks.products import RESAMPLE_REPORT, SEGMENTS_2M
-from seaice_tasks.spark_jobs.runner import Job, Run, main, parse_day
+from seaice_tasks.spark_jobs.runner import Job, Run, main, parse_day, unique_entries
 from seaice_tasks.storage import Manifest, PartitionKey, code_version
 
 __all__ = ["JOB", "done", "run"]
@@ -58,7 +57,7 @@ def run(job: Run[ResampleConfig], granules: list[str], args: argparse.Namespace)
                             "reason": f"{row['uri']}: granule of {row['date']}, not of the run's day {args.date}"})
         else:
             items.append(row)
-    skipped = list({json.dumps(s, sort_keys=True): s for s in skipped}.values())  # one line per (file, beam, reason)
+    skipped = unique_entries(skipped)  # one line per (file, beam, reason)
     job.lap("load")
     results = job.map(resample_chunk_work, items, weights=[float(i["photons"]) + 1.0 for i in items])
     errors: dict[PartitionKey, list[str]] = {}

@@ -73,6 +73,7 @@ __all__ = [
     "main",
     "split_uris",
     "parse_day",
+    "unique_entries",
     "balanced_bins",
     "spark_session",
 ]
@@ -547,6 +548,11 @@ def track_inputs(lake: Lake, product: Product, day: dt.date, granules: Sequence[
     return keys, skipped
 
 
+def unique_entries(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Report entries (skips, flags) without repeats, in first-seen order."""
+    return list({json.dumps(e, sort_keys=True): e for e in entries}.values())
+
+
 def _previous_report(lake: Lake, job: Job[Any], day: dt.date) -> dict[str, Any]:
     """The day's committed report document of ``job`` ({} when there is none or it is unreadable)."""
     key = job.report.key(date=day)
@@ -572,7 +578,7 @@ def _add_kept(summary: dict[str, Any], kept: Mapping[str, Sequence[PartitionKey]
         carried = [e for e in previous.get(name, []) if isinstance(e, dict) and e.get("uri") in kept]
         if carried or name in summary:
             merged = [*summary.get(name, []), *carried]
-            summary[name] = list({json.dumps(e, sort_keys=True): e for e in merged}.values())
+            summary[name] = unique_entries(merged)
 
 
 def load_job(name: str) -> Job[Any]:
