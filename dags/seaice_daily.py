@@ -68,10 +68,12 @@ One UTC day of sea-ice processing:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +158,50 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
     )
 
 
+#: Airflow connections the discover task reads (if defined) for the network providers: Earthdata
+#: Login (password = bearer token, or login + password) and a STAC API token (password).
+EARTHDATA_CONN_ID = "earthdata_default"
+STAC_CONN_ID = "seaice_stac"
+
+
+@contextlib.contextmanager
+def _connection_secrets() -> Iterator[None]:
+    """Put the secrets of the providers' Airflow connections into this process's environment.
+
+    seaice_tasks reads credentials from the environment only; the previous values come back
+    afterwards.  A connection that is not defined is not an error (the catalog provider and
+    public STAC APIs need none), and no secret is ever logged.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    wanted: dict[str, str] = {}
+    try:
+        conn = BaseHook.get_connection(EARTHDATA_CONN_ID)
+        if conn.login:
+            wanted.update({"EARTHDATA_USERNAME": conn.login, "EARTHDATA_PASSWORD": conn.password or ""})
+        elif conn.password:
+            wanted["EARTHDATA_TOKEN"] = conn.password
+    except AirflowNotFoundException:
+        pass
+    try:
+        stac = BaseHook.get_connection(STAC_CONN_ID)
+        if stac.password:
+            wanted["SEAICE_STAC_TOKEN"] = stac.password
+    except AirflowNotFoundException:
+        pass
+    before = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @dag(
     dag_id="seaice_daily",
     doc_md=__doc__,
@@ -173,6 +219,9 @@ def _spark_submit(task_id: str, job: str, config: str, *extra: str) -> SparkSubm
         "reprocess": Param(False, type="boolean",
                            description="redo every granule of the day (backfills always do); off = only "
                                        "granules without current 2 m tracks"),
+        "discover": Param({}, type="object",
+                          description="DiscoverConfig fields (JSON; is2_source: catalog|cmr, s2_source: "
+                                      "catalog|stac, bbox, max_cloud_cover, ...)"),
         "resample": Param({}, type="object",
                           description="ResampleConfig fields (JSON; max_photons_per_chunk: photons per work item)"),
         "s2_labels": Param({}, type="object", description="S2LabelConfig fields (JSON object)"),
@@ -204,8 +253,9 @@ def seaice_daily() -> None:
         from seaice_tasks.catalog import run_discover
 
         p = params or {}
-        found = run_discover(p.get("date") or ds or "", catalog=p.get("catalog") or None,
-                             lake=p.get("lake") or None)
+        with _connection_secrets():
+            found = run_discover(p.get("date") or ds or "", catalog=p.get("catalog") or None,
+                                 lake=p.get("lake") or None, config=p.get("discover") or {})
         if not any(found["counts"].get(kind) for kind in PROCESSED_KINDS):
             # the inventory is committed; the Spark stages would only start Spark to find nothing
             raise AirflowSkipException(f"no ATL03 granule or Sentinel-2 scene on {found['date']} "

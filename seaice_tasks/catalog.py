@@ -24,11 +24,12 @@ import pyarrow as pa
 
 from seaice_tasks.config import DiscoverConfig, parse_day
 from seaice_tasks.constants import S2_BANDS
+from seaice_tasks.discovery import credentials_from_env, fetch_inputs, providers_for, search_all
 from seaice_tasks.errors import GranuleNameError
 from seaice_tasks.granule import S2SceneId, parse_granule, parse_s2_scene
 from seaice_tasks.outputs import TableOutput, write_partition
 from seaice_tasks.products import INVENTORY, INVENTORY_FILE
-from seaice_tasks.storage import Lake, Manifest, inputs_from_env, lake_from_env
+from seaice_tasks.storage import InputStore, Lake, Manifest, inputs_from_env, lake_from_env
 
 __all__ = ["CatalogItem", "Skip", "scan_catalog", "discover_day", "write_inventory", "run_discover"]
 
@@ -213,6 +214,22 @@ def _counts(items: list[CatalogItem]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _fetch_from_providers(day: dt.date, cfg: DiscoverConfig, store: InputStore) -> list[Skip]:
+    """Search the network providers ``cfg`` names and download what they find into the catalog.
+
+    Returns the inputs that could not be fetched, as skips of the inventory.  A failed search
+    raises :class:`~seaice_tasks.discovery.DiscoveryError` (nothing is committed).
+    """
+    providers = providers_for(cfg, credentials_from_env())
+    if not providers:
+        return []
+    found = search_all(providers, day)
+    result = fetch_inputs(found, store, retries=cfg.download_retries, backoff_s=cfg.retry_backoff_s)
+    log.info("fetched %d input(s) of %s, %d already in the catalog, %d failed", len(result.fetched), day,
+             len(result.present), len(result.failed))
+    return [Skip(uri, reason) for uri, reason in result.failed]
+
+
 def run_discover(
     day: str | dt.date,
     *,
@@ -221,6 +238,10 @@ def run_discover(
     config: DiscoverConfig | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Discover a day's inputs and commit the inventory; the Airflow task's whole body.
+
+    With ``is2_source="cmr"`` or ``s2_source="stac"`` the day's granules / scenes are first
+    searched for and downloaded into the catalog (:mod:`seaice_tasks.discovery`); the inventory
+    is always the scan of the catalog, and inputs that could not be fetched are among its skips.
 
     Parameters
     ----------
@@ -245,8 +266,9 @@ def run_discover(
     if not where:
         raise FileNotFoundError("no catalog given: pass catalog=, set DiscoverConfig.catalog or $SEAICE_CATALOG")
     target = lake_from_env(lake)
+    fetch_skips = _fetch_from_providers(the_day, cfg, store)
     items, skips = discover_day(where, the_day, cfg, store.options_for(where))
-    manifest = write_inventory(target, the_day, items, skips, cfg, catalog=where)
+    manifest = write_inventory(target, the_day, items, skips + fetch_skips, cfg, catalog=where)
     granules: dict[str, list[str]] = {}
     for c in items:
         if c.kind != "S2":

@@ -90,7 +90,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_discover(args: argparse.Namespace) -> int:
     from seaice_tasks.catalog import run_discover
 
-    result = run_discover(args.date, catalog=args.catalog, lake=args.lake)
+    try:
+        config = json.loads(args.config)
+    except ValueError as exc:
+        raise ConfigError(f"--config: not JSON ({exc})") from None
+    result = run_discover(args.date, catalog=args.catalog, lake=args.lake, config=config)
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -394,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", required=True, help="UTC day YYYY-MM-DD")
     p.add_argument("--catalog", default=None, help="raw input folder/URL (default $SEAICE_CATALOG)")
     p.add_argument("--lake", default=None, help="storage root (default $SEAICE_LAKE or ./var/lake)")
+    p.add_argument("--config", default="{}", help="DiscoverConfig JSON, e.g. "
+                   '\'{"is2_source": "cmr", "s2_source": "stac", "bbox": [-180, -90, 180, -50]}\'')
     p.set_defaults(func=_cmd_discover)
 
     p = sub.add_parser("publish", help="commit a day's summary and publish its partitions to the lake's STAC catalog")

@@ -13,7 +13,7 @@ import json
 import re
 import types
 import typing
-from typing import Any, ClassVar, Self, get_type_hints
+from typing import Any, ClassVar, Final, Self, get_type_hints
 
 from seaice_tasks.errors import ConfigError
 
@@ -208,18 +208,83 @@ class StorageConfig(JsonConfig):
     root: str = ""
 
 
+#: Where ICESat-2 granules and Sentinel-2 scenes can come from.
+IS2_SOURCES: Final[tuple[str, ...]] = ("catalog", "cmr")
+S2_SOURCES: Final[tuple[str, ...]] = ("catalog", "stac")
+BBOX_VALUES: Final[int] = 4
+POLYGON_MIN_POINTS: Final[int] = 4
+
+
 @dataclasses.dataclass(frozen=True)
 class DiscoverConfig(JsonConfig):
-    """Discovery of one day's inputs in a local catalog folder.
+    """Discovery of one day's inputs (see :mod:`seaice_tasks.discovery`).
 
     Attributes
     ----------
     catalog : str
         Folder (or URL) holding the raw granules and scenes; empty means ``$SEAICE_CATALOG``.
+        Network providers download into it.
     products : tuple of str
         ICESat-2 products to list.
+    is2_source : str
+        ``catalog`` (inputs already in the catalog) or ``cmr`` (NASA CMR through earthaccess).
+    s2_source : str
+        ``catalog`` or ``stac`` (a STAC API through pystac-client).
+    cmr_url : str
+        CMR search root (``.../search/``).
+    atl03_version, atl07_version, atl10_version : str
+        Product versions to ask CMR for (empty: any).
+    bbox : tuple of float
+        West, south, east, north (degrees); empty: the whole globe.
+    polygon : tuple of float
+        Flat lon, lat pairs of a closed counter-clockwise polygon (degrees); used by CMR instead
+        of ``bbox`` when given.
+    daylight_only : bool
+        Ask CMR for daytime granules only (Sentinel-2 needs the sun).
+    stac_url : str
+        STAC API root.
+    stac_collection : str
+        ``sentinel-2-l1c`` or ``sentinel-2-l2a`` (names differ per API).
+    max_cloud_cover : float
+        Largest ``eo:cloud_cover`` of a scene (percent); 100 means no filter.
+    max_items : int
+        Most granules per product / scenes per day a search returns.
+    download_retries : int
+        Further attempts per file after a failed download.
+    retry_backoff_s : float
+        Wait before the first retry (s), doubled each time.
     """
 
     kind: ClassVar[str] = "discover"
     catalog: str = ""
     products: tuple[str, ...] = ("ATL03", "ATL07", "ATL10")
+    is2_source: str = "catalog"
+    s2_source: str = "catalog"
+    cmr_url: str = "https://cmr.earthdata.nasa.gov/search/"
+    atl03_version: str = "006"
+    atl07_version: str = "006"
+    atl10_version: str = "006"
+    bbox: tuple[float, ...] = ()
+    polygon: tuple[float, ...] = ()
+    daylight_only: bool = False
+    stac_url: str = "https://earth-search.aws.element84.com/v1"
+    stac_collection: str = "sentinel-2-l1c"
+    max_cloud_cover: float = 100.0
+    max_items: int = 2000
+    download_retries: int = 3
+    retry_backoff_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.is2_source not in IS2_SOURCES:
+            raise ValueError(f"is2_source {self.is2_source!r} is not one of {IS2_SOURCES}")
+        if self.s2_source not in S2_SOURCES:
+            raise ValueError(f"s2_source {self.s2_source!r} is not one of {S2_SOURCES}")
+        if self.bbox and len(self.bbox) != BBOX_VALUES:
+            raise ValueError(f"bbox needs {BBOX_VALUES} values (west, south, east, north in degrees), got {self.bbox}")
+        if self.polygon and (len(self.polygon) % 2 or len(self.polygon) < 2 * POLYGON_MIN_POINTS):
+            raise ValueError("polygon needs lon, lat pairs of at least "
+                             f"{POLYGON_MIN_POINTS} points (closed, counter-clockwise)")
+        if not 0.0 <= self.max_cloud_cover <= 100.0:
+            raise ValueError(f"max_cloud_cover {self.max_cloud_cover} is not a percentage")
+        if self.max_items < 1 or self.download_retries < 0 or self.retry_backoff_s < 0:
+            raise ValueError("max_items must be >= 1, download_retries and retry_backoff_s >= 0")

@@ -247,6 +247,34 @@ def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, real
     assert Lake(lake_dir).partitions(SEGMENTS_2M.name) == []
 
 
+def test_seaice_daily_discovers_through_cmr_with_an_airflow_connection(af_env: dict[str, str], tmp_path: Path) -> None:
+    """The same real ATL07 day found through CMR (recorded, on 127.0.0.1) and downloaded into the catalog.
+
+    The Earthdata token comes from the Airflow connection ``earthdata_default`` and reaches the
+    data host, never the task log.
+    """
+    from tests.discovery_server import DiscoveryServer, requests_to
+
+    token = "edl-from-an-airflow-connection"
+    catalog, lake_dir = tmp_path / "catalog", tmp_path / "lake"
+    catalog.mkdir()
+    day = dt.date(2019, 2, 26)
+    with DiscoveryServer() as server:
+        env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog),
+                   AIRFLOW_CONN_EARTHDATA_DEFAULT=json.dumps({"conn_type": "http", "password": token}))
+        conf = {"discover": {"is2_source": "cmr", "cmr_url": server.cmr_url, "atl07_version": "003",
+                             "products": ["ATL07"]}}
+        out = _dag_test(env, day, conf)
+        downloads = [r for r in requests_to(server, "/data/ATL07/") if r.method == "GET"]
+    assert out["tis"]["discover"] == "skipped"  # an ATL07-only day: inventory, then nothing to process
+    assert downloads and all(r.headers.get("Authorization") == f"Bearer {token}" for r in downloads)
+    name = "ATL07-01_20190226002919_09100201_003_02.h5"
+    assert (catalog / "ATL07" / name).stat().st_size > 0
+    manifest = Lake(lake_dir).require(INVENTORY.key(date=day))
+    assert manifest.info["counts"] == {"ATL07": 1}
+    assert token not in json.dumps(manifest.info)
+
+
 def test_seaice_training_trains_evaluates_and_promotes(af_env: dict[str, str], tmp_path: Path) -> None:
     """dag.test() of the training DAG on a small training set: a model committed, re-scored, promoted."""
     from seaice_tasks.models.lake import model_card, promoted_version
