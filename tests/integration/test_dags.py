@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,21 +182,47 @@ def _dag_test(env: dict[str, str], day: dt.date, conf: dict[str, object] | None 
     return out
 
 
-def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path, small_sim_day,  # type: ignore[no-untyped-def]
-                                         tiny_unet_model: Path) -> None:
-    """discover + resample_2m + s2_labels (spark-submit through SparkSubmitOperator, local[*]), with a U-Net."""
+@pytest.fixture(scope="module")
+def warm_lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A lake holding only a promoted model (trained on a small synthetic training set), copied by each run."""
     from seaice_tasks.models.lake import promote
     from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
     from tests.training_data import commit_learnable_training_set
 
-    lake_dir = tmp_path / "lake"
-    # a promoted model in the lake (trained on a small synthetic training set) for the classify task
+    lake_dir = tmp_path_factory.mktemp("warm") / "lake"
     commit_learnable_training_set(Lake(lake_dir), n_bins=600, name="warmup")
     warm = train_segment_model(Lake(lake_dir), SegmentTrainConfig(training_set="warmup", epochs=1))
     promote(Lake(lake_dir), "seaice-is2-lstm", warm["version"])
+    return {"lake": lake_dir, "version": warm["version"], "local_files": {}}
+
+
+#: Products whose files hold input or lake URIs (inventory rows, reports), so they differ between stores.
+URI_BEARING = frozenset({"inventory", "resample_report", "s2_labels_report", "colocate_report", "classify_report",
+                         "freeboard_report", "validate_report", "daily_summary"})
+SIM_DAY = dt.date(2019, 11, 4)
+
+
+def _day_files(lake: Lake) -> dict[str, list[tuple[str, str]]]:
+    """(name, sha256) of every committed file of the day's data products, by partition."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for product in PRODUCTS.values():
+        if product.name in URI_BEARING:
+            continue
+        for key in lake.partitions(product.name, SIM_DAY) if "date" in product.shape.fields else []:
+            out[key.relpath] = sorted((f.name, f.sha256) for f in lake.require(key).files)
+    return out
+
+
+def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path, small_sim_day,  # type: ignore[no-untyped-def]
+                                         tiny_unet_model: Path, warm_lake: dict[str, Any]) -> None:
+    """discover + resample_2m + s2_labels (spark-submit through SparkSubmitOperator, local[*]), with a U-Net."""
+
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(warm_lake["lake"], lake_dir)
     env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(small_sim_day.catalog))
     conf = {"resample": {"max_photons_per_chunk": 50_000}, "s2_unet_model": str(tiny_unet_model)}
     out = _dag_test(env, dt.date(2019, 11, 4), conf)
+    warm = {"version": warm_lake["version"]}
     assert out["tis"] == {"discover": "success", "resample_2m": "success", "s2_labels": "success",
                           "colocate": "success", "training_set": out["tis"]["training_set"],
                           "classify_model": "success", "classify": "success", "freeboard": "success",
@@ -226,6 +255,48 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     # the simulated ATL07/ATL10 of the granule were found in the inventory and compared
     doc = json.loads(lake.open_file(validation[0], VALIDATION_FILE))
     assert "no_atl07" not in doc["flags"] and doc["resolution"]["atl10_per_km"] > 0
+    warm_lake["local_files"].update(_day_files(lake))
+
+
+def test_seaice_daily_whole_day_on_s3(af_env: dict[str, str], small_sim_day, tiny_unet_model: Path,  # type: ignore[no-untyped-def]
+                                      warm_lake: dict[str, Any], s3_server: dict[str, str]) -> None:
+    """The same day with the catalog and the lake on the loopback S3 server: every product byte-identical.
+
+    The Spark executors read the granules and scenes from S3 and write the lake there; the
+    classify task loads the promoted model from the S3 lake.
+    """
+    import boto3
+    import fsspec
+
+    if not warm_lake["local_files"]:
+        pytest.skip("needs test_seaice_daily_on_a_simulated_day's local run first (same module)")
+    client = boto3.client("s3", endpoint_url=s3_server["SEAICE_S3_ENDPOINT_URL"],
+                          region_name=s3_server["AWS_DEFAULT_REGION"],
+                          aws_access_key_id=s3_server["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=s3_server["AWS_SECRET_ACCESS_KEY"])
+    bucket = f"seaice-day-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    catalog = Path(small_sim_day.catalog)
+    for f in sorted(p for p in catalog.rglob("*") if p.is_file()):
+        client.upload_file(str(f), bucket, f"catalog/{f.relative_to(catalog).as_posix()}")
+    for f in sorted(p for p in Path(warm_lake["lake"]).rglob("*") if p.is_file()):  # the promoted model
+        client.upload_file(str(f), bucket, f"lake/{f.relative_to(warm_lake['lake']).as_posix()}")
+    env = dict(af_env, **s3_server, SEAICE_LAKE=f"s3://{bucket}/lake", SEAICE_CATALOG=f"s3://{bucket}/catalog")
+    conf = {"resample": {"max_photons_per_chunk": 50_000}, "s2_unet_model": str(tiny_unet_model)}
+    out = _dag_test(env, SIM_DAY, conf)
+    assert {t for t, state in out["tis"].items() if state != "success"} <= {"training_set"}
+    opts = {"client_kwargs": {"endpoint_url": s3_server["SEAICE_S3_ENDPOINT_URL"]},
+            "key": s3_server["AWS_ACCESS_KEY_ID"], "secret": s3_server["AWS_SECRET_ACCESS_KEY"]}
+    lake = Lake(f"s3://{bucket}/lake", opts)
+    inventory = lake.require(INVENTORY.key(date=SIM_DAY))
+    assert inventory.info["counts"] == {"ATL03": 1, "ATL07": 1, "ATL10": 1, "S2": 1}
+    uris = lake.read_table(inventory.key).column("uri").to_pylist()
+    assert all(u.startswith(f"s3://{bucket}/catalog/") for u in uris), uris
+    on_s3 = _day_files(lake)
+    assert sorted(on_s3) == sorted(warm_lake["local_files"])
+    different = [k for k in on_s3 if on_s3[k] != warm_lake["local_files"][k]]
+    assert different == [], different
+    assert fsspec.filesystem("s3", **opts).exists(f"{bucket}/lake/catalog.json")  # the STAC root, on S3 too
 
 
 def test_seaice_daily_on_real_files(af_env: dict[str, str], tmp_path: Path, realdata: Path) -> None:
