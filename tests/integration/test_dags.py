@@ -293,6 +293,9 @@ def test_seaice_daily_whole_day_on_s3(af_env: dict[str, str], small_sim_day, tin
     uris = lake.read_table(inventory.key).column("uri").to_pylist()
     assert all(u.startswith(f"s3://{bucket}/catalog/") for u in uris), uris
     on_s3 = _day_files(lake)
+    compared = {k.split("/", 1)[0] for k in on_s3}
+    assert {"segments_2m", "s2_labels", "s2_unet_labels", "s2_pairs", "segments_labelled", "segments_classified",
+            "freeboard", "validation", "validation_day"} <= compared, compared
     assert sorted(on_s3) == sorted(warm_lake["local_files"])
     different = [k for k in on_s3 if on_s3[k] != warm_lake["local_files"][k]]
     assert different == [], different
