@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from seaice_tasks.products import MODELS
-from seaice_tasks.storage import Lake
+from seaice_tasks.storage import Lake, lake_from_env
 from seaice_tasks.train import segments as seg
 from seaice_tasks.train.launch import launch_command, run_training
 from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
@@ -59,14 +59,39 @@ def _env() -> dict[str, str]:
     return env
 
 
+#: Rank weights of the local Horovod run, for the run on S3 to match.
+_LOCAL_HOROVOD: dict[str, Any] = {}
+
+
 def test_horovod_two_ranks_identical_weights(horovod_built: None, lake_dir: Path, tmp_path: Path) -> None:
     lake = _fresh_lake(lake_dir, tmp_path)
     result = run_training("horovod", 2, str(lake), CONFIG, env=_env(), timeout_s=TIMEOUT_S)
     assert result["world_size"] == 2 and result["backend"] == "horovod" and result["committed"]
     digests = result["rank_weights_sha256"]
     assert len(digests) == 2 and digests[0] == digests[1]
+    _LOCAL_HOROVOD.update(result)
     assert Lake(lake).manifest(MODELS.key(name=CONFIG.name, version=result["version"])) is not None
     assert result["metrics"]["test"]["accuracy"] > 0.85
+
+
+def test_horovod_ranks_read_and_write_a_lake_on_s3(horovod_built: None, lake_dir: Path, s3_bucket: str) -> None:
+    """Both ranks read the training set from the loopback S3 server; rank 0 commits the model there.
+
+    Same data, seeds and sharding as the local run: the same weights.
+    """
+    import fsspec
+
+    if not _LOCAL_HOROVOD:
+        pytest.skip("needs test_horovod_two_ranks_identical_weights first (same module)")
+    lake_url = f"s3://{s3_bucket}/lake"
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": os.environ["SEAICE_S3_ENDPOINT_URL"]})
+    for f in sorted(p for p in lake_dir.rglob("*") if p.is_file()):
+        fs.put_file(str(f), f"{s3_bucket}/lake/{f.relative_to(lake_dir).as_posix()}")
+    result = run_training("horovod", 2, lake_url, CONFIG, env=_env(), timeout_s=TIMEOUT_S)
+    assert result["committed"] and result["world_size"] == 2
+    assert result["rank_weights_sha256"] == _LOCAL_HOROVOD["rank_weights_sha256"]
+    assert result["version"] == _LOCAL_HOROVOD["version"]
+    assert lake_from_env(lake_url).manifest(MODELS.key(name=CONFIG.name, version=result["version"])) is not None
 
 
 def test_torchrun_two_ranks_identical_weights(lake_dir: Path, tmp_path: Path) -> None:

@@ -229,3 +229,11 @@ def test_the_catalog_provider_is_the_default_and_fetches_nothing(tmp_path: Path)
     found = run_discover(ATL10_DAY, catalog=str(tmp_path / "catalog"), lake=str(tmp_path / "lake"))
     assert found["counts"] == {}
     assert os.listdir(tmp_path / "catalog") == []
+
+
+def test_cmr_polygon_replaces_the_bounding_box(server: DiscoveryServer) -> None:
+    ring = [-120.0, -78.0, -95.0, -78.0, -95.0, -70.0, -120.0, -70.0, -120.0, -78.0]  # closed, counter-clockwise
+    CmrProvider(_config(server, polygon=ring, bbox=[-1.0, -1.0, 1.0, 1.0], products=["ATL10"])).search(ATL10_DAY)
+    (query,) = [r.query for r in requests_to(server, "/search/granules.umm_json")]
+    assert query["polygon"] == [",".join(str(v) for v in ring)]
+    assert "bounding_box" not in query
