@@ -348,7 +348,11 @@ def _stac_input(item: Mapping[str, Any], day: dt.date, max_cloud: float) -> Remo
     if name is None:
         log.warning("stac: item %s has no Sentinel-2 scene name, tile or datetime; ignored", item_id)
         return None
-    scene = parse_s2_scene(name)
+    try:
+        scene = parse_s2_scene(name)
+    except GranuleNameError as exc:
+        log.warning("stac: item %s: %s; ignored", item_id, exc)
+        return None
     cloud = item.get("properties", {}).get("eo:cloud_cover")
     if scene.sensing.date() != day or (cloud is not None and float(cloud) > max_cloud):
         log.info("stac: item %s (sensed %s, cloud %s %%) is not wanted on %s; ignored",
@@ -373,7 +377,10 @@ def _multihash(value: Any) -> tuple[str | None, str | None]:
     """(hashlib name, hex digest) of a ``file:checksum`` multihash, or (None, None)."""
     if not value:
         return None, None
-    raw = bytes.fromhex(str(value))
+    try:
+        raw = bytes.fromhex(str(value))
+    except ValueError:
+        raw = b""
     if len(raw) < 2 or raw[0] not in _MULTIHASH or raw[1] != len(raw) - 2:
         log.warning("stac: file:checksum %s is not a multihash this reader knows; not checked", value)
         return None, None
@@ -463,8 +470,8 @@ def _present(fs: fsspec.AbstractFileSystem, path: str, remote: RemoteFile) -> bo
 def _place(fs: fsspec.AbstractFileSystem, protocol: str, local: str, path: str) -> None:
     """Move a verified local file to ``path`` atomically (rename on a local disk, one PUT on S3).
 
-    On a local disk the copy goes to a hidden ``.partial`` name in the target folder first, so a
-    crash mid-copy leaves only a name the catalog scan never takes.
+    On a local disk the copy goes to a ``<name>.<random>.partial`` file in the target folder
+    first, so a crash mid-copy leaves only a name the catalog scan never takes.
     """
     if protocol == "file":
         os.makedirs(os.path.dirname(path), exist_ok=True)

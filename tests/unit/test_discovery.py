@@ -237,3 +237,12 @@ def test_cmr_polygon_replaces_the_bounding_box(server: DiscoveryServer) -> None:
     (query,) = [r.query for r in requests_to(server, "/search/granules.umm_json")]
     assert query["polygon"] == [",".join(str(v) for v in ring)]
     assert "bounding_box" not in query
+
+
+def test_an_unusable_stac_item_is_ignored_not_fatal(server: DiscoveryServer) -> None:
+    server.items[0]["id"] = "not-a-scene"
+    server.items[0]["properties"].pop("mgrs:utm_zone")  # no SAFE name, id or tile: no folder name
+    server.items[1]["assets"]["blue"]["file:checksum"] = "zz-not-hex"  # kept, its checksum not checked
+    found = StacProvider(_config(server)).search(ATL10_DAY)
+    assert [r.name for r in found] == [S2_CLOUDY]
+    assert found[0].files[0].checksum is None and found[0].files[1].checksum is not None
