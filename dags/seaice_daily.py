@@ -90,6 +90,21 @@ SPARK_TIMEOUT = dt.timedelta(hours=3)
 TASK_TIMEOUT = dt.timedelta(minutes=30)
 #: Pool of the Spark job tasks: its slots bound the concurrent spark-submits of all runs.
 SPARK_POOL = "spark"
+#: The tasks before publish whose durations the run's timings list (a skipped task has none).
+STAGE_TASKS = ("discover", "resample_2m", "s2_labels", "colocate", "training_set", "classify_model", "classify",
+               "freeboard", "validate")
+#: XCom key under which every task leaves its wall-clock seconds for the publish task.
+DURATION_XCOM = "seaice_duration_s"
+
+
+def _record_duration(context: Any, result: Any = None) -> None:
+    """post_execute hook of every task: push its wall-clock seconds (this try) to XCom."""
+    ti = context["ti"]
+    start = getattr(ti, "start_date", None)
+    if start is not None:
+        ti.xcom_push(key=DURATION_XCOM, value=round((pendulum.now("UTC") - start).total_seconds(), 3))
+
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "seaice",
     "retries": 2,
@@ -97,6 +112,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(hours=1),
     "execution_timeout": TASK_TIMEOUT,
+    "post_execute": _record_duration,
 }
 DAY = "{{ params.date or ds }}"
 #: ``--process`` of the 2 m stage: a backfill (or the ``reprocess`` param) redoes every granule of the
@@ -319,10 +335,15 @@ def seaice_daily() -> None:
     @task(outlets=_assets("publish"), trigger_rule="none_failed_min_one_success", max_active_tis_per_dag=1)
     def publish(ds: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Commit `daily_summary/date=<day>` and publish the day's partitions to the lake's STAC catalog."""
+        from airflow.sdk import get_current_context
+
         from seaice_tasks.publish import publish_day
 
+        ti = get_current_context()["ti"]
+        timings = {t: ti.xcom_pull(task_ids=t, key=DURATION_XCOM) for t in STAGE_TASKS}
         p = params or {}
-        result = publish_day(p.get("date") or ds or "", lake=p.get("lake") or None, config=p.get("publish") or {})
+        result = publish_day(p.get("date") or ds or "", lake=p.get("lake") or None, config=p.get("publish") or {},
+                             timings=timings)
         return {k: v for k, v in result.items() if k != "summary"}
 
     found = discover()

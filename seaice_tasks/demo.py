@@ -553,12 +553,13 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
 
     print(f"\n== seaice status --lake {lake_dir} --today {day} --days 1")
     print("   " + status_table(lake_status(lake, the_day)).replace("\n", "\n   "))
-    from seaice_tasks.publish import CATALOG_FILE
+    from seaice_tasks.publish import CATALOG_FILE, TIMINGS_DIR
 
     summary = lake.manifest(DAILY_SUMMARY.key(date=the_day))
     if summary is not None:
         print(f"\n== published: daily summary {lake.path(summary.key.relpath, str(summary.version), SUMMARY_MD_FILE)}")
         print(f"   STAC catalog {lake.path(CATALOG_FILE)} (one collection per product, an item per partition)")
+        print(f"   run timings {lake.path(TIMINGS_DIR, f'{day}.md')}")
     tasks = task_states(home / "airflow.db", DAG_ID)
     print(f"\n== summary of {day} (scored against the simulator's truth; timings from Airflow's task durations)")
     print("   " + _table(summary_rows(lake, the_day, truth_dir, tasks, time.monotonic() - started))

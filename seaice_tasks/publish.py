@@ -79,6 +79,7 @@ __all__ = [
     "item_id",
     "publish_day",
     "summary_markdown",
+    "write_timings",
 ]
 
 log = logging.getLogger(__name__)
@@ -481,6 +482,7 @@ def _fmt(value: Any) -> str:
 def summary_markdown(summary: Mapping[str, Any]) -> str:
     """The daily summary as a Markdown page."""
     lines = [f"# seaice daily summary {summary['date']}", "",
+             f"Stage timings of the latest run: `{TIMINGS_DIR}/{summary['date']}.md` at the lake root.", "",
              "Inputs: " + (", ".join(f"{k} {v}" for k, v in summary["inputs"].items()) or "none"), "",
              "| product | partitions | rows |", "|---|---:|---:|"]
     lines += [f"| `{name}` | {p['partitions']} | {p['rows']} |" for name, p in summary["products"].items()]
@@ -501,8 +503,32 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Folder of the per-run stage timings (lake documents, not partitions: a re-run's timings differ,
+#: and the daily summary must stay byte-identical across re-runs).
+TIMINGS_DIR: Final[str] = "run_timings"
+
+
+def timings_markdown(day: dt.date, timings: Mapping[str, float | None]) -> str:
+    """The stage timings of a run as a Markdown table (seconds; ``-`` for a task that did not run)."""
+    lines = [f"# seaice run timings {day.isoformat()}", "", "| task | wall clock (s) |", "|---|---:|"]
+    lines += [f"| {task} | {'-' if sec is None else f'{sec:.1f}'} |" for task, sec in timings.items()]
+    ran = [v for v in timings.values() if v is not None]
+    lines += ["", f"Sum of the task times: {sum(ran):.1f} s (tasks in parallel overlap)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_timings(lake: Lake, day: dt.date, timings: Mapping[str, float | None]) -> str:
+    """Write ``run_timings/<day>.json`` and ``.md`` (atomically, replacing an earlier run's); the JSON's path."""
+    doc = {"date": day.isoformat(), "unit": "s", "tasks": dict(timings)}
+    relpath = f"{TIMINGS_DIR}/{day.isoformat()}.json"
+    lake.write_document(relpath, json.dumps(doc, sort_keys=True, indent=1).encode())
+    lake.write_document(f"{TIMINGS_DIR}/{day.isoformat()}.md", timings_markdown(day, timings).encode())
+    return relpath
+
+
 def publish_day(day: str | dt.date, *, lake: Lake | str | None = None,
-                config: PublishConfig | Mapping[str, Any] | None = None) -> dict[str, Any]:
+                config: PublishConfig | Mapping[str, Any] | None = None,
+                timings: Mapping[str, float | None] | None = None) -> dict[str, Any]:
     """Commit the day's summary and publish the day's partitions to the STAC catalog.
 
     Parameters
@@ -512,12 +538,16 @@ def publish_day(day: str | dt.date, *, lake: Lake | str | None = None,
     lake : Lake or str, optional
         The lake (default ``$SEAICE_LAKE``).
     config : PublishConfig or dict, optional
+    timings : mapping, optional
+        Wall-clock seconds of each task of the run (the DAG passes Airflow's); written beside the
+        summary as ``run_timings/<day>.json`` and ``.md``, outside the versioned partition.
 
     Returns
     -------
     dict
         JSON-ready: ``date``, ``catalog`` (URL of the root catalog), ``items`` ({product:
-        items of the day}), ``summary`` (the daily summary).
+        items of the day}), ``summary`` (the daily summary), ``timings`` (URL of the timings, or
+        None).
 
     Raises
     ------
@@ -540,5 +570,7 @@ def publish_day(day: str | dt.date, *, lake: Lake | str | None = None,
         except (OSError, ValueError) as exc:
             raise StorageError(f"publish {product.name} {the_day}: {type(exc).__name__}: {exc}") from exc
     _write_root(store, cfg)
+    timings_url = store.url(write_timings(store, the_day, timings)) if timings is not None else None
     log.info("publish %s: %s items; catalog %s", the_day, sum(items.values()), store.url(CATALOG_FILE))
-    return {"date": the_day.isoformat(), "catalog": store.url(CATALOG_FILE), "items": items, "summary": summary}
+    return {"date": the_day.isoformat(), "catalog": store.url(CATALOG_FILE), "items": items, "summary": summary,
+            "timings": timings_url}

@@ -255,6 +255,10 @@ def test_seaice_daily_on_a_simulated_day(af_env: dict[str, str], tmp_path: Path,
     # the simulated ATL07/ATL10 of the granule were found in the inventory and compared
     doc = json.loads(lake.open_file(validation[0], VALIDATION_FILE))
     assert "no_atl07" not in doc["flags"] and doc["resolution"]["atl10_per_km"] > 0
+    # every task left its wall clock for publish: the run's timings beside the summary
+    timings = json.loads(lake.read_document(f"run_timings/{SIM_DAY.isoformat()}.json") or b"{}")["tasks"]
+    assert all(timings[t] > 0 for t in ("discover", "resample_2m", "s2_labels", "colocate", "classify",
+                                         "freeboard", "validate")), timings
     warm_lake["local_files"].update(_day_files(lake))
 
 

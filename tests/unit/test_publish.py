@@ -12,7 +12,7 @@ import pytest
 from pystac.validation import JsonSchemaSTACValidator, validate_dict
 
 from seaice_tasks.products import DAILY_SUMMARY, S2_LABELS, SEGMENTS_2M, SUMMARY_FILE
-from seaice_tasks.publish import CATALOG_FILE, STAC_DIR, item_id, publish_day
+from seaice_tasks.publish import CATALOG_FILE, STAC_DIR, TIMINGS_DIR, item_id, publish_day
 from seaice_tasks.spark_jobs.runner import load_job, run_job
 from seaice_tasks.storage import Lake
 
@@ -93,6 +93,22 @@ def test_republish_is_byte_identical_and_a_removed_partition_loses_its_item(day_
     day_coll = json.loads(files[f"{STAC_DIR}/segments_2m/{DAY}/collection.json"])
     assert [link["href"] for link in day_coll["links"] if link["rel"] == "item"] == [
         f"./{item_id(k)}.json" for k in day_lake.partitions(SEGMENTS_2M.name)]
+
+
+def test_run_timings_sit_beside_the_summary_without_changing_it(day_lake: Lake) -> None:
+    publish_day(DAY, lake=day_lake)
+    summary = day_lake.require(DAILY_SUMMARY.key(date=DAY)).to_json()
+    out = publish_day(DAY, lake=day_lake, timings={"discover": 0.4, "resample_2m": 61.25, "classify": None})
+    assert day_lake.require(DAILY_SUMMARY.key(date=DAY)).to_json() == summary  # timings are not in the partition
+    assert out["timings"] == day_lake.url(f"{TIMINGS_DIR}/{DAY.isoformat()}.json")
+    doc = json.loads(day_lake.read_document(f"{TIMINGS_DIR}/{DAY.isoformat()}.json") or b"{}")
+    assert doc == {"date": DAY.isoformat(), "unit": "s", "tasks": {"discover": 0.4, "resample_2m": 61.25,
+                                                                    "classify": None}}
+    md = (day_lake.read_document(f"{TIMINGS_DIR}/{DAY.isoformat()}.md") or b"").decode()
+    assert "| resample_2m | 61.2 |" in md and "| classify | - |" in md
+    publish_day(DAY, lake=day_lake, timings={"discover": 9.0})  # the latest run replaces the earlier one
+    again = json.loads(day_lake.read_document(f"{TIMINGS_DIR}/{DAY.isoformat()}.json") or b"{}")
+    assert again["tasks"] == {"discover": 9.0}
 
 
 def test_a_second_day_joins_the_product_collection(day_lake: Lake, tmp_path: Path) -> None:
