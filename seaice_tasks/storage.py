@@ -1301,13 +1301,19 @@ class PartitionWriter:
         that is kept); :class:`StorageError` when a staged file is missing.
         """
         lake = self.lake
-        if lake.protocol == "file":
-            os.makedirs(target, exist_ok=True)
+        try:
+            if lake.protocol == "file":
+                os.makedirs(target, exist_ok=True)
+        except FileExistsError:
+            # os.makedirs found the folder, then a concurrent commit retired it before its isdir check
+            return False
         lake.fs.invalidate_cache(self._staging)
         for name in sorted(names):
             src = posixpath.join(self._staging, name)
             try:
                 lake._place(src, posixpath.join(target, name))
+            except FileExistsError:  # the same race in the makedirs of a file's own folder
+                return False
             except FileNotFoundError as exc:
                 lake.fs.invalidate_cache(src)
                 if lake.fs.exists(src):

@@ -77,6 +77,30 @@ def test_gc_age_is_the_newest_change_inside_a_token(tmp_path: Path) -> None:
     assert not staging.exists()  # the last run's staging went: no empty _staging is left behind
 
 
+def test_a_version_folder_retired_during_its_makedirs_is_filled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two committers alternating: one retires a version folder while the other is creating it.
+
+    ``os.makedirs(exist_ok=True)`` then raises FileExistsError (mkdir found it, isdir no longer
+    does); the commit must try again, not fail.
+    """
+    lake = Lake(tmp_path / "lake")
+    real = os.makedirs
+    raced: list[str] = []
+
+    def racing(name: str, mode: int = 0o777, exist_ok: bool = False) -> None:
+        if "_v-" in os.path.basename(str(name)) and not raced:
+            raced.append(str(name))
+            raise FileExistsError(17, "File exists", str(name))
+        real(name, mode, exist_ok)
+
+    monkeypatch.setattr(os, "makedirs", racing)
+    with lake.writer(KEY) as w:
+        w.write_bytes("a.bin", b"after the race")
+    assert raced and lake.open_file(KEY, "a.bin", verify=True) == b"after the race"
+
+
 def test_gc_removes_old_temporary_files_and_orphans_only(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     with lake.writer(KEY) as w:
