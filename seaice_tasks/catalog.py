@@ -220,11 +220,13 @@ def _fetch_from_providers(day: dt.date, cfg: DiscoverConfig, store: InputStore) 
     Returns the inputs that could not be fetched, as skips of the inventory.  A failed search
     raises :class:`~seaice_tasks.discovery.DiscoveryError` (nothing is committed).
     """
-    providers = providers_for(cfg, credentials_from_env())
+    credentials = credentials_from_env()
+    providers = providers_for(cfg, credentials)
     if not providers:
         return []
     found = search_all(providers, day)
-    result = fetch_inputs(found, store, retries=cfg.download_retries, backoff_s=cfg.retry_backoff_s)
+    result = fetch_inputs(found, store, credentials=credentials, retries=cfg.download_retries,
+                          backoff_s=cfg.retry_backoff_s)
     log.info("fetched %d input(s) of %s, %d already in the catalog, %d failed", len(result.fetched), day,
              len(result.present), len(result.failed))
     return [Skip(uri, reason) for uri, reason in result.failed]

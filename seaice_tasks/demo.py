@@ -296,7 +296,8 @@ def score_classified(lake: Lake, day: dt.date, truth_dir: Path) -> dict[str, Any
     return score_classes(tracks())
 
 
-def _classification_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
+def _classification_summary(lake: Lake, day: dt.date, report: dict[str, Any] | None) -> None:
+    """Print the day's classification; ``report`` is :func:`score_classified`'s."""
     from seaice_tasks.products import SEGMENTS_CLASSIFIED
 
     keys = lake.partitions(SEGMENTS_CLASSIFIED.name, day)
@@ -304,7 +305,6 @@ def _classification_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
         print("\n== classification: nothing classified (no promoted model)")
         return
     model = lake.require(keys[0]).info.get("model", {})
-    report = score_classified(lake, day, truth_dir)
     print(f"\n== classification: {len(keys)} track(s) by {model.get('name')} {model.get('version')} "
           f"(trained on {model.get('training_set')})")
     if report is not None:
@@ -342,10 +342,10 @@ def score_freeboard_day(lake: Lake, day: dt.date, truth_dir: Path) -> dict[str, 
     return score_freeboard(tracks())
 
 
-def _freeboard_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
+def _freeboard_summary(lake: Lake, day: dt.date, score: dict[str, Any] | None) -> None:
+    """Print the day's sea surface, freeboard and validation; ``score`` is :func:`score_freeboard_day`'s."""
     from seaice_tasks.products import QUICKLOOK_FILE, VALIDATION, VALIDATION_DAY, VALIDATION_MD_FILE
 
-    score = score_freeboard_day(lake, day, truth_dir)
     if score is None:
         print("\n== sea surface and freeboard: nothing computed (no classified segments)")
         return
@@ -420,14 +420,15 @@ def _fmt(value: float | None, scale: float = 1.0, unit: str = "", sign: bool = F
     return f"{value * scale:{'+' if sign else ''}.1f}{unit}"
 
 
-def summary_rows(lake: Lake, day: dt.date, truth_dir: Path, tasks: list[tuple[str, str, float | None]],
-                 wall_s: float) -> list[tuple[str, str, str, str]]:
-    """The demo's closing table: (what, ours, reference, target)."""
+def summary_rows(lake: Lake, day: dt.date, truth_dir: Path, cls: dict[str, Any] | None, fb: dict[str, Any] | None,
+                 tasks: list[tuple[str, str, float | None]], wall_s: float) -> list[tuple[str, str, str, str]]:
+    """The demo's closing table: (what, ours, reference, target).
+
+    ``cls`` and ``fb`` are :func:`score_classified`'s and :func:`score_freeboard_day`'s (scored once).
+    """
     rows: list[tuple[str, str, str, str]] = []
-    cls = score_classified(lake, day, truth_dir)
     rows.append(("2 m classes vs truth (accuracy)", _fmt(cls["accuracy"] if cls else None, 100, " %"),
                  f"paper LSTM {PAPER_LSTM_ACCURACY:.2f} % (vs S2 labels)", "-"))
-    fb = score_freeboard_day(lake, day, truth_dir)
     if fb is not None:
         ice = fb["freeboard_ice"]
         rows.append(("2 m ice freeboard RMSE vs truth", _fmt(ice["rmse_m"], 100, " cm"),
@@ -538,8 +539,10 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
               f"water {fr['open_water']:.1%}, cloud/shadow {info['cloud_fraction']:.1%}  "
               f"{_label_score(lake, key, truth_dir)}")
     _colocation_summary(lake, the_day, truth_dir)
-    _classification_summary(lake, the_day, truth_dir)
-    _freeboard_summary(lake, the_day, truth_dir)
+    classes_score = score_classified(lake, the_day, truth_dir)
+    freeboard_score = score_freeboard_day(lake, the_day, truth_dir)
+    _classification_summary(lake, the_day, classes_score)
+    _freeboard_summary(lake, the_day, freeboard_score)
     for stage in (RESAMPLE_REPORT.name, S2_LABELS_REPORT.name, COLOCATE_REPORT.name, CLASSIFY_REPORT.name,
                   FREEBOARD_REPORT.name, VALIDATE_REPORT.name):
         report = lake.manifest(PartitionKey(stage, the_day))
@@ -562,7 +565,8 @@ def run_demo(workdir: str | os.PathLike[str] = "var/demo", date: str | None = No
         print(f"   run timings {lake.path(TIMINGS_DIR, f'{day}.md')}")
     tasks = task_states(home / "airflow.db", DAG_ID)
     print(f"\n== summary of {day} (scored against the simulator's truth; timings from Airflow's task durations)")
-    print("   " + _table(summary_rows(lake, the_day, truth_dir, tasks, time.monotonic() - started))
+    print("   " + _table(summary_rows(lake, the_day, truth_dir, classes_score, freeboard_score, tasks,
+                                   time.monotonic() - started))
           .replace("\n", "\n   "))
     print(f"\nseaice demo: done; outputs under {lake_dir} (Airflow log {log_path})")
     return 0

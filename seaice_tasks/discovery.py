@@ -52,7 +52,7 @@ from seaice_tasks.storage import InputStore
 
 __all__ = [
     "RemoteFile", "RemoteInput", "Provider", "CmrProvider", "StacProvider", "providers_for",
-    "fetch_inputs", "FetchResult", "credentials_from_env", "checksum_matches", "search_all",
+    "fetch_inputs", "FetchResult", "credentials_from_env", "search_all",
     "DiscoveryError", "DownloadError", "Credentials",
 ]
 
@@ -63,8 +63,6 @@ EARTHDATA_TOKEN_ENV: Final[str] = "EARTHDATA_TOKEN"
 EARTHDATA_USERNAME_ENV: Final[str] = "EARTHDATA_USERNAME"
 EARTHDATA_PASSWORD_ENV: Final[str] = "EARTHDATA_PASSWORD"
 STAC_TOKEN_ENV: Final[str] = "SEAICE_STAC_TOKEN"
-#: Catalog sub-folder per input kind for fetched inputs.
-FETCH_FOLDER: Final[dict[str, str]] = {"ATL03": "ATL03", "ATL07": "ATL07", "ATL10": "ATL10", "S2": "S2"}
 #: Suffix of a download in progress (never an input: the catalog scan only takes .h5/.tif/.jp2 names).
 PARTIAL_SUFFIX: Final[str] = ".partial"
 #: Chunk size of a streamed download (bytes).
@@ -131,7 +129,7 @@ class RemoteInput:
     @property
     def relpath(self) -> str:
         """Where the input lands in the catalog store (a file for a granule, a folder for a scene)."""
-        return posixpath.join(FETCH_FOLDER[self.kind], self.name)
+        return posixpath.join(self.kind, self.name)  # one catalog sub-folder per kind
 
 
 class Provider(Protocol):
@@ -165,10 +163,6 @@ class Credentials:
     def stac_headers(self) -> dict[str, str]:
         """HTTP headers for the STAC API and its https assets."""
         return {"Authorization": f"Bearer {self.stac_token}"} if self.stac_token else {}
-
-    def secrets(self) -> list[str]:
-        """Every non-empty secret (for tests that check nothing leaks)."""
-        return [s for s in (self.earthdata_token, self.earthdata_password, self.stac_token) if s]
 
 
 def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
@@ -397,11 +391,6 @@ def providers_for(config: DiscoverConfig, credentials: Credentials | None = None
     return found
 
 
-def checksum_matches(data_hasher: Any, expected: str | None) -> bool:
-    """Whether a finished hashlib object matches ``expected`` (True when nothing is expected)."""
-    return expected is None or data_hasher.hexdigest() == expected.lower()
-
-
 @dataclasses.dataclass(frozen=True)
 class FetchResult:
     """What :func:`fetch_inputs` did: inputs placed, already present, and failed (uri, reason)."""
@@ -443,7 +432,7 @@ def _download_one(
                         hasher.update(chunk)
             if remote.size_bytes is not None and size != remote.size_bytes:
                 raise DownloadError(remote.href, f"got {size} bytes, the provider states {remote.size_bytes}")
-            if hasher is not None and not checksum_matches(hasher, remote.checksum):
+            if hasher is not None and remote.checksum is not None and hasher.hexdigest() != remote.checksum.lower():
                 raise DownloadError(remote.href, f"{remote.algorithm} checksum {hasher.hexdigest()} "
                                     f"does not match the provider's {remote.checksum}")
             return
