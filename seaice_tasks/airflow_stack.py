@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -48,6 +49,7 @@ __all__ = [
     "free_port",
     "stop_group",
     "wait_port",
+    "write_private_file",
 ]
 
 #: The Airflow processes of one deployment, in start order.
@@ -66,6 +68,8 @@ POLL_S: Final[float] = 1.0
 DEFAULT_USER: Final[str] = "admin"
 #: Timeout of one REST call (s).
 HTTP_TIMEOUT_S: Final[float] = 30.0
+#: Permission bits of a file holding a secret: read and write for its owner only.
+PRIVATE_FILE_MODE: Final[int] = 0o600
 
 
 class AirflowApiError(RuntimeError):
@@ -81,6 +85,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def write_private_file(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` as a file only its owner can read (mode 0600), atomically.
+
+    The text goes into a new file of the same folder that is created with mode 0600 (whatever the
+    umask), which then replaces ``path``: no reader ever sees the secret under wider permissions,
+    an older file's mode does not survive, and a half-written file never appears under ``path``.
+
+    Parameters
+    ----------
+    path : path
+        File to write (its folder must exist), e.g. the simple auth manager's password file.
+    text : str
+        Content, written as UTF-8.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), PRIVATE_FILE_MODE)
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
 
 
 def stop_group(proc: subprocess.Popen[bytes], wait_s: float = STOP_WAIT_S) -> None:
@@ -258,9 +295,8 @@ class AirflowStack:
     def _environment(self) -> dict[str, str]:
         self.api_port = self.api_port or free_port()
         self.password = self.password or secrets.token_urlsafe(12)
-        passwords = self.home / "passwords.json"
         self.home.mkdir(parents=True, exist_ok=True)
-        passwords.write_text(json.dumps({DEFAULT_USER: self.password}))
+        passwords = write_private_file(self.home / "passwords.json", json.dumps({DEFAULT_USER: self.password}))
         env = airflow_env(self.home, sql_alchemy_conn=postgres_url(self.database, admin=self.admin), extra={
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__API__HOST": "127.0.0.1",
