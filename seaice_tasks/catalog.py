@@ -225,8 +225,7 @@ def _fetch_from_providers(day: dt.date, cfg: DiscoverConfig, store: InputStore) 
     if not providers:
         return []
     found = search_all(providers, day)
-    result = fetch_inputs(found, store, credentials=credentials, retries=cfg.download_retries,
-                          backoff_s=cfg.retry_backoff_s)
+    result = fetch_inputs(found, store, config=cfg, credentials=credentials)
     log.info("fetched %d input(s) of %s, %d already in the catalog, %d failed", len(result.fetched), day,
              len(result.present), len(result.failed))
     return [Skip(uri, reason) for uri, reason in result.failed]

@@ -550,16 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``seaice`` script; returns the exit status."""
+    from seaice_tasks.redact import install_secret_filter, redact, secrets_from_env
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    install_secret_filter()  # no log level shows a token, password or secret key
     try:
         status: int = args.func(args)
     except SeaIceError as exc:
-        print(f"seaice {args.command}: error: {exc}", file=sys.stderr)
+        print(f"seaice {args.command}: error: {redact(str(exc), secrets_from_env())}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except FileNotFoundError as exc:
-        print(f"seaice {args.command}: error: {exc}", file=sys.stderr)
+        print(f"seaice {args.command}: error: {redact(str(exc), secrets_from_env())}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     return status
 

@@ -212,6 +212,13 @@ class StorageConfig(JsonConfig):
 IS2_SOURCES: Final[tuple[str, ...]] = ("catalog", "cmr")
 S2_SOURCES: Final[tuple[str, ...]] = ("catalog", "stac")
 BBOX_VALUES: Final[int] = 4
+#: Hosts of NASA's Earthdata Login and data distribution (with their sub-domains:
+#: urs.earthdata.nasa.gov, data.nsidc.earthdatacloud.nasa.gov, ...).
+EARTHDATA_HOSTS: Final[tuple[str, ...]] = ("earthdata.nasa.gov", "earthdatacloud.nasa.gov")
+#: Largest download (bytes): ATL03 granules reach a few GB.
+MAX_DOWNLOAD_BYTES: Final[int] = 20 * 2**30
+_LABEL: Final[str] = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_RE: Final[re.Pattern[str]] = re.compile(rf"{_LABEL}(\.{_LABEL})*|\[?[0-9A-Fa-f:.]+\]?")
 POLYGON_MIN_POINTS: Final[int] = 4
 
 
@@ -253,6 +260,18 @@ class DiscoverConfig(JsonConfig):
         Further attempts per file after a failed download.
     retry_backoff_s : float
         Wait before the first retry (s), doubled each time.
+    earthdata_hosts : tuple of str
+        Hosts (with their sub-domains) that receive the Earthdata credentials; a data link to
+        any other host is downloaded without them (docs/operations.md).
+    stac_asset_hosts : tuple of str
+        Hosts besides the STAC API's own that receive the STAC token with asset downloads.
+    download_timeout_s : float
+        Longest wait for a connection or for the next bytes of a download (s).
+    download_deadline_s : float
+        Longest time one download attempt may take in all (s).
+    max_download_bytes : int
+        Largest file discovery downloads (bytes): a larger stated size is refused, an unstated
+        one is cut off there.
     """
 
     kind: ClassVar[str] = "discover"
@@ -273,6 +292,11 @@ class DiscoverConfig(JsonConfig):
     max_items: int = 2000
     download_retries: int = 3
     retry_backoff_s: float = 2.0
+    earthdata_hosts: tuple[str, ...] = EARTHDATA_HOSTS
+    stac_asset_hosts: tuple[str, ...] = ()
+    download_timeout_s: float = 60.0
+    download_deadline_s: float = 3600.0
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES
 
     def __post_init__(self) -> None:
         if self.is2_source not in IS2_SOURCES:
@@ -288,3 +312,11 @@ class DiscoverConfig(JsonConfig):
             raise ValueError(f"max_cloud_cover {self.max_cloud_cover} is not a percentage")
         if self.max_items < 1 or self.download_retries < 0 or self.retry_backoff_s < 0:
             raise ValueError("max_items must be >= 1, download_retries and retry_backoff_s >= 0")
+        if self.download_timeout_s <= 0 or self.download_deadline_s <= 0 or self.max_download_bytes < 1:
+            raise ValueError("download_timeout_s, download_deadline_s and max_download_bytes must be > 0")
+        for host in (*self.earthdata_hosts, *self.stac_asset_hosts):
+            if not _HOST_RE.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name (no scheme, port, path or wildcard)")
+        for name, url in (("cmr_url", self.cmr_url), ("stac_url", self.stac_url)):
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{name} {url!r} is not an http(s) URL")

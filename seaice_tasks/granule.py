@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from seaice_tasks.errors import GranuleNameError
 
-__all__ = ["GranuleId", "S2SceneId", "parse_granule", "parse_s2_scene"]
+__all__ = ["GranuleId", "S2SceneId", "parse_granule", "parse_s2_scene", "is_granule_file_name", "is_s2_scene_name"]
 
 _GRANULE_RE = re.compile(
     r"(?:processed_)?(?P<product>ATL\d{2})(?:-(?P<hemisphere>0[12]))?_"
@@ -29,6 +29,9 @@ _S2_SAFE_RE = re.compile(
     r"R(?P<orbit>\d{3})_T(?P<tile>\d{2}[C-X][A-Z]{2})_(?P<ptime>\d{8}T\d{6})"
 )
 _S2_GEE_RE = re.compile(r"(?P<time>\d{8}T\d{6})_(?P<dtime>\d{8}T\d{6})_T(?P<tile>\d{2}[C-X][A-Z]{2})")
+_S2_KEY_RE = re.compile(r"(?P<time>\d{8}T\d{6})_T(?P<tile>\d{2}[C-X][A-Z]{2})")
+#: Suffixes of a granule file.
+GRANULE_SUFFIXES = (".h5", ".hdf5", ".he5")
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def parse_s2_scene(name: str | os.PathLike[str]) -> S2SceneId:
     m = _S2_GEE_RE.search(base)
     if m is not None:
         return S2SceneId(tile=m["tile"], sensing=_s2_time(base, m["time"]))
-    m = re.search(r"(?P<time>\d{8}T\d{6})_T(?P<tile>\d{2}[C-X][A-Z]{2})", base)
+    m = _S2_KEY_RE.search(base)
     if m is not None:
         return S2SceneId(tile=m["tile"], sensing=_s2_time(base, m["time"]))
     raise GranuleNameError(f"{base}: not a Sentinel-2 scene name (SAFE name, GEE id or YYYYMMDDThhmmss_Txxxxx)")
@@ -177,3 +180,45 @@ def _s2_time(base: str, text: str) -> dt.datetime:
         return dt.datetime.strptime(text, "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
     except ValueError as exc:
         raise GranuleNameError(f"{base}: invalid sensing time {text!r}") from exc
+
+
+def is_granule_file_name(name: str) -> bool:
+    """``name`` is a bare granule file name and nothing else (no folder, prefix or trailing text).
+
+    The strict form of :func:`parse_granule` for names that come from the network and become
+    paths.
+
+    Examples
+    --------
+    >>> is_granule_file_name("ATL03_20191104195311_05940510_006_01.h5")
+    True
+    >>> is_granule_file_name("../ATL03_20191104195311_05940510_006_01.h5")
+    False
+    """
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or f".{suffix.lower()}" not in GRANULE_SUFFIXES or _GRANULE_RE.fullmatch(stem) is None:
+        return False
+    try:
+        parse_granule(name)
+    except GranuleNameError:
+        return False
+    return True
+
+
+def is_s2_scene_name(name: str) -> bool:
+    """``name`` is exactly a SAFE name (without ``.SAFE``), a GEE id or a scene key.
+
+    Examples
+    --------
+    >>> is_s2_scene_name("20191104T194521_20191104T194524_T02CNA")
+    True
+    >>> is_s2_scene_name("x/../20191104T194521_20191104T194524_T02CNA")
+    False
+    """
+    if not any(p.fullmatch(name) for p in (_S2_SAFE_RE, _S2_GEE_RE, _S2_KEY_RE)):
+        return False
+    try:
+        parse_s2_scene(name)
+    except GranuleNameError:
+        return False
+    return True

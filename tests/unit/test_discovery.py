@@ -20,6 +20,7 @@ from seaice_tasks.discovery import (
     CmrProvider,
     Credentials,
     DiscoveryError,
+    Refused,
     RemoteFile,
     RemoteInput,
     StacProvider,
@@ -50,6 +51,7 @@ def _config(server: DiscoveryServer, **over: object) -> DiscoverConfig:
     fields: dict[str, object] = {
         "is2_source": "cmr", "s2_source": "stac", "cmr_url": server.cmr_url, "stac_url": server.stac_url,
         "atl03_version": "006", "atl07_version": "003", "atl10_version": "005", "retry_backoff_s": 0.0,
+        "earthdata_hosts": ["127.0.0.1"],  # the recorded data host (loopback: plain http is allowed)
     }
     fields.update(over)
     return DiscoverConfig.from_dict(fields)
@@ -129,7 +131,8 @@ def test_a_transient_failure_is_retried_with_backoff(server: DiscoveryServer, tm
     (item,) = CmrProvider(_config(server)).search(ATL10_DAY)
     server.fail_first[server.data_path(ATL10_NAME)] = 2
     waits: list[float] = []
-    result = fetch_inputs([item], InputStore(str(tmp_path), {}), retries=3, backoff_s=0.5, sleep=waits.append)
+    cfg = _config(server, download_retries=3, retry_backoff_s=0.5)
+    result = fetch_inputs([item], InputStore(str(tmp_path), {}), config=cfg, sleep=waits.append)
     assert result.failed == () and len(result.fetched) == 1
     assert waits == [0.5, 1.0]
     assert (tmp_path / "ATL10" / ATL10_NAME).stat().st_size == item.files[0].size_bytes
@@ -159,7 +162,8 @@ def test_a_size_mismatch_is_rejected(server: DiscoveryServer, tmp_path: Path) ->
     href = f"{server.base}{server.data_path(ATL10_NAME)}"
     wrong = RemoteInput("ATL10", ATL10_NAME, dt.datetime(2019, 1, 25, 17, 18, 48, tzinfo=dt.UTC),
                         (RemoteFile(href, ATL10_NAME, size_bytes=12),), "cmr")
-    result = fetch_inputs([wrong], InputStore(str(tmp_path), {}), retries=0, sleep=_no_wait)
+    result = fetch_inputs([wrong], InputStore(str(tmp_path), {}), config=DiscoverConfig(download_retries=0),
+                          sleep=_no_wait)
     ((_uri, reason),) = result.failed
     assert "the provider states 12" in reason
     assert not (tmp_path / "ATL10" / ATL10_NAME).exists()
@@ -244,5 +248,8 @@ def test_an_unusable_stac_item_is_ignored_not_fatal(server: DiscoveryServer) -> 
     server.items[0]["properties"].pop("mgrs:utm_zone")  # no SAFE name, id or tile: no folder name
     server.items[1]["assets"]["blue"]["file:checksum"] = "zz-not-hex"  # kept, its checksum not checked
     found = StacProvider(_config(server)).search(ATL10_DAY)
-    assert [r.name for r in found] == [S2_CLOUDY]
-    assert found[0].files[0].checksum is None and found[0].files[1].checksum is not None
+    inputs = [r for r in found if isinstance(r, RemoteInput)]
+    assert [r.name for r in inputs] == [S2_CLOUDY]
+    assert inputs[0].files[0].checksum is None and inputs[0].files[1].checksum is not None
+    (refused,) = [r for r in found if isinstance(r, Refused)]  # a recorded skip, not a silent drop
+    assert refused.uri == "stac:'not-a-scene'" and "scene name" in refused.reason
