@@ -341,7 +341,7 @@ def test_seaice_daily_discovers_through_cmr_with_an_airflow_connection(af_env: d
         env = dict(af_env, SEAICE_LAKE=str(lake_dir), SEAICE_CATALOG=str(catalog),
                    AIRFLOW_CONN_EARTHDATA_DEFAULT=json.dumps({"conn_type": "http", "password": token}))
         conf = {"discover": {"is2_source": "cmr", "cmr_url": server.cmr_url, "atl07_version": "003",
-                             "products": ["ATL07"]}}
+                             "products": ["ATL07"], "earthdata_hosts": ["127.0.0.1"]}}
         out = _dag_test(env, day, conf)
         downloads = [r for r in requests_to(server, "/data/ATL07/") if r.method == "GET"]
     assert out["tis"]["discover"] == "skipped"  # an ATL07-only day: inventory, then nothing to process
