@@ -25,7 +25,7 @@ import pyarrow as pa
 from seaice_tasks.config import DiscoverConfig, parse_day
 from seaice_tasks.constants import S2_BANDS
 from seaice_tasks.discovery import credentials_from_env, fetch_inputs, providers_for, search_all
-from seaice_tasks.errors import GranuleNameError
+from seaice_tasks.errors import ConfigError, GranuleNameError
 from seaice_tasks.granule import S2SceneId, parse_granule, parse_s2_scene
 from seaice_tasks.outputs import TableOutput, write_partition
 from seaice_tasks.products import INVENTORY, INVENTORY_FILE
@@ -99,6 +99,8 @@ def scan_catalog(
     root = text.split("://", 1)[1] if "://" in text else os.path.abspath(text)
     if not fs.exists(root):
         raise FileNotFoundError(f"{text}: catalog folder does not exist")
+    if not fs.isdir(root):
+        raise ConfigError(f"{text}: the catalog is a file, not a folder")
     items: list[CatalogItem] = []
     skips: list[Skip] = []
     details = fs.find(root, detail=True)

@@ -87,35 +87,60 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return status
 
 
+def _json_object(text: str, argument: str = "--config") -> dict[str, object]:
+    """The JSON object of an argument (one line naming it when it is not JSON or not an object)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{argument}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{argument}: expected a JSON object {{...}}, got {type(value).__name__}")
+    return value
+
+
 def _cmd_discover(args: argparse.Namespace) -> int:
     from seaice_tasks.catalog import run_discover
+    from seaice_tasks.config import DiscoverConfig, parse_day
+    from seaice_tasks.store_access import open_lake
 
-    try:
-        config = json.loads(args.config)
-    except ValueError as exc:
-        raise ConfigError(f"--config: not JSON ({exc})") from None
-    result = run_discover(args.date, catalog=args.catalog, lake=args.lake, config=config)
+    day = parse_day(args.date)
+    config = DiscoverConfig.from_dict(_json_object(args.config))
+    lake = open_lake(args.lake, must_exist=False, writable=True)
+    result = run_discover(day, catalog=args.catalog, lake=lake.root, config=config)
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
+    from seaice_tasks.config import parse_day
     from seaice_tasks.publish import publish_day
+    from seaice_tasks.store_access import open_lake
 
-    try:
-        config = json.loads(args.config)
-    except ValueError as exc:
-        raise ConfigError(f"--config: not JSON ({exc})") from None
-    result = publish_day(args.date, lake=args.lake, config=config)
+    day = parse_day(args.date)
+    config = _json_object(args.config)
+    lake = open_lake(args.lake, must_exist=True, writable=True)
+    result = publish_day(day.isoformat(), lake=lake.root, config=config)
     print(json.dumps({k: v for k, v in result.items() if k != "summary"}, indent=2))
     return EXIT_OK
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from seaice_tasks.config import parse_day
     from seaice_tasks.sim.day import simulate_day
     from seaice_tasks.sim.geometry import SimConfig
     from seaice_tasks.sim.world import WorldConfig
+    from seaice_tasks.store_access import output_folder
 
+    parse_day(args.date)
+    for name, value in (("--granules", args.granules), ("--scenes-per-granule", args.scenes_per_granule)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    for name, fvalue in (("--km", args.km), ("--scene-km", args.scene_km)):
+        if not fvalue > 0:
+            raise ConfigError(f"{name} must be > 0, got {fvalue}")
+    if args.benchmark_beam < 0:
+        raise ConfigError(f"--benchmark-beam must be >= 0, got {args.benchmark_beam}")
+    output_folder(args.out)
     if args.benchmark_beam:
         from seaice_tasks.sim.atl03 import write_benchmark_beam
         from seaice_tasks.sim.world import TruthWorld
@@ -197,16 +222,16 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     """Write the day's quicklooks (committed by validate, else drawn from the freeboard alone) to ``--out``."""
     from seaice_tasks.config import parse_day
     from seaice_tasks.products import FREEBOARD, HISTOGRAM_FILE, QUICKLOOK_FILE, VALIDATION, VALIDATION_DAY
-    from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.store_access import open_lake, output_folder
     from seaice_tasks.surface.plots import track_quicklook
 
     day = parse_day(args.date)
-    lake = lake_from_env(args.lake)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    lake = open_lake(args.lake, must_exist=True)
+    output_folder(args.out, create=False)
     keys = [k for k in lake.partitions(FREEBOARD.name, day) if not args.granules or k.granule in args.granules]
     if not keys:
         raise ConfigError(f"no freeboard partition on {day} in {lake.root} (run seaice freeboard first)")
+    out = output_folder(args.out)
     written = []
     for key in keys:
         vkey = VALIDATION.key(date=day, granule=key.granule, beam=key.beam)
@@ -232,15 +257,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Job reports' skips and failures and the open incidents of the last ``--days`` days."""
     import datetime as dt
 
+    from seaice_tasks.config import parse_day
     from seaice_tasks.monitoring import lake_status, status_table
-    from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.store_access import open_lake
 
     if args.days < 1:
         raise ConfigError(f"--days must be >= 1, got {args.days}")
     if args.runs < 1:
         raise ConfigError(f"--runs must be >= 1, got {args.runs}")
-    today = dt.date.fromisoformat(args.today) if args.today else dt.datetime.now(dt.UTC).date()
-    status = lake_status(lake_from_env(args.lake), today - dt.timedelta(days=args.days - 1))
+    today = parse_day(args.today, "--today") if args.today else dt.datetime.now(dt.UTC).date()
+    status = lake_status(open_lake(args.lake, must_exist=True), today - dt.timedelta(days=args.days - 1))
     url = args.airflow or os.environ.get("SEAICE_AIRFLOW_URL", "")
     exit_status = EXIT_OK
     if url:
@@ -274,10 +300,17 @@ def _cmd_training_set(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from seaice_tasks.models.lake import promote
+    import math
+
     from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.train.promotion import promote
     from seaice_tasks.train.segments import SegmentTrainConfig
 
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:  # 0 would silently mean the preset's value
+            raise ConfigError(f"{flag}: must be >= 1, got {value} (leave it out for the preset's)")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise ConfigError(f"--lr: must be > 0, got {args.lr} (leave it out for the preset's)")
     fields = json.loads(args.config) if args.config else {}
     for name, value in (("name", args.name), ("preset", args.preset), ("training_set", args.training_set),
                         ("training_set_version", args.training_set_version), ("epochs", args.epochs),
@@ -316,14 +349,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from seaice_tasks.models import lake as registry
     from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.train.promotion import promote
 
     lake = lake_from_env(args.lake)
     if args.action == "list":
         keys = registry.list_models(lake, args.model or None)
         rows = []
+        broken: list[str] = []
         for key in keys:
             assert key.name is not None and key.version is not None
-            card = registry.model_card(lake, key.name, key.version)
+            try:
+                card = registry.model_card(lake, key.name, key.version)
+            except SeaIceError as exc:  # one unreadable card does not hide the others
+                broken.append(str(exc))
+                card = {"architecture": {"preset": "UNREADABLE"}}
             test = card.get("metrics", {}).get("test", {})
             run = card.get("metrics", {}).get("run", {})
             rows.append({"name": key.name, "version": key.version,
@@ -333,13 +372,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
                          "promoted": registry.promoted_version(lake, key.name) == key.version})
         if args.json:
             print(json.dumps(rows, indent=2))
-            return EXIT_OK
-        print(f"{'name':<22} {'version':<17} {'preset':<9} {'accuracy':>8} {'macro F1':>8}  {'backend':<12} promoted")
-        for r in rows:
-            acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
-            f1 = f"{r['macro_f1']:.4f}" if r["macro_f1"] is not None else "-"
-            print(f"{r['name']:<22} {r['version']:<17} {r['preset']:<9} {acc:>8} {f1:>8}  {r['backend']:<12} "
-                  f"{'promoted' if r['promoted'] else ''}")
+        else:
+            print(f"{'name':<22} {'version':<17} {'preset':<9} {'accuracy':>8} {'macro F1':>8}  {'backend':<12} "
+                  "promoted")
+            for r in rows:
+                acc = f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "-"
+                f1 = f"{r['macro_f1']:.4f}" if r["macro_f1"] is not None else "-"
+                print(f"{r['name']:<22} {r['version']:<17} {r['preset']:<9} {acc:>8} {f1:>8}  {r['backend']:<12} "
+                      f"{'promoted' if r['promoted'] else ''}")
+        if broken:
+            print(f"seaice models: error: {len(broken)} unreadable card(s): " + "; ".join(broken), file=sys.stderr)
+            return EXIT_INPUT_ERROR
         return EXIT_OK
     if not args.model:
         raise ConfigError(f"models {args.action}: give the model name")
@@ -353,7 +396,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.version:
         raise ConfigError("models promote: give the version")
-    print(json.dumps(registry.promote(lake, args.model, args.version, force=args.force), indent=2, sort_keys=True))
+    print(json.dumps(promote(lake, args.model, args.version, force=args.force), indent=2, sort_keys=True))
     return EXIT_OK
 
 
@@ -364,13 +407,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from seaice_tasks.storage import GC_MIN_AGE_S, lake_from_env
+    from seaice_tasks.storage import GC_MIN_AGE_S
+    from seaice_tasks.store_access import open_lake
 
     hours = GC_MIN_AGE_S / 3600.0 if args.min_age_hours is None else args.min_age_hours
-    if hours < 0:
-        print("seaice gc: error: --min-age-hours must be >= 0", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    lake = lake_from_env(args.lake)
+    if not hours >= 0:
+        raise ConfigError(f"--min-age-hours must be >= 0, got {hours}")
+    lake = open_lake(args.lake, must_exist=True, writable=True)
     removed = lake.gc_staging(min_age_s=hours * 3600.0)
     if args.json:
         print(json.dumps({"lake": lake.url(), "min_age_hours": hours, "removed": removed}, indent=2))
