@@ -25,8 +25,9 @@ sums, O(n log n)).  Figures (:func:`compare_track`):
 ``histograms``
     freeboard counts of our ice rows and of ATL10 in fixed bins.
 
-A missing or unreadable ATL07/ATL10 (or a beam absent from it) is a recorded flag, never an
-error: the other figures are still computed.
+A missing or unreadable ATL07/ATL10 (or a beam absent from it), or one that is another
+granule's file under this granule's name (its metadata disagrees with its name), is a recorded
+flag, never an error: the other figures are still computed (:mod:`seaice_tasks.surface.reference`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import numpy as np
@@ -45,10 +45,10 @@ import pandas as pd
 from seaice_tasks.alongtrack import segment_means
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
-from seaice_tasks.errors import ConfigError, GranuleNameError, SeaIceError
-from seaice_tasks.granule import parse_granule
+from seaice_tasks.errors import ConfigError, SeaIceError
 from seaice_tasks.outputs import BytesOutput, Output
 from seaice_tasks.products import FREEBOARD, QUICKLOOK_FILE, VALIDATION, VALIDATION_FILE
+from seaice_tasks.surface.reference import ReferenceTrack, companion_uri, read_reference
 from seaice_tasks.work import Record, WorkContext, WorkResult
 
 __all__ = [
@@ -74,19 +74,10 @@ _LEAD_TYPES_R003: Final[tuple[int, ...]] = (2, 3, 4, 5)
 _LEAD_TYPES_OLD: Final[tuple[int, ...]] = (2, 3, 4, 5, 6, 7, 8, 9)
 _ICE_TYPE: Final[int] = 1
 _CLOUD_TYPE: Final[int] = 0
-#: ATL07/ATL10 granules start up to this long before the ATL03 granules of their pass (s): a pass
-#: over a hemisphere lasts under 50 min.
-_PASS_S: Final[float] = 3600.0
 _WATER: Final[int] = int(SeaIceClass.OPEN_WATER)
 _ICE: Final[tuple[int, int]] = (int(SeaIceClass.THICK_ICE), int(SeaIceClass.THIN_ICE))
 _UNCLASSIFIED: Final[int] = int(SeaIceClass.UNLABELED)
 _M_PER_KM: Final[float] = 1000.0
-_ATL07_COLUMNS: Final[tuple[str, ...]] = ("seg_dist_x", "height_segment_height", "height_segment_type",
-                                          "height_segment_ssh_flag", "height_segment_length_seg",
-                                          "height_segment_quality")
-_ATL10_COLUMNS: Final[tuple[str, ...]] = ("seg_dist_x", "beam_fb_height", "beam_refsurf_ndx",
-                                          "height_segment_height", "height_segment_length_seg",
-                                          "height_segment_type", "height_segment_ssh_flag")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,89 +111,6 @@ class ValidateConfig(JsonConfig):
         if self.histogram_bins < 1 or not hi > lo or not self.default_length_m > 0 or not self.zoom_m > 0:
             raise ConfigError("ValidateConfig: histogram_bins >= 1, a range lo < hi, default_length_m > 0 and "
                               "zoom_m > 0 required")
-
-
-def companion_uri(atl03_granule: str, uris: Sequence[str], product: str) -> str | None:
-    """The ATL07 or ATL10 file of an ATL03 granule's pass among ``uris``.
-
-    Same RGT and cycle, starting at most an hour before the ATL03 granule (ATL07/ATL10 cover a
-    hemisphere pass and their keys differ from the regional ATL03 keys); the latest such start,
-    then the highest release and the name, wins.
-
-    Examples
-    --------
-    >>> companion_uri("20191104195311_05940510", ["/c/ATL07-02_20191104195311_05940501_006_01.h5",
-    ...               "/c/ATL07-02_20191104195311_05950501_006_01.h5"], "ATL07")
-    '/c/ATL07-02_20191104195311_05940501_006_01.h5'
-    """
-    try:
-        ref = parse_granule(f"ATL03_{atl03_granule}_006_01.h5")
-    except GranuleNameError:
-        return None
-    best: tuple[Any, ...] | None = None
-    for uri in uris:
-        try:
-            g = parse_granule(posixpath.basename(uri))
-        except GranuleNameError:
-            continue
-        lead_s = (ref.start - g.start).total_seconds()
-        if g.product != product or g.rgt != ref.rgt or g.cycle != ref.cycle or not 0 <= lead_s <= _PASS_S:
-            continue
-        rank = (g.start, g.release, uri)
-        if best is None or rank > best:
-            best = rank
-    return None if best is None else str(best[2])
-
-
-@dataclasses.dataclass(frozen=True)
-class ReferenceTrack:
-    """NASA's products of one beam, as far as they could be read.
-
-    Attributes
-    ----------
-    atl07, atl10, atl10_surface : pandas.DataFrame or None
-        ATL07 segments, ATL10 freeboard segments, ATL10 reference sections (None: not available).
-    release : int or None
-        ATL07 release (decides the lead types).
-    flags : tuple of str
-        Why something is missing (``no_atl07``, ``atl10 beam gt1l missing: ...``).
-    """
-
-    atl07: pd.DataFrame | None
-    atl10: pd.DataFrame | None
-    atl10_surface: pd.DataFrame | None
-    release: int | None
-    flags: tuple[str, ...]
-
-
-def read_reference(atl07_uri: str | None, atl10_uri: str | None, beam: str,
-                   storage_options: dict[str, Any] | None = None) -> ReferenceTrack:
-    """Read one beam of ATL07 and ATL10; what cannot be read becomes a flag (module docstring)."""
-    from seaice_tasks.io.atl07 import read_atl07
-    from seaice_tasks.io.atl10 import read_atl10_freeboard, read_atl10_reference_surface
-
-    flags: list[str] = []
-    atl07 = atl10 = surface = None
-    release = None
-    if not atl07_uri:
-        flags.append("no_atl07")
-    else:
-        try:
-            atl07 = read_atl07(atl07_uri, beam, list(_ATL07_COLUMNS), storage_options=storage_options)
-            release = parse_granule(posixpath.basename(atl07_uri)).release
-        except (SeaIceError, GranuleNameError, OSError) as exc:
-            flags.append(f"atl07 unusable: {exc}")
-    if not atl10_uri:
-        flags.append("no_atl10")
-    else:
-        try:
-            atl10 = read_atl10_freeboard(atl10_uri, beam, list(_ATL10_COLUMNS), storage_options=storage_options)
-            surface = read_atl10_reference_surface(atl10_uri, beam, ["beam_refsurf_height"],
-                                                   storage_options=storage_options)
-        except (SeaIceError, OSError) as exc:
-            flags.append(f"atl10 unusable: {exc}")
-            atl10 = surface = None
-    return ReferenceTrack(atl07, atl10, surface, release, tuple(flags))
 
 
 def atl07_is_water(types: npt.ArrayLike, ssh_flag: npt.ArrayLike, release: int | None) -> npt.NDArray[np.int8]:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from seaice_tasks.demo import score_freeboard_day
+from seaice_tasks.granule import parse_granule
 from seaice_tasks.io.atl07 import read_atl07
 from seaice_tasks.products import (
     CLASSES_FILE,
@@ -245,3 +246,75 @@ def test_cli_freeboard_validate_and_plot(day: dict[str, Any], tmp_path: Path) ->
     assert cli(["plot", "--date", DAY, "--lake", lake, "--out", str(out)]) == 0
     assert len(list(out.glob("*_quicklook.png"))) == 3 and len(list(out.glob("*histogram.png"))) == 1
     assert cli(["plot", "--date", "2019-11-05", "--lake", lake, "--out", str(out)]) == 2
+
+
+def _renamed(src: Path, folder: Path, product: str, start: dt.datetime, rgt: int) -> Path:
+    """A copy of ``src`` under the name of another granule of ``product`` (start time, RGT)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = parse_granule(src.name)
+    name = f"{product}-02_{start:%Y%m%d%H%M%S}_{rgt:04d}{g.cycle:02d}01_{g.release:03d}_{g.revision:02d}.h5"
+    return Path(shutil.copyfile(src, folder / name))
+
+
+def _read_one(product: str, path: Path, beam: str) -> ReferenceTrack:
+    return read_reference(str(path), None, beam) if product == "ATL07" else read_reference(None, str(path), beam)
+
+
+@pytest.mark.parametrize("product", ["ATL07", "ATL10"])
+def test_a_nasa_file_of_another_granule_under_this_granules_name_is_skipped(
+        day: dict[str, Any], tmp_path: Path, product: str) -> None:
+    src = Path((day["sim"].atl07 if product == "ATL07" else day["sim"].atl10)[0])
+    key = day["lake"].partitions(FREEBOARD.name, DATE)[0]
+    own = _read_one(product, src, str(key.beam))
+    assert not [f for f in own.flags if f.startswith(product.lower())]  # under its own name: used
+    g = parse_granule(src.name)
+    other = _renamed(src, tmp_path, product, g.start + dt.timedelta(hours=2), g.rgt % 1387 + 1)
+    ref = _read_one(product, other, str(key.beam))
+    flag = next((f for f in ref.flags if f.startswith(product.lower())), "")
+    assert flag.startswith(f"{product.lower()} skipped: {other} is another granule's file: "
+                           f"its metadata names {src.name}")
+    assert f"orbit_info/rgt is {g.rgt}, its name says {g.rgt % 1387 + 1}" in flag
+    if product == "ATL07":
+        assert ref.atl07 is None and ref.release is None
+    else:
+        assert ref.atl10 is None and ref.atl10_surface is None
+
+
+def test_a_nasa_file_whose_segments_lie_outside_its_names_pass_is_skipped(tmp_path: Path) -> None:
+    """No granule metadata to compare: the times of the beam's segments give it away."""
+    bare = write_atl10(tmp_path, with_orbit_info=False)  # segments from 2019-11-04T19:53:11
+    assert read_reference(None, str(bare), "gt1r").flags == ("no_atl07",)
+    for start in (dt.datetime(2019, 11, 4, 21, 0, 0), dt.datetime(2019, 11, 4, 19, 55, 0)):
+        late = _renamed(bare, tmp_path / start.strftime("%H%M"), "ATL10", start, 594)
+        ref = read_reference(None, str(late), "gt1r")
+        assert ref.flags == ("no_atl07", f"atl10 skipped: {late} is another granule's file: its segments span "
+                             f"2019-11-04T19:53:11Z to 2019-11-04T19:53:11Z, its name starts "
+                             f"{start:%Y-%m-%dT%H:%M:%S}Z") and ref.atl10 is None
+
+
+def test_validate_records_the_skip_of_an_atl10_of_another_granule(day: dict[str, Any], tmp_path: Path) -> None:
+    """The ATL10 of granule 20191104195311_05940510 put under the name of the day's granule's pass: the
+    day's tracks are not compared with it; each track's flags name the file and what disagrees."""
+    from seaice_tasks.catalog import run_discover
+    from seaice_tasks.storage import InputStore
+
+    shutil.copytree(day["lake"].path(), tmp_path / "lake")
+    shutil.copytree(day["sim"].catalog, tmp_path / "catalog")
+    own = next((tmp_path / "catalog").rglob("ATL10-*.h5"))
+    assert parse_granule(own.name).rgt != 594
+    own.unlink()
+    write_atl10(own.parent, name=own.name)  # rgt 594, 2019-11-04T19:53:11: another granule's file
+    run_discover(DAY, catalog=str(tmp_path / "catalog"), lake=str(tmp_path / "lake"))
+    lake = Lake(tmp_path / "lake")
+    val = run_job(load_job("validate"), [], lake, None, day=DAY, whole_day=True,
+                  inputs=InputStore(str(tmp_path / "catalog")))
+    keys = lake.partitions(VALIDATION.name, DATE)
+    assert val["failed"] == [] and len(keys) == 3
+    for key in keys:
+        doc = json.loads(lake.open_file(key, VALIDATION_FILE))
+        assert len(doc["flags"]) == 1 and doc["flags"][0].startswith(f"atl10 skipped: {own} is another granule's "
+                                                                      "file: orbit_info/rgt is 594, its name says")
+        assert "freeboard" not in doc and "atl10" not in doc["histograms"]  # not compared with the wrong track
+        assert doc["classes"]["agreement"] > 0.9  # the ATL07 of the pass is still used
+    pooled = json.loads(lake.open_file(VALIDATION_DAY.key(date=DATE), VALIDATION_FILE))["pooled"]
+    assert len(pooled["flagged"]) == 3
