@@ -52,10 +52,10 @@ from typing import Any, Final  # noqa: E402
 
 from seaice_tasks.config import parse_day  # noqa: E402
 from seaice_tasks.is2.classify import ClassifyConfig  # noqa: E402
-from seaice_tasks.models.lake import promote  # noqa: E402
 from seaice_tasks.spark_jobs.runner import load_job, run_job  # noqa: E402
 from seaice_tasks.storage import Lake  # noqa: E402
 from seaice_tasks.train.launch import run_training  # noqa: E402
+from seaice_tasks.train.promotion import promote  # noqa: E402
 from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model  # noqa: E402
 from tests.training_data import commit_learnable_training_set  # noqa: E402
 

@@ -12,7 +12,8 @@ or by hand with Params.
 2. `evaluate` loads the committed model from the lake (safetensors + JSON, no pickle), scores it
    again on the held-out split and fails when that differs from its card;
 3. `promote` makes it the default of inference (`model_promotions/name=<model>`) only when it
-   beats the promoted version on the held-out macro F1.
+   predicts every class and beats the promoted version on the same evaluation windows (both
+   training sets' test splits, macro F1 over all classes: `seaice_tasks.train.promotion`).
 
 * Params: `lake`, `model` (name), `preset` (notebook / paper / mlp), `backend` (single /
   horovod / torchrun), `np` (processes), `hosts` (Horovod host list, e.g. `dgx1:8,dgx2:8`),
@@ -113,9 +114,9 @@ def seaice_training() -> None:
 
     @task(outlets=[MODEL_ASSET])
     def promote(evaluated: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Promote the model when it beats the promoted one on the held-out macro F1."""
-        from seaice_tasks.models.lake import promote as promote_model
+        """Promote the model when it sees every class and beats the promoted one on the same windows."""
         from seaice_tasks.storage import lake_from_env
+        from seaice_tasks.train.promotion import promote as promote_model
 
         p = params or {}
         return promote_model(lake_from_env(p.get("lake") or None), _config(p).name, evaluated["version"])

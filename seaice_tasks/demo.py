@@ -259,7 +259,8 @@ def prepare_labelled_day(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
 def ensure_model(lake: Lake, workdir: Path, epochs: int = TRAIN_EPOCHS) -> str:
     """The promoted classifier's version; trains and promotes a small one on :data:`TRAIN_CONFIG` when none is."""
     from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
-    from seaice_tasks.models.lake import promote, promoted_version
+    from seaice_tasks.models.lake import promoted_version
+    from seaice_tasks.train.promotion import promote
     from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
 
     version = promoted_version(lake, MODEL_NAME)

@@ -79,7 +79,7 @@ __all__ = [
 
 
 class EmptyTrainingSetError(SeaIceError):
-    """The inputs give no training window (no labelled segment, or none in the training split)."""
+    """The inputs give no training window (no labelled segment, or none in the training split), or a split is empty."""
 
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,8 @@ class TrainingSetConfig(JsonConfig):
     block_m : float
         Length of the along-track blocks (m).
     fractions : (float, float, float)
-        Train, validation and test fractions (sum 1, train > 0).
+        Train, validation and test fractions (each > 0, sum 1): a model needs windows to
+        validate and to be scored on.
     seed : int
         Seed of the block hash and the random permutation (>= 0; authors: 20).
     half_window : int
@@ -142,7 +143,7 @@ class TrainingSetConfig(JsonConfig):
     >>> TrainingSetConfig(fractions=(0.5, 0.2, 0.2))
     Traceback (most recent call last):
     ...
-    seaice_tasks.errors.ConfigError: TrainingSetConfig.fractions: three fractions >= 0 summing to 1 ...
+    seaice_tasks.errors.ConfigError: TrainingSetConfig.fractions: three fractions > 0 (train, validation, test) ...
     """
 
     kind: ClassVar[str] = "training_set"
@@ -165,10 +166,10 @@ class TrainingSetConfig(JsonConfig):
             raise ConfigError(f"TrainingSetConfig.split: one of {list(_SPLIT_METHODS)}, got {self.split!r}")
         if not (math.isfinite(self.block_m) and self.block_m > 0):
             raise ConfigError(f"TrainingSetConfig.block_m: > 0 required, got {self.block_m}")
-        if (len(self.fractions) != len(SPLIT_NAMES) or any(not math.isfinite(f) or f < 0 for f in self.fractions)
-                or abs(sum(self.fractions) - 1.0) > _FRACTION_TOLERANCE or self.fractions[0] <= 0):
-            raise ConfigError(f"TrainingSetConfig.fractions: three fractions >= 0 summing to 1 with train > 0, "
-                              f"got {self.fractions}")
+        if (len(self.fractions) != len(SPLIT_NAMES) or any(not math.isfinite(f) or f <= 0 for f in self.fractions)
+                or abs(sum(self.fractions) - 1.0) > _FRACTION_TOLERANCE):
+            raise ConfigError(f"TrainingSetConfig.fractions: three fractions > 0 (train, validation, test) summing "
+                              f"to 1, got {self.fractions}")
         if self.seed < 0:
             raise ConfigError(f"TrainingSetConfig.seed: >= 0 required, got {self.seed}")
         if self.half_window < 0:
@@ -323,6 +324,8 @@ def _report(data: pd.DataFrame, block: IntArray, centres: IntArray, centre_split
         "config": config.to_dict(),
         "features": list(config.feature_names),
         "split_method": config.split,
+        "missing_classes": {name: [k for k, n in class_counts[name].items() if n == 0] for name in SPLIT_NAMES
+                            if any(n == 0 for n in class_counts[name].values())},
         "windows": {name: int(mask.sum()) for name, mask in groups.items()},
         "class_counts": class_counts,
         "class_fractions": class_fractions,
@@ -433,6 +436,13 @@ def build_training_set(
     report["version"] = version
     log.info("training set %s/%s: %d segments, windows %s, %d tracks", config.name, version, table.num_rows,
              report["windows"], report["n_tracks"])
+    unseen = report["missing_classes"].get("train", [])
+    if unseen:
+        log.warning("TRAINING SET %s/%s HAS NO %s WINDOW IN ITS TRAINING SPLIT: a model trained on it cannot predict "
+                    "%s and will not be promoted (windows without a class per split: %s)", config.name, version,
+                    " OR ".join(c.upper() for c in unseen), ", ".join(unseen), report["missing_classes"])
+    elif report["missing_classes"]:
+        log.warning("training set %s/%s: splits without a class: %s", config.name, version, report["missing_classes"])
     return TrainingSet(table=table, normalisation=normalisation, report=report, version=version)
 
 
@@ -444,6 +454,7 @@ def _json_bytes(doc: Mapping[str, Any]) -> bytes:
 def _summary(ts: TrainingSet, config: TrainingSetConfig) -> dict[str, Any]:
     return {
         "windows": ts.report["windows"],
+        "missing_classes": ts.report.get("missing_classes", {}),
         "class_fractions": ts.report["class_fractions"]["all"],
         "features": list(config.feature_names),
         "split_method": config.split,
@@ -468,7 +479,18 @@ def commit_training_set(lake: Lake, ts: TrainingSet, config: TrainingSetConfig) 
     Manifest
         The new manifest, or the existing one when that version is already committed (a
         training set is immutable: it is never rewritten).
+
+    Raises
+    ------
+    EmptyTrainingSetError
+        When the validation or the test split holds no window (nothing is committed: a model
+        trained on it could be neither validated nor scored for promotion).
     """
+    empty = [name for name in SPLIT_NAMES if int(ts.report["windows"].get(name, 0)) == 0]
+    if empty:
+        raise EmptyTrainingSetError(f"training set {config.name}/{ts.version}: no {' and no '.join(empty)} window "
+                                    f"(windows {ts.report['windows']}): not committed; add labelled days or lower "
+                                    f"block_m")
     key = TRAINING_SET.key(name=config.name, version=ts.version)
     existing = lake.manifest(key)
     if existing is not None:
@@ -538,7 +560,8 @@ def run_training_set(lake: Lake, dates: Sequence[dt.date], config: TrainingSetCo
     Raises
     ------
     EmptyTrainingSetError
-        When the days hold no labelled segment (or no window lands in the training split).
+        When the days hold no labelled segment, no window lands in the training split, or the
+        validation or test split holds none (nothing committed).
     """
     frames, sources = load_sources(lake, dates)
     if not any(bool(f["label"].isin(_LABELLED).any()) for f in frames if "label" in f.columns):
@@ -550,6 +573,7 @@ def run_training_set(lake: Lake, dates: Sequence[dt.date], config: TrainingSetCo
         "partition": manifest.key.relpath,
         "version": ts.version,
         "windows": ts.report["windows"],
+        "missing_classes": ts.report["missing_classes"],
         "class_balance": ts.report["class_fractions"],
         "features": list(config.feature_names),
         "split_method": config.split,

@@ -58,6 +58,7 @@ __all__ = [
     "architecture_class",
     "save_model",
     "read_card",
+    "parse_card",
     "load_model",
     "model_card_summary",
     "sha256_file",
@@ -365,9 +366,8 @@ def read_card(path_dir: str | os.PathLike[str]) -> dict[str, Any]:
     Raises
     ------
     ModelFormatError
-        When the folder does not exist or holds no card, the card is not a JSON object, has
-        another ``card_format``, misses a required field, or names a weights file outside the
-        folder.
+        When the folder does not exist or holds no card, or the card is not usable
+        (:func:`parse_card`).
     """
     folder = Path(path_dir)
     if not folder.is_dir():
@@ -376,28 +376,59 @@ def read_card(path_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not card_path.is_file():
         raise ModelFormatError(folder, f"not a model folder (no {CARD_NAME})")
     try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = card_path.read_bytes()
+    except OSError as exc:
         raise ModelFormatError(folder, f"{CARD_NAME} is damaged ({exc})") from exc
+    return parse_card(data, folder)
+
+
+def parse_card(data: bytes, where: str | os.PathLike[str]) -> dict[str, Any]:
+    """A card from its bytes, checked for format and required fields.
+
+    Parameters
+    ----------
+    data : bytes
+        The bytes of a ``card.json``.
+    where : str or os.PathLike
+        The model folder (or partition) named in errors.
+
+    Raises
+    ------
+    ModelFormatError
+        When the card is not a UTF-8 JSON object, has another ``card_format``, misses a
+        required field, names a weights file outside the folder, or its weights sha256, config
+        or architecture block are malformed.
+
+    Examples
+    --------
+    >>> parse_card(b"{nope", "m")
+    Traceback (most recent call last):
+    ...
+    seaice_tasks.models.registry.ModelFormatError: m: card.json is damaged (Expecting property name ...)
+    """
+    try:
+        card = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(where, f"{CARD_NAME} is damaged ({exc})") from exc
     if not isinstance(card, dict):
-        raise ModelFormatError(folder, f"{CARD_NAME} is not a JSON object")
+        raise ModelFormatError(where, f"{CARD_NAME} is not a JSON object")
     if card.get("card_format") != CARD_FORMAT:
-        raise ModelFormatError(folder, f"{CARD_NAME} has card_format {card.get('card_format')!r}, "
-                                       f"this code reads {CARD_FORMAT}")
+        raise ModelFormatError(where, f"{CARD_NAME} has card_format {card.get('card_format')!r}, "
+                                      f"this code reads {CARD_FORMAT}")
     missing = [k for k in REQUIRED_CARD_FIELDS if k not in card]
     if missing:
-        raise ModelFormatError(folder, f"{CARD_NAME} misses {missing}")
+        raise ModelFormatError(where, f"{CARD_NAME} misses {missing}")
     weights_file = card["weights_file"]
     if not isinstance(weights_file, str) or Path(weights_file).name != weights_file or weights_file in ("", ".", ".."):
-        raise ModelFormatError(folder, f"{CARD_NAME}: weights_file {weights_file!r} is not a file name in the folder")
+        raise ModelFormatError(where, f"{CARD_NAME}: weights_file {weights_file!r} is not a file name in the folder")
     if not isinstance(card["weights_sha256"], str) or not _SHA256_RE.match(card["weights_sha256"]):
-        raise ModelFormatError(folder, f"{CARD_NAME}: weights_sha256 {card['weights_sha256']!r} is not a sha256")
+        raise ModelFormatError(where, f"{CARD_NAME}: weights_sha256 {card['weights_sha256']!r} is not a sha256")
     if not isinstance(card["config"], dict):
-        raise ModelFormatError(folder, f"{CARD_NAME}: config is not a JSON object")
+        raise ModelFormatError(where, f"{CARD_NAME}: config is not a JSON object")
     try:
         ArchitectureSpec.from_card(card["architecture"] if isinstance(card["architecture"], Mapping) else {})
     except ValueError as exc:
-        raise ModelFormatError(folder, f"{CARD_NAME}: {exc}") from exc
+        raise ModelFormatError(where, f"{CARD_NAME}: {exc}") from exc
     return card
 
 

@@ -6,17 +6,22 @@ Usage::
     spark-submit seaice_tasks/spark_jobs/classify.py --date 2019-11-04 --granules G1 --lake ROOT \\
         --config '{"model": "seaice-is2-lstm", "version": "0123456789abcdef"}'
 
+Check (before any work): the model version (the config's, else the promoted one of the
+config's model name) is verified (:func:`~seaice_tasks.models.lake.verify_model`: card and
+weights against the lake manifest, weights against the card, features and normalisation
+against the training set's); a broken model is one line and exit status 2, with nothing
+written, not even the report.
 Load (driver): the day's ``segments_2m`` tracks (or those of ``--granules``; a granule without
-a 2 m partition is a recorded skip) and the model version: the config's, else the promoted one
-of the config's model name.  When no version is promoted the whole day is one recorded skip
-(report ``classify_report/date=D``) and the job exits 0: a day before the first trained model
-still ends green.
+a 2 m partition is a recorded skip).  When no version is promoted the whole day is one recorded
+skip (report ``classify_report/date=D``) and the job exits 0: a day before the first trained
+model still ends green.
 Map: one work item per track, packed by its segment count into Spark tasks; every executor
 process reads the model from the lake once (:func:`~seaice_tasks.is2.classify.cached_model`) and
 stages ``segments_classified/date=D/granule=G/beam=B/classes.parquet``
 (:func:`~seaice_tasks.is2.classify.classify_track_work`); a track that fails fails alone.
 Commit: the partitions (manifest info: the model, class counts), then the report.  A whole-day
-run removes the day's classified partitions it did not produce.
+run removes the day's classified partitions of granules without 2 m tracks any more; those of
+tracks that failed this time stay (``stale`` in the report).
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ from typing import Any
 from seaice_tasks.config import parse_day
 from seaice_tasks.errors import ConfigError
 from seaice_tasks.is2.classify import ClassifyConfig, classify_track_work, model_summary
-from seaice_tasks.models.lake import model_card, promoted_version
+from seaice_tasks.models.lake import model_card, promoted_version, verify_model
 from seaice_tasks.products import CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
 from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, main, track_inputs
-from seaice_tasks.storage import lake_from_env
+from seaice_tasks.storage import Lake
 
 __all__ = ["JOB", "run", "day_tracks"]
 
@@ -77,16 +82,23 @@ def run(job: Run[ClassifyConfig], granules: list[str], args: argparse.Namespace)
 
 
 def _check(args: argparse.Namespace, config: ClassifyConfig) -> None:
-    """``--date`` given; a model version named by the config is committed (before any work)."""
+    """``--date`` given (the 2 m tracks are found by day)."""
+    del config
     if not args.date:
         raise ConfigError("--date is required (the 2 m tracks are found by day)")
-    if config.version:
-        model_card(lake_from_env(args.lake or None), config.model, config.version)
+
+
+def _check_model(lake: Lake, args: argparse.Namespace, config: ClassifyConfig) -> None:
+    """The model version the run would use (the config's or the promoted one) is sound (before any work)."""
+    del args
+    version = config.version or promoted_version(lake, config.model)
+    if version:
+        verify_model(lake, config.model, version)
 
 
 JOB = Job(name="classify", config_type=ClassifyConfig, inventory_kind="ATL03", inputs_arg="granules",
           report=CLASSIFY_REPORT, body=run, description=__doc__, check_arguments=_check,
-          products=lambda args: (SEGMENTS_CLASSIFIED,), day_inputs=day_tracks)
+          products=lambda args: (SEGMENTS_CLASSIFIED,), day_inputs=day_tracks, check_lake=_check_model)
 
 if __name__ == "__main__":
     sys.exit(main(JOB))

@@ -6,27 +6,27 @@ Usage::
     spark-submit seaice_tasks/spark_jobs/freeboard.py --date 2019-11-04 --granules G1 --lake ROOT \\
         --config '{"surface": {"reference": "nasa_smooth"}, "thickness": {"snow": "constant"}}'
 
-Load (driver): the day's ``segments_classified`` tracks (or those of ``--granules``; a granule
-without a classified partition is a recorded skip).
+Load (driver): the ``segments_classified`` tracks of the day's granules (a whole-day run: every
+granule with 2 m tracks; or those of ``--granules``); a granule without a classified partition
+is a recorded skip.
 Map: one work item per track, packed by segment count into Spark tasks
 (:func:`~seaice_tasks.surface.freeboard.freeboard_track_work`); a track fails alone, a track
 without open water or shorter than a window is committed with its flag in the manifest info.
 Commit: ``freeboard/date=D/granule=G/beam=B/freeboard.parquet``, then the report
-``freeboard_report/date=D``.  A whole-day run removes the day's freeboard partitions it did not
-produce.
+``freeboard_report/date=D``.  A whole-day run removes the day's freeboard partitions of granules
+without 2 m tracks any more; those of tracks skipped or failed this time stay (``stale``).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from typing import Any
 
 from seaice_tasks.config import parse_day
 from seaice_tasks.errors import ConfigError
 from seaice_tasks.products import FREEBOARD, FREEBOARD_REPORT, SEGMENTS_CLASSIFIED
-from seaice_tasks.spark_jobs.runner import Job, Run, day_granules, main, track_inputs
+from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, main, track_inputs
 from seaice_tasks.surface.freeboard import FreeboardConfig, freeboard_track_work
 
 __all__ = ["JOB", "run"]
@@ -65,7 +65,7 @@ def _check(args: argparse.Namespace, config: FreeboardConfig) -> None:
 
 JOB = Job(name="freeboard", config_type=FreeboardConfig, inventory_kind="ATL03", inputs_arg="granules",
           report=FREEBOARD_REPORT, body=run, description=__doc__, check_arguments=_check,
-          products=lambda args: (FREEBOARD,), day_inputs=functools.partial(day_granules, product=SEGMENTS_CLASSIFIED))
+          products=lambda args: (FREEBOARD,), day_inputs=day_tracks)
 
 if __name__ == "__main__":
     sys.exit(main(JOB))

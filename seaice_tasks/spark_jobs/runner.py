@@ -12,8 +12,14 @@ run (:class:`RunSpec`), and results come back in input order, so a job's output 
 byte for byte, whichever backend ran it.
 
 Errors.  A work function that raises fails only its item (the error, with the exception type
-when it is not a seaice input error, comes back with the item); a bad argument or config is one
-line on stderr and exit status 2 before anything is written.
+when it is not a seaice input error, comes back with the item); a bad argument or config, or a
+lake the job cannot use (``Job.check_lake``: a damaged model), is one line on stderr and exit
+status 2 before anything is written.
+
+A whole-day run.  The day's inputs (inventory URIs, or upstream partitions' granules through
+``Job.day_inputs``) define the day: afterwards a partition is removed only when its input is no
+longer among them; the partitions of inputs that failed or were skipped this time stay (the
+last good output) and the report lists them as ``stale``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import heapq
 import importlib
 import json
@@ -52,6 +59,8 @@ from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
 
 __all__ = [
     "day_granules",
+    "job_day_inputs",
+    "partition_input",
     "day_tracks",
     "track_inputs",
     "load_job",
@@ -363,8 +372,18 @@ class Job(Generic[ConfigT]):
         the day's inventory URIs of ``inventory_kind``).
     products : callable, optional
         ``products(args)``: the products this run may write.  After a whole-day run (``--date``
-        with the inputs of the day's inventory) the day's partitions of these products that the
-        run did not commit are removed, so the day is exactly what its last run produced.
+        with the inputs of the day's inventory) the day's partitions of these products whose
+        input is no longer among the day's inputs are removed (:meth:`Run.prune_day`); those of
+        inputs that failed or were skipped this time stay, listed as ``stale``.
+    input_of : callable, optional
+        ``input_of(manifest)``: the input (as the day's inputs name it) a committed partition of
+        ``products`` was made from, None when it cannot be told (such a partition is never
+        removed).  Default (:func:`partition_input`): the manifest's ``source`` for a job whose
+        inputs are inventory URIs, the partition key's granule for a job with ``day_inputs``.
+    check_lake : callable, optional
+        ``check_lake(lake, args, config)`` raises :class:`~seaice_tasks.errors.SeaIceError` when
+        what the run needs from the lake is unusable (a damaged model ...), before anything is
+        written, not even the day report.
     done : callable, optional
         ``done(run, uris, args) -> {uri: keys}``: the inputs among ``uris`` whose committed
         partitions are current (written from that input, with this config and code version, all
@@ -385,6 +404,8 @@ class Job(Generic[ConfigT]):
     products: Callable[[argparse.Namespace], tuple[Product, ...]] | None = None
     day_inputs: Callable[[Lake, dt.date], list[str]] | None = None
     done: Callable[[Run[ConfigT], Sequence[str], argparse.Namespace], dict[str, list[PartitionKey]]] | None = None
+    input_of: Callable[[Manifest], str | None] | None = None
+    check_lake: Callable[[Lake, argparse.Namespace, ConfigT], None] | None = None
 
     def parser(self) -> argparse.ArgumentParser:
         """The job's argument parser (common options plus the job's own)."""
@@ -485,20 +506,51 @@ class Run(Generic[ConfigT]):
             self.committed.add(key)
         return manifests
 
-    def prune_day(self, day: dt.date, products: Iterable[Product]) -> list[str]:
-        """Remove the day's partitions of ``products`` this run did not commit; their paths.
+    def prune_day(self, day: dt.date, products: Iterable[Product],
+                  inputs: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Remove the day's partitions of ``products`` whose input is gone from the day's ``inputs``.
 
-        Called after a whole-day run only: a granule or scene that was committed by an earlier
-        run and is now skipped or failed must not stay visible as if the last run produced it.
+        Called after a whole-day run only, with the day's inputs.  A partition this run did not
+        commit is removed when the input it was made from (:attr:`Job.input_of`) is no longer
+        among ``inputs`` (a granule taken out of the inventory, a track whose upstream partition
+        is gone).  One whose input is still there (the input failed or was skipped this time) or
+        cannot be told is the last good output of that input: it stays and is listed as stale,
+        so a broken run never erases what an earlier run got right.
+
+        Returns
+        -------
+        removed, stale : list of str
+            Relpaths of the removed partitions and of the kept partitions of an earlier run.
         """
-        removed = []
+        wanted = set(inputs)
+        removed: list[str] = []
+        stale: list[str] = []
         for prod in products:
             for key in self.lake.partitions(prod.name, day):
-                if key not in self.committed:
+                if key in self.committed:
+                    continue
+                source = self._input_of(key)
+                if source is not None and source not in wanted:
                     self.lake.delete(key)
                     removed.append(key.relpath)
-                    log.warning("%s: removed %s (not produced by this run of the day)", self.job.name, key.relpath)
-        return removed
+                    log.warning("%s: removed %s (its input %s is no longer among the day's inputs)",
+                                self.job.name, key.relpath, source)
+                else:
+                    stale.append(key.relpath)
+                    log.warning("%s: kept %s from an earlier run (its input %s was not produced again by this run: "
+                                "failed or skipped)", self.job.name, key.relpath, source or "(unknown)")
+        return removed, stale
+
+    def _input_of(self, key: PartitionKey) -> str | None:
+        """The input a committed partition was made from (None: unknown, or its manifest is unreadable)."""
+        try:
+            manifest = self.lake.manifest(key)
+        except StorageError as exc:
+            log.warning("%s: %s: manifest unreadable (%s); its input is unknown", self.job.name, key.relpath, exc)
+            return None
+        if manifest is None:
+            return None
+        return (self.job.input_of or functools.partial(partition_input, self.job))(manifest)
 
     def write_report(self, day: dt.date, summary: Mapping[str, Any]) -> None:
         """Commit the job's day report: the summary without timings; skips and failures in the manifest."""
@@ -511,6 +563,24 @@ class Run(Generic[ConfigT]):
     def close(self) -> None:
         """Remove whatever this run staged and did not commit."""
         self.lake.discard_staging(self.token)
+
+
+def partition_input(job: Job[Any], manifest: Manifest) -> str | None:
+    """The input a committed partition of ``job`` was made from, as the day's inputs name it (default rule).
+
+    A job whose inputs are the inventory's URIs records each partition's file as ``source`` in
+    its manifest info; a job with ``day_inputs`` takes granule keys, which its partitions carry
+    in their key.  None when the partition does not say.
+    """
+    if job.day_inputs is None:
+        source = manifest.info.get("source")
+        return source if isinstance(source, str) and source else None
+    return None if manifest.key.granule is None else str(manifest.key.granule)
+
+
+def job_day_inputs(job: Job[Any], lake: Lake, day: dt.date) -> list[str]:
+    """The inputs of a whole-day run: ``job.day_inputs`` or the day's inventory URIs of its kind."""
+    return job.day_inputs(lake, day) if job.day_inputs is not None else inventory_uris(lake, day, job.inventory_kind)
 
 
 def inventory_uris(lake: Lake, day: dt.date, kind: str) -> list[str]:
@@ -611,11 +681,13 @@ def run_job(
     """Run a job on explicit inputs in this process (or on ``backend``); returns its summary.
 
     ``options`` are the job's own arguments (``unet_model=...``), by their ``argparse`` names;
-    ``check`` runs the job's argument check first (:func:`main` has already run it).
+    ``check`` runs the job's argument and lake checks first (:func:`main` has already run them).
     The day report is written when ``day`` is given; ``whole_day`` (the inputs are the day's
-    whole inventory) also removes the day's partitions the run did not produce (``removed`` in
-    the summary).  ``process="new"`` (``--process new``) keeps the partitions of the inputs the
-    job's ``done`` finds current (they count as produced by this run: ``kept`` in the summary,
+    whole inventory; none given: :func:`job_day_inputs`) also removes the day's partitions whose
+    input is no longer among them (``removed`` in the summary) and lists those of inputs that
+    failed or were skipped this time, kept from an earlier run (``stale``, :meth:`Run.prune_day`).
+    ``process="new"`` (``--process new``) keeps the partitions of the inputs the job's ``done``
+    finds current (they count as produced by this run: ``kept`` in the summary,
     also listed in ``partitions``; the previous report's skips and flags of those inputs are
     carried over) and runs the body on the other inputs.  If the body itself breaks, the report
     still records the error.
@@ -623,7 +695,8 @@ def run_job(
     Raises
     ------
     SeaIceError
-        When an option or the config is unusable (before anything is written).
+        When an option, the config or what the run needs from the lake is unusable (before
+        anything is written).
     """
     args = job.parser().parse_args([])
     for name, value in options.items():
@@ -640,6 +713,10 @@ def run_job(
         job.check_arguments(args, cfg)
     if args.process == PROCESS_NEW and job.done is None:
         raise ConfigError(f"{job.name}: --process {PROCESS_NEW}: this job always processes all its inputs")
+    if check and job.check_lake is not None:
+        job.check_lake(lake, args, cfg)
+    if whole_day and not uris and the_day is not None:
+        uris = job_day_inputs(job, lake, the_day)
     run = Run(job, cfg, lake, inputs if inputs is not None else inputs_from_env(), backend or LocalBackend())
     try:
         removed = lake.gc_staging(versions=False)  # staging of dead runs (never a live one: see heartbeat)
@@ -647,7 +724,8 @@ def run_job(
             log.info("%s: removed %d staging folder(s) of dead runs", job.name, len(removed))
     except (OSError, StorageError) as exc:  # a failed clean-up must not stop the day
         log.warning("%s: staging clean-up failed: %s", job.name, exc)
-    todo = list(dict.fromkeys(uris))  # an input listed twice runs once
+    day_inputs = list(dict.fromkeys(uris))  # an input listed twice runs once
+    todo = list(day_inputs)
     kept: dict[str, list[PartitionKey]] = {}
     if args.process == PROCESS_NEW and job.done is not None:
         kept = job.done(run, todo, args)
@@ -667,7 +745,7 @@ def run_job(
                     {"reason": f"{job.name} job error: {type(exc).__name__}: {exc}"}]})
             raise
         if whole_day and the_day is not None and job.products is not None:
-            summary["removed"] = run.prune_day(the_day, job.products(args))
+            summary["removed"], summary["stale"] = run.prune_day(the_day, job.products(args), day_inputs)
         summary["timings_s"] = dict(run.timings)
         if the_day is not None:
             run.write_report(the_day, summary)
@@ -688,12 +766,13 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
         if job.check_arguments is not None:
             job.check_arguments(args, config)
         lake = _writable_lake(args.lake)
+        if job.check_lake is not None:
+            job.check_lake(lake, args, config)
         inputs = inputs_from_env()
         uris = split_uris(getattr(args, job.inputs_arg.replace("-", "_")))
         whole_day = day is not None and not uris
         if day is not None and not uris:
-            uris = (job.day_inputs(lake, day) if job.day_inputs is not None
-                    else inventory_uris(lake, day, job.inventory_kind))
+            uris = job_day_inputs(job, lake, day)
     except SeaIceError as exc:
         print(f"{job.name}: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_ARGUMENT

@@ -6,21 +6,23 @@ Usage::
     spark-submit seaice_tasks/spark_jobs/validate.py --date 2019-11-04 --granules G1 --lake ROOT \\
         --config '{"quicklook": false}'
 
-Load (driver): the day's ``freeboard`` tracks (or those of ``--granules``; a granule without a
-freeboard partition is a recorded skip) and, from the day's inventory, each granule's ATL03 and
+Load (driver): the ``freeboard`` tracks of the day's granules (a whole-day run: every granule
+with 2 m tracks; or those of ``--granules``; a granule without a freeboard partition is a
+recorded skip) and, from the day's inventory, each granule's ATL03 and
 the ATL07/ATL10 of its pass (:func:`~seaice_tasks.surface.validate.companion_uri`; none found is a
 recorded flag of the track, not a skip).
 Map: one work item per track (:func:`~seaice_tasks.surface.validate.validate_track_work`):
 ``validation/date=D/granule=G/beam=B/{validation.json, quicklook.png}``.
 Commit: the track partitions, then ``validation_day/date=D`` (the pooled figures as JSON and
 Markdown, the day's freeboard histograms as PNG), then the report ``validate_report/date=D``.
+A whole-day run removes the day's validation partitions of granules without 2 m tracks any
+more; those of tracks skipped or failed this time stay (``stale``).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
 import json
 import posixpath
 import sys
@@ -40,7 +42,7 @@ from seaice_tasks.products import (
     VALIDATION_FILE,
     VALIDATION_MD_FILE,
 )
-from seaice_tasks.spark_jobs.runner import Job, Run, day_granules, inventory_uris, main, track_inputs
+from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, inventory_uris, main, track_inputs
 from seaice_tasks.storage import Lake
 from seaice_tasks.surface.plots import freeboard_histogram
 from seaice_tasks.surface.validate import (
@@ -107,7 +109,7 @@ def _check(args: argparse.Namespace, config: ValidateConfig) -> None:
 
 JOB = Job(name="validate", config_type=ValidateConfig, inventory_kind="ATL03", inputs_arg="granules",
           report=VALIDATE_REPORT, body=run, description=__doc__, check_arguments=_check,
-          products=lambda args: (VALIDATION,), day_inputs=functools.partial(day_granules, product=FREEBOARD))
+          products=lambda args: (VALIDATION,), day_inputs=day_tracks)
 
 if __name__ == "__main__":
     sys.exit(main(JOB))

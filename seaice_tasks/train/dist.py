@@ -71,7 +71,7 @@ class DistContext:
     rank, world_size, local_rank : int
         Global rank, process count and rank on this host.
     device : str
-        ``"cpu"`` or ``"cuda:<local_rank>"``.
+        ``"cpu"`` or ``"cuda:<N + local_rank>"`` (:func:`_device`).
     """
 
     backend: str
@@ -82,10 +82,26 @@ class DistContext:
 
 
 def _device(local_rank: int, want: str) -> str:
-    if want.startswith("cuda") and torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        return f"cuda:{local_rank}"
-    return "cpu"
+    """The torch device of a rank: ``cpu``, or the GPU ``N + local_rank`` of ``cuda[:N]`` (N default 0).
+
+    Raises
+    ------
+    ConfigError
+        When ``want`` is not ``cpu``, ``cuda`` or ``cuda:N``, or names a GPU this torch cannot
+        use (no CUDA, or fewer devices): never a silent fall-back to the CPU.
+    """
+    if want == "cpu":
+        return "cpu"
+    kind, _, index = want.partition(":")
+    if kind != "cuda" or not (index == "" or index.isdigit()):
+        raise ConfigError(f"device {want!r}: one of cpu, cuda, cuda:N")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {want}: torch {torch.__version__} sees no CUDA GPU here (use cpu)")
+    gpu = int(index or 0) + local_rank
+    if gpu >= torch.cuda.device_count():
+        raise ConfigError(f"device {want}: GPU {gpu} asked for, this host has {torch.cuda.device_count()}")
+    torch.cuda.set_device(gpu)
+    return f"cuda:{gpu}"
 
 
 def init_backend(backend: str, device: str = "cpu") -> DistContext:
@@ -94,8 +110,8 @@ def init_backend(backend: str, device: str = "cpu") -> DistContext:
     Raises
     ------
     ConfigError
-        When the back-end is unknown, Horovod is not installed, or the torchrun environment
-        variables are missing.
+        When the back-end is unknown, Horovod is not installed, the torchrun environment
+        variables are missing, or ``device`` is not usable here.
     """
     if backend == "single":
         return DistContext("single", device=_device(0, device))

@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -88,6 +89,8 @@ RESULT_MARKER: Final[str] = "SEAICE_RESULT "
 #: Splits of a training set (codes 0, 1, 2 of its ``split`` column).
 SPLITS: Final[tuple[str, ...]] = ("train", "validation", "test")
 _VERSION_HEX: Final[int] = 16
+#: Devices a run may name: the CPU, every rank's local GPU, or GPU N.
+_DEVICE_RE: Final[re.Pattern[str]] = re.compile(r"^(cpu|cuda|cuda:[0-9]+)$")
 _MAIN_RANK: Final[int] = 0
 
 
@@ -108,9 +111,9 @@ class SegmentTrainConfig(JsonConfig):
     features : tuple of str
         Feature columns in model order; empty: the training set's own list.
     epochs, batch_size : int
-        0: the preset's (50 / 20 epochs, batch 32 per process).
+        0: the preset's (50 / 20 epochs, batch 32 per process); the CLI's flags take >= 1.
     lr : float
-        0: the preset's Adam learning rate.
+        0: the preset's Adam learning rate; the CLI's ``--lr`` takes > 0.
     scale_lr : bool
         Multiply the learning rate by the world size (Horovod's recipe; METHOD.md §7 calls it
         UNCERTAIN: off by default, so 1 and N processes train with the same step size on an
@@ -122,7 +125,8 @@ class SegmentTrainConfig(JsonConfig):
     seed : int
         Seed of the weights, the shuffling and dropout.
     device : str
-        ``cpu`` or ``cuda`` (each rank takes the GPU of its local rank).
+        ``cpu``, ``cuda`` (each rank takes the GPU of its local rank) or ``cuda:N`` (GPU N, plus
+        the local rank with several processes); a GPU this torch cannot use is refused.
     num_workers : int
         DataLoader worker processes per rank (0: in the training process).
     """
@@ -149,6 +153,8 @@ class SegmentTrainConfig(JsonConfig):
             raise ConfigError("SegmentTrainConfig: epochs, batch_size, lr and num_workers must be >= 0")
         if len(self.focal_alpha) != N_CLASSES or any(a < 0 for a in self.focal_alpha) or self.focal_gamma < 0:
             raise ConfigError("SegmentTrainConfig: three focal_alpha >= 0 and focal_gamma >= 0 required")
+        if not _DEVICE_RE.match(self.device):
+            raise ConfigError(f"SegmentTrainConfig.device: {self.device!r} is not a device; one of cpu, cuda, cuda:N")
 
     def model_config(self) -> SequenceModelConfig:
         """The preset with this run's epochs, batch size and learning rate where given."""
@@ -211,10 +217,16 @@ def check_training_inputs(lake: Lake, config: SegmentTrainConfig) -> PartitionKe
     Raises
     ------
     InputError
-        When the training set is not committed or lacks a requested feature.
+        When the training set is not committed, lacks a requested feature or has a split
+        without windows.
     """
     key = _training_set_key(lake, config.training_set, config.training_set_version)
     _chosen_features(lake, key, json.loads(lake.open_file(key, NORMALISATION_FILE)), config.features)
+    windows = json.loads(lake.open_file(key, TRAINING_REPORT_FILE)).get("windows", {})
+    empty = [s for s in SPLITS if isinstance(windows, dict) and windows.get(s) == 0]
+    if empty:
+        raise InputError(lake.partition_url(key), f"the {' and '.join(empty)} split(s) hold no window ({windows}): "
+                                                  "build a training set from more labelled data")
     return key
 
 
@@ -224,7 +236,8 @@ def load_training_set(lake: Lake, name: str, version: str = "", features: Sequen
     Raises
     ------
     InputError
-        When the training set is not committed, or a requested feature is not in it.
+        When the training set is not committed, a requested feature is not in it, or one of its
+        splits holds no window (a set committed before that was refused).
     """
     key = _training_set_key(lake, name, version)
     _, files = lake.read_partition(key, [TRAINING_SEGMENTS_FILE, NORMALISATION_FILE, TRAINING_REPORT_FILE])
@@ -235,8 +248,11 @@ def load_training_set(lake: Lake, name: str, version: str = "", features: Sequen
     stats = feature_statistics(normalisation)
     half = int(report.get("config", {}).get("half_window", HALF_WINDOW))
     splits = {s: window_arrays(table, chosen, split=i, normalisation=stats, half=half) for i, s in enumerate(SPLITS)}
-    if len(splits["train"]) == 0:
-        raise InputError(lake.partition_url(key), "the training split holds no window")
+    empty = [s for s in SPLITS if len(splits[s]) == 0]
+    if empty:  # a model without held-out windows can be neither scored nor compared for promotion
+        raise InputError(lake.partition_url(key), f"the {' and '.join(empty)} split(s) hold no window "
+                                                  f"({', '.join(f'{s} {len(splits[s])}' for s in SPLITS)}): "
+                                                  "build a training set from more labelled data")
     return LoadedTrainingSet(key, chosen, normalisation, report, half, splits)
 
 
@@ -350,7 +366,7 @@ def train_segment_model(lake: Lake, config: SegmentTrainConfig, ctx: DistContext
         ``rank_weights_sha256`` (every rank's final weights); on rank 0 of a trained run also
         ``metrics`` (test and validation reports) and ``run`` (back-end, epoch times, data wait).
     """
-    ctx = ctx if ctx is not None else DistContext("single")
+    ctx = ctx if ctx is not None else init_backend("single", config.device)
     ts = load_training_set(lake, config.training_set, config.training_set_version, config.features)
     version = model_version(config, ts.key, ctx.backend, ctx.world_size)
     key = model_key(config.name, version)

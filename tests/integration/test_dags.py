@@ -185,7 +185,7 @@ def _dag_test(env: dict[str, str], day: dt.date, conf: dict[str, object] | None 
 @pytest.fixture(scope="module")
 def warm_lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A lake holding only a promoted model (trained on a small synthetic training set), copied by each run."""
-    from seaice_tasks.models.lake import promote
+    from seaice_tasks.train.promotion import promote
     from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
     from tests.training_data import commit_learnable_training_set
 

@@ -203,9 +203,9 @@ def test_classify_spark_submit_equals_in_process(small_sim_day, tmp_path: Path) 
     import shutil
 
     from seaice_tasks.is2.classify import ClassifyConfig
-    from seaice_tasks.models.lake import promote
     from seaice_tasks.products import SEGMENTS_CLASSIFIED
     from seaice_tasks.spark_jobs import classify
+    from seaice_tasks.train.promotion import promote
     from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
     from tests.training_data import commit_learnable_training_set
 

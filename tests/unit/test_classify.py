@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,24 @@ import pytest
 from seaice_tasks.is2.classify import ClassifyConfig
 from seaice_tasks.is2.colocate import ColocateConfig
 from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
-from seaice_tasks.models.lake import promote
-from seaice_tasks.products import CLASSES_FILE, CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
+from seaice_tasks.models.lake import model_key
+from seaice_tasks.models.registry import CARD_NAME, WEIGHTS_NAME
+from seaice_tasks.outputs import BytesOutput, write_partition
+from seaice_tasks.products import (
+    CLASSES_FILE,
+    CLASSIFY_REPORT,
+    FREEBOARD,
+    FREEBOARD_REPORT,
+    REPORT_FILE,
+    SEGMENTS_2M,
+    SEGMENTS_CLASSIFIED,
+)
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.scoring import truth_classes
 from seaice_tasks.spark_jobs import classify, colocate
-from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, main, run_job
+from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, EXIT_FAILED, load_job, main, run_job
 from seaice_tasks.storage import Lake
+from seaice_tasks.train.promotion import promote
 from seaice_tasks.train.segments import SegmentTrainConfig, train_segment_model
 from tests.sim_lake import resampled_and_labelled
 
@@ -42,7 +54,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run_job(colocate.JOB, colocate.day_tracks(lake, DATE), lake, ColocateConfig(), day=DAY, whole_day=True)
     run_training_set(lake, [DATE], TrainingSetConfig(block_m=1000.0))
     trained = train_segment_model(lake, SegmentTrainConfig(epochs=2, batch_size=64))
-    promote(lake, MODEL, trained["version"])
+    promote(lake, MODEL, trained["version"], force=True)  # 2 epochs: it may never say water; the job is tested here
     return {"sim": sim, "lake_dir": lake_dir, "untrained": untrained, "version": trained["version"]}
 
 
@@ -129,3 +141,128 @@ def test_unknown_model_version_exits_2(day: dict[str, Any], tmp_path: Path, caps
     err = capsys.readouterr().err
     assert "no such model version is committed" in err and "0000000000000000" in err
     assert Lake(tmp_path / "lake").partitions(SEGMENTS_CLASSIFIED.name) == []
+
+
+# -- a broken promoted model: one line, exit 2, the lake untouched ------------------------------------------------
+def _lake_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _committed_file(lake: Lake, version: str, name: str) -> Path:
+    key = model_key(MODEL, version)
+    return Path(lake.path(key.relpath, lake.require(key).file_relpath(name)))
+
+
+def _card_text(card: dict[str, Any]) -> bytes:
+    return (json.dumps(card, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _swap_two_features(card: dict[str, Any]) -> dict[str, Any]:
+    features = card["input"]["features"]
+    features[0], features[1] = features[1], features[0]
+    return card
+
+
+def _recommit(lake: Lake, version: str, *, card: bytes | None = None, weights: bytes | None = None) -> None:
+    """A new, self-consistent version of the model partition (its manifest matches the edited files)."""
+    key = model_key(MODEL, version)
+    man = lake.require(key)
+    files = {name: _committed_file(lake, version, name).read_bytes() for name in (WEIGHTS_NAME, CARD_NAME)}
+    files[CARD_NAME] = card if card is not None else files[CARD_NAME]
+    files[WEIGHTS_NAME] = weights if weights is not None else files[WEIGHTS_NAME]
+    write_partition(lake, key, [BytesOutput(key, n, b) for n, b in files.items()], None, man.info)
+
+
+def _flip(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+def _break(lake: Lake, version: str, damage: str) -> None:
+    weights, card_path = _committed_file(lake, version, WEIGHTS_NAME), _committed_file(lake, version, CARD_NAME)
+    card = json.loads(card_path.read_text())
+    if damage == "flipped weight bytes":
+        weights.write_bytes(_flip(weights.read_bytes()))
+    elif damage == "card with two features swapped":
+        card_path.write_bytes(_card_text(_swap_two_features(card)))
+    elif damage == "missing weights":
+        weights.unlink()
+    elif damage == "unreadable card":
+        card_path.write_bytes(b"{\"card_format\": 2, \"name\": ")
+    elif damage == "recommitted card with two features swapped":
+        _recommit(lake, version, card=_card_text(_swap_two_features(card)))
+    elif damage == "recommitted unreadable card":
+        _recommit(lake, version, card=b"\xff\xfe not json")
+    elif damage == "recommitted flipped weights":
+        _recommit(lake, version, weights=_flip(weights.read_bytes()))
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("flipped weight bytes", "model.safetensors fails its lake manifest"),
+    ("card with two features swapped", "card.json fails its lake manifest"),
+    ("missing weights", "model.safetensors fails its lake manifest"),
+    ("unreadable card", "card.json fails its lake manifest"),
+    ("recommitted card with two features swapped", "input features"),
+    ("recommitted unreadable card", "card.json is damaged"),
+    ("recommitted flipped weights", "differs from the card's"),
+])
+def test_a_broken_model_is_one_line_exit_2_and_the_lake_untouched(day: dict[str, Any], classified: dict[str, Any],
+                                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                   damage: str, message: str) -> None:
+    root = tmp_path / "lake"
+    shutil.copytree(classified["lake"].root, root)  # the day's good classifications are in it
+    lake = Lake(root)
+    _break(lake, day["version"], damage)
+    before = _lake_files(root)
+    status = main(classify.JOB, ["--date", DAY, "--lake", str(root), "--no-spark"])
+    err = capsys.readouterr().err.strip()
+    assert status == EXIT_BAD_ARGUMENT and "\n" not in err and err.startswith("classify: error: ")
+    assert f"model {MODEL} version {day['version']}" in err and message in err
+    assert _lake_files(root) == before  # nothing written, nothing removed, not even the day report
+
+
+def test_a_failed_track_keeps_its_last_good_classification(day: dict[str, Any], classified: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    shutil.copytree(classified["lake"].root, root)
+    lake = Lake(root)
+    good = lake.partitions(SEGMENTS_CLASSIFIED.name, DATE)
+    track = lake.partitions(SEGMENTS_2M.name, DATE)[0]
+    manifest = lake.require(track)
+    Path(lake.path(track.relpath, manifest.file_relpath(manifest.files[0].name))).write_bytes(b"PAR1 damaged")
+    before = {k: lake.require(k).to_json() for k in good}
+    status = main(classify.JOB, ["--date", DAY, "--lake", str(root), "--no-spark"])
+    assert status == EXIT_FAILED
+    report = json.loads(lake.open_file(CLASSIFY_REPORT.key(date=DATE), REPORT_FILE))
+    stale = SEGMENTS_CLASSIFIED.key(date=DATE, granule=track.granule, beam=track.beam).relpath
+    assert report["removed"] == [] and report["stale"] == [stale] and len(report["failed"]) == 1
+    assert lake.partitions(SEGMENTS_CLASSIFIED.name, DATE) == good  # the failed track's classification stays
+    assert {k: lake.require(k).to_json() for k in good} == before
+    # downstream, the kept classification is an input like the others: nothing is lost there either
+    summary = run_job(load_job("freeboard"), [], lake, None, day=DAY, whole_day=True)
+    assert summary["failed"] == [] and summary["skipped"] == [] and len(summary["partitions"]) == len(good)
+
+
+def test_a_missing_upstream_partition_is_a_skip_and_a_removed_input_prunes(classified: dict[str, Any],
+                                                                           tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    shutil.copytree(classified["lake"].root, root)
+    lake = Lake(root)
+    run_job(load_job("freeboard"), [], lake, None, day=DAY, whole_day=True)
+    freeboard = lake.partitions(FREEBOARD.name, DATE)
+    for key in lake.partitions(SEGMENTS_CLASSIFIED.name, DATE):  # classified tracks lost, 2 m tracks still there
+        lake.delete(key)
+    status = main(load_job("freeboard"), ["--date", DAY, "--lake", str(root), "--no-spark"])
+    assert status == 0
+    report = json.loads(lake.open_file(FREEBOARD_REPORT.key(date=DATE), REPORT_FILE))
+    (granule,) = {str(k.granule) for k in freeboard}
+    assert [s["granule"] for s in report["skipped"]] == [granule]
+    assert "no classified partition" in report["skipped"][0]["reason"]
+    assert report["removed"] == [] and report["stale"] == [k.relpath for k in freeboard]
+    assert lake.partitions(FREEBOARD.name, DATE) == freeboard
+    # the granule's 2 m tracks gone from the day (its ATL03 left the inventory): now its products go too
+    for key in lake.partitions(SEGMENTS_2M.name, DATE):
+        lake.delete(key)
+    summary = run_job(load_job("freeboard"), [], lake, None, day=DAY, whole_day=True)
+    assert summary["removed"] == [k.relpath for k in freeboard] and summary["stale"] == []
+    assert lake.partitions(FREEBOARD.name, DATE) == []

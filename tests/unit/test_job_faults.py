@@ -101,12 +101,22 @@ def test_a_day_is_what_its_last_run_produced(small_sim_day, tmp_path: Path) -> N
     args = ["--date", DAY, "--lake", str(lake_dir), "--no-spark"]
     assert main(resample.JOB, args) == 0 and _beams(Lake(lake_dir)) == list(STRONG)
     granule = next(catalog.rglob("ATL03_*.h5"))
+    good = granule.read_bytes()
     granule.write_bytes(b"\x89HDF\r\n\x1a\n became unreadable")
     assert main(resample.JOB, args) == 0  # a skip is not a failure
     lake = Lake(lake_dir)
-    assert _beams(lake) == []  # the earlier tracks of the now-skipped granule are gone
+    assert _beams(lake) == list(STRONG)  # a skipped input keeps its last good tracks, reported as stale
     report = json.loads(lake.open_file(RESAMPLE_REPORT.key(date=DAY), REPORT_FILE))
-    assert len(report["removed"]) == 3 and report["skipped"][0]["uri"] == str(granule)
+    assert report["removed"] == [] and len(report["stale"]) == 3 and report["skipped"][0]["uri"] == str(granule)
+    granule.write_bytes(good)
+    assert main(resample.JOB, args) == 0 and _beams(lake) == list(STRONG)
+    assert json.loads(lake.open_file(RESAMPLE_REPORT.key(date=DAY), REPORT_FILE))["stale"] == []
+    granule.unlink()  # the granule leaves the day's inventory: its tracks go
+    run_discover(DAY, catalog=str(catalog), lake=str(lake_dir))
+    assert main(resample.JOB, args) == 0
+    assert _beams(lake) == []
+    report = json.loads(lake.open_file(RESAMPLE_REPORT.key(date=DAY), REPORT_FILE))
+    assert len(report["removed"]) == 3 and report["stale"] == []
     explicit = _copy(small_sim_day, tmp_path, "explicit")
     run_job(resample.JOB, [explicit], lake, ResampleConfig(beams=("gt1r",)), day=DAY)
     run_job(resample.JOB, [explicit], lake, ResampleConfig(beams=("gt2r",)), day=DAY)

@@ -108,10 +108,11 @@ def test_process_new_keeps_done_granules_and_reads_only_the_others(small_sim_day
     assert lake.require(done_key).version == version  # untouched
     report = json.loads(lake.open_file(RESAMPLE_REPORT.key(date=day), REPORT_FILE))
     assert report["kept"] == [done_key.relpath] and report["partitions"] == summary["partitions"]
-    # --process all (a backfill) reads it again: now a recorded skip, and its track is removed
+    # --process all (a backfill) reads it again: now a recorded skip; its last good track stays, reported stale
     summary = run_job(JOB, [str(done_copy), str(first)], lake, config, day=day, whole_day=True)
     assert [s["uri"] for s in summary["skipped"]] == [str(done_copy)]
-    assert summary["removed"] == [done_key.relpath] and "kept" not in summary
+    assert summary["removed"] == [] and summary["stale"] == [done_key.relpath] and "kept" not in summary
+    assert lake.require(done_key).version == version
 
 
 def test_process_new_redoes_a_granule_with_a_missing_track_or_another_config(small_sim_day,  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ import pytest
 
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.errors import ConfigError, InputError
-from seaice_tasks.outputs import BytesOutput, TableOutput
+from seaice_tasks.outputs import BytesOutput, TableOutput, write_partition
 from seaice_tasks.products import QUICKLOOK_FILE, REPORT_FILE, RESAMPLE_REPORT, S2_LABELS, SEGMENTS_2M
 from seaice_tasks.spark_jobs.runner import EXIT_BAD_ARGUMENT, Job, Run, execute, main, parse_day, run_job
 from seaice_tasks.storage import InputStore, Lake
@@ -164,3 +164,30 @@ def test_kept_inputs_join_the_summary_with_their_earlier_skips() -> None:
     assert summary["skipped"] == [{"uri": "b.h5", "reason": "unreadable"},
                                   {"uri": "a.h5", "beam": "gt3r", "reason": "beam gt3r missing"}]
     assert summary["flags"] == [{"uri": "a.h5", "beam": "gt1r", "reason": "times"}]
+
+
+def _sourced_body(run: Run[ToyConfig], uris: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    del args
+    results = run.map(toy_work, [{"name": u} for u in uris])
+    manifests = run.commit(results, info=lambda key, entries: {"source": str(key.scene)})
+    return {"partitions": [m.key.relpath for m in manifests], "skipped": [],
+            "failed": [{"uri": r.record["name"], "reason": r.error} for r in results if not r.ok]}
+
+
+def test_a_whole_day_run_removes_only_partitions_whose_input_is_gone(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    job = dataclasses.replace(TOY, body=_sourced_body, products=lambda args: (S2_LABELS,))
+    run_job(job, ["a", "b", "c"], lake, day=DAY, whole_day=True)
+    b_version = lake.require(_scene_key("b")).version
+    orphan = _scene_key("d")  # a partition that does not say its input: never removed
+    write_partition(lake, orphan, [BytesOutput(orphan, QUICKLOOK_FILE, PNG)], None, {})
+    summary = run_job(job, ["a", "b"], lake, ToyConfig(fail_on="b"), day=DAY, whole_day=True)
+    assert summary["failed"][0]["uri"] == "b"
+    assert summary["removed"] == [_scene_key("c").relpath]  # c left the day's inputs
+    assert summary["stale"] == [_scene_key("b").relpath, orphan.relpath]  # b failed: its last good output stays
+    assert lake.partitions(S2_LABELS.name, DAY) == [_scene_key("a"), _scene_key("b"), orphan]
+    assert lake.require(_scene_key("b")).version == b_version
+    report = json.loads(lake.open_file(RESAMPLE_REPORT.key(date=DAY), REPORT_FILE))
+    assert report["stale"] == summary["stale"] and report["removed"] == summary["removed"]
+    explicit = dataclasses.replace(job, input_of=lambda manifest: "a")  # a job may say how its partitions map
+    assert run_job(explicit, ["a"], lake, day=DAY, whole_day=True)["removed"] == []

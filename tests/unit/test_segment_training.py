@@ -20,6 +20,7 @@ from seaice_tasks.storage import Lake
 from seaice_tasks.train import segments as seg
 from seaice_tasks.train.launch import launch_command
 from seaice_tasks.train.loop import Trainer
+from seaice_tasks.train.promotion import promote
 from seaice_tasks.train.segments import SegmentTrainConfig, load_training_set, state_sha256, train_segment_model
 from tests.training_data import commit_learnable_training_set
 
@@ -157,14 +158,14 @@ def test_promotion_only_when_better(tmp_path: Path, trained: tuple[Lake, dict[st
     assert model_lake.promoted_version(lake, name) is None
     with pytest.raises(InputError, match="no version of model"):
         model_lake.load_lake_model(lake, name)
-    first = model_lake.promote(lake, name, worse["version"])
+    first = promote(lake, name, worse["version"])
     assert first["promoted"] and first["reason"] == "first promoted version"
-    better = model_lake.promote(lake, name, good["version"])
+    better = promote(lake, name, good["version"])
     assert better["promoted"] and better["previous"] == worse["version"]
-    refused = model_lake.promote(lake, name, worse["version"])
+    refused = promote(lake, name, worse["version"])
     assert not refused["promoted"] and "does not beat" in refused["reason"]
     assert model_lake.promoted_version(lake, name) == good["version"]
-    assert model_lake.promote(lake, name, worse["version"], force=True)["promoted"]
+    assert promote(lake, name, worse["version"], force=True)["promoted"]
     assert model_lake.promoted_version(lake, name) == worse["version"]
     assert [k.version for k in model_lake.list_models(lake, name)] == sorted([good["version"], worse["version"]])
 

@@ -366,3 +366,41 @@ def test_window_arrays_checks() -> None:
     shuffled = out.iloc[::-1].reset_index(drop=True)
     with pytest.raises(SchemaError, match="adjacent"):
         window_arrays(shuffled, ["h_cor_mean_m"])
+
+
+# -- a class missing, a split missing ----------------------------------------------------------------------------
+def test_a_missing_class_warns_loudly_and_is_recorded(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    lake = Lake(tmp_path / "lake")
+    labels = np.where(np.arange(6000) % 50 < 30, 0, 1)  # thick and thin ice, no open water anywhere
+    frames = [_frame(np.arange(6000), beam=b, labels=labels, seed=k) for k, b in enumerate(("gt1r", "gt2r"))]
+    config = TrainingSetConfig(block_m=1000.0)
+    with caplog.at_level("WARNING"):
+        ts = build_training_set(frames, config)
+    assert any("HAS NO WATER WINDOW IN ITS TRAINING SPLIT" in r.getMessage() for r in caplog.records)
+    assert ts.report["missing_classes"] == {"train": ["water"], "validation": ["water"], "test": ["water"]}
+    manifest = commit_training_set(lake, ts, config)
+    assert manifest.info["missing_classes"]["train"] == ["water"]
+    full = build_training_set([_frame(np.arange(6000), beam="gt1r")], config)
+    assert full.report["missing_classes"] == {}
+
+
+def test_a_set_without_test_or_validation_windows_is_not_committed(tmp_path: Any,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from seaice_tasks.cli import main as cli_main
+
+    lake = Lake(tmp_path / "lake")
+    _write_pair(lake, _frame(np.arange(300), beam="gt1r", seed=3), [])  # 600 m: one block per split at most
+    ts = build_training_set(load_sources(lake, [DAY])[0], TrainingSetConfig())
+    assert ts.report["windows"]["test"] == 0 or ts.report["windows"]["validation"] == 0
+    with pytest.raises(ts_mod.EmptyTrainingSetError, match="not committed"):
+        commit_training_set(lake, ts, TrainingSetConfig())
+    assert cli_main(["training-set", "--dates", DAY.isoformat(), "--lake", str(tmp_path / "lake")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "window" in err and "not committed" in err
+    assert lake.partitions(TRAINING_SET.name) == []
+
+
+@pytest.mark.parametrize("fractions", [(0.8, 0.0, 0.2), (0.8, 0.2, 0.0)])
+def test_config_needs_validation_and_test_fractions(fractions: tuple[float, float, float]) -> None:
+    with pytest.raises(ConfigError, match="three fractions > 0"):
+        TrainingSetConfig(fractions=fractions)
