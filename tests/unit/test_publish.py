@@ -333,20 +333,33 @@ def test_extents_describe_the_items_held(day_lake: Lake, tmp_path: Path) -> None
     with lake.writer(S2_LABELS.key(date=later, scene=scene.scene), lake.require(scene).config) as w:
         for entry in lake.require(scene).files:
             w.write_bytes(entry.name, lake.open_file(scene, entry.name))
+    coll_path = f"{STAC_DIR}/s2_labels/collection.json"
+    coll = json.loads(lake.read_document(coll_path) or b"{}")
+    for link in coll["links"]:
+        assert link.pop("seaice:bbox", None) is not None or link["rel"] != "child"
+    lake.write_document(coll_path, json.dumps(coll).encode())  # as written before child links carried boxes
     publish_day(later, lake=lake)
-    assert _extents(lake)[f"{STAC_DIR}/s2_labels/collection.json"]["temporal"]["interval"] == [
-        [f"{DAY}T00:00:00Z", f"{later + dt.timedelta(days=1)}T00:00:00Z"]]
+    assert _extents(lake)[coll_path] == {"spatial": extents[coll_path]["spatial"], "temporal": {"interval": [
+        [f"{DAY}T00:00:00Z", f"{later + dt.timedelta(days=1)}T00:00:00Z"]]}}
     lake.delete(S2_LABELS.key(date=later, scene=scene.scene))
     publish_day(later, lake=lake)
-    assert _extents(lake)[f"{STAC_DIR}/s2_labels/collection.json"] == extents[f"{STAC_DIR}/s2_labels/collection.json"]
+    assert _extents(lake)[coll_path] == extents[coll_path]
     assert _unresolved(lake)[0] == []
 
 
-def test_publish_refuses_a_config_that_is_not_an_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_publish_refuses_a_config_that_is_not_an_object(day_lake: Lake, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from seaice_tasks.cli import main as cli
+    from seaice_tasks.errors import ConfigError
 
+    lake = _copy(day_lake, tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for config in ("[]", "3", '"x"'):
-        assert cli(["publish", "--date", DAY.isoformat(), "--lake", str(tmp_path / "lake"), "--config", config]) == 2
+        assert cli(["publish", "--date", DAY.isoformat(), "--lake", str(lake.path()), "--config", config]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "PublishConfig: expected a JSON object" in err, err
-    assert not (tmp_path / "lake").exists()
+        assert err.count("\n") == 1 and "expected a JSON object" in err, err
+    values: list[Any] = [[], 3, "x"]
+    for value in values:  # the same from Python (the DAG passes its param through)
+        with pytest.raises(ConfigError, match="PublishConfig: expected a JSON object"):
+            publish_day(DAY, lake=lake, config=value)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
