@@ -34,7 +34,7 @@ from typing import Any
 from seaice_tasks.config import parse_day
 from seaice_tasks.errors import ConfigError
 from seaice_tasks.is2.classify import ClassifyConfig, classify_track_work, model_summary
-from seaice_tasks.models.lake import model_card, promoted_version, verify_model
+from seaice_tasks.models.lake import list_models, model_card, promoted_version, verify_model
 from seaice_tasks.products import CLASSIFY_REPORT, SEGMENTS_2M, SEGMENTS_CLASSIFIED
 from seaice_tasks.spark_jobs.runner import Job, Run, day_tracks, main, track_inputs
 from seaice_tasks.storage import Lake
@@ -94,6 +94,12 @@ def _check_model(lake: Lake, args: argparse.Namespace, config: ClassifyConfig) -
     version = config.version or promoted_version(lake, config.model)
     if version:
         verify_model(lake, config.model, version)
+        return
+    if config.model != ClassifyConfig().model:  # a model asked for by name must be there: never a silent skip
+        known = sorted({str(k.name) for k in list_models(lake)})
+        what = "has no promoted version (give \"version\")" if config.model in known else \
+            f"is not in the lake's registry (models there: {', '.join(known) or 'none'})"
+        raise ConfigError(f"--config model {config.model!r} {what}")
 
 
 JOB = Job(name="classify", config_type=ClassifyConfig, inventory_kind="ATL03", inputs_arg="granules",

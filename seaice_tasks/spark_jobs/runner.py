@@ -5,11 +5,10 @@ and maps package work functions over them with :meth:`Run.map` (any number of pa
 driver combining results in between), then commits with :meth:`Run.commit`; the runner writes
 the day report, prints the ``SEAICE_RESULT`` line and removes whatever the run staged.
 
-Backends.  :class:`LocalBackend` (``--no-spark``: the CLI, the tests) and :class:`SparkBackend`
-(``spark-submit``: ``mapInPandas`` over work items packed by weight into a few tasks per core,
-no shuffle) both call the same :func:`execute` on the same JSON text of each record and of the
-run (:class:`RunSpec`), and results come back in input order, so a job's output is the same,
-byte for byte, whichever backend ran it.
+Backends (:mod:`seaice_tasks.spark_jobs.backends`).  :class:`LocalBackend` (``--no-spark``: the
+CLI, the tests) and :class:`SparkBackend` (``spark-submit``) both call the same :func:`execute` on
+the same JSON text of each record and of the run, so a job's output is the same, byte for byte,
+whichever backend ran it.  The day's inputs come from :mod:`seaice_tasks.spark_jobs.day_inputs`.
 
 Errors.  A work function that raises fails only its item (the error, with the exception type
 when it is not a seaice input error, comes back with the item); a bad argument or config, or a
@@ -25,26 +24,39 @@ last good output) and the report lists them as ``stale``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 import functools
-import heapq
-import importlib
 import json
 import logging
-import os
 import posixpath
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, Generic, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, Generic
 
-from seaice_tasks.config import JsonConfig, json_default, parse_day
+from seaice_tasks.config import JsonConfig, parse_day
 from seaice_tasks.errors import ConfigError, SeaIceError, StorageError
-from seaice_tasks.outputs import BytesOutput, stage_output, write_partition
-from seaice_tasks.products import INVENTORY, REPORT_FILE, SEGMENTS_2M, Product
+from seaice_tasks.outputs import BytesOutput, write_partition
+from seaice_tasks.products import REPORT_FILE, Product
+from seaice_tasks.redact import install_secret_filter, redact, secrets_from_env
+from seaice_tasks.spark_jobs.backends import (
+    DEFAULT_TASKS_PER_CORE,
+    EXECUTOR_ENV,
+    Backend,
+    ItemResult,
+    LocalBackend,
+    RunSpec,
+    SparkBackend,
+    balanced_bins,
+    execute,
+    function_path,
+    json_text,
+    spark_session,
+    split_uris,
+)
+from seaice_tasks.spark_jobs.day_inputs import day_granules, day_tracks, inventory_uris, track_inputs, unique_entries
 from seaice_tasks.storage import (
     STAGING_DIR,
     FileEntry,
@@ -53,11 +65,12 @@ from seaice_tasks.storage import (
     Manifest,
     PartitionKey,
     inputs_from_env,
-    lake_from_env,
 )
-from seaice_tasks.work import ConfigT, Record, WorkContext, WorkResult
+from seaice_tasks.store_access import open_lake
+from seaice_tasks.work import ConfigT, Record, WorkContext
 
 __all__ = [
+    "inventory_uris",
     "day_granules",
     "job_day_inputs",
     "partition_input",
@@ -96,18 +109,8 @@ EXIT_OK: Final[int] = 0
 EXIT_FAILED: Final[int] = 1
 #: Exit status when an argument or config is unusable (nothing is written).
 EXIT_BAD_ARGUMENT: Final[int] = 2
-#: Driver environment forwarded to executors (storage roots and credentials).
-EXECUTOR_ENV: Final[tuple[str, ...]] = (
-    "SEAICE_LAKE", "SEAICE_LAKE_OPTIONS", "SEAICE_LAKE_S3_ENDPOINT_URL", "SEAICE_S3_ENDPOINT_URL",
-    "SEAICE_CATALOG", "SEAICE_CATALOG_OPTIONS", "SEAICE_CATALOG_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN",
-)
-#: ``OMP_NUM_THREADS`` of the executors' Python workers unless the driver's environment sets one.
-EXECUTOR_THREADS_DEFAULT: Final[str] = "1"
 #: File touched in a run's staging folder at every pass (keeps ``gc_staging`` off a live run).
 HEARTBEAT_NAME: Final[str] = ".heartbeat"
-#: Spark tasks per executor core the work items are packed into (see :meth:`SparkBackend.map`).
-DEFAULT_TASKS_PER_CORE: Final[int] = 2
 #: ``--process`` modes: every input (default; backfills, re-runs) or only inputs without current
 #: partitions (the daily runs: a retry or a second run of the day redoes nothing that is done).
 PROCESS_ALL: Final[str] = "all"
@@ -115,227 +118,6 @@ PROCESS_NEW: Final[str] = "new"
 PROCESS_MODES: Final[tuple[str, ...]] = (PROCESS_ALL, PROCESS_NEW)
 #: Report lists whose entries of a kept input are carried over from the previous report.
 CARRIED_REPORT_LISTS: Final[tuple[str, ...]] = ("skipped", "flags")
-_IN_SCHEMA: Final[str] = "i long, rec string"
-_OUT_SCHEMA: Final[str] = "out string"
-
-
-# -- small helpers ---------------------------------------------------------------------------------
-
-
-def split_uris(text: str) -> list[str]:
-    """Comma-separated URIs, or ``@file`` with one per line.
-
-    Examples
-    --------
-    >>> split_uris("a.h5, b.h5,")
-    ['a.h5', 'b.h5']
-    """
-    if text.startswith("@"):
-        with open(text[1:]) as fh:
-            return [line.strip() for line in fh if line.strip()]
-    return [u for u in (s.strip() for s in text.split(",")) if u]
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, sort_keys=True)
-
-
-def _path_of(fn: Callable[..., Any]) -> str:
-    return f"{fn.__module__}:{fn.__qualname__}"
-
-
-def _resolve(path: str) -> Any:
-    module, _, name = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def balanced_bins(weights: Sequence[float], n_bins: int) -> list[list[int]]:
-    """Indices of ``weights`` packed into at most ``n_bins`` bins of near-equal total weight.
-
-    Longest-processing-time first: the heaviest remaining item goes to the lightest bin (ties to
-    the lower bin).  Deterministic; empty bins are dropped; each bin lists its indices in order.
-
-    Examples
-    --------
-    >>> balanced_bins([5, 1, 4, 2, 3], 2)
-    [[0, 1, 3], [2, 4]]
-    """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    order = sorted(range(len(weights)), key=lambda i: (-float(weights[i]), i))
-    heap = [(0.0, b) for b in range(min(n_bins, max(len(weights), 1)))]
-    bins: list[list[int]] = [[] for _ in heap]
-    for i in order:
-        load, b = heapq.heappop(heap)
-        bins[b].append(i)
-        heapq.heappush(heap, (load + float(weights[i]), b))
-    return [sorted(b) for b in bins if b]
-
-
-# -- what travels to the executors -------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-    """Everything an executor needs to rebuild a run's :class:`~seaice_tasks.work.WorkContext`, as JSON."""
-
-    config_type: str
-    config: str
-    lake: str
-    lake_options: Mapping[str, Any]
-    inputs: str
-    inputs_options: Mapping[str, Any]
-    token: str
-
-    def to_json(self) -> str:
-        """Canonical JSON."""
-        return _dumps(dataclasses.asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> RunSpec:
-        """Inverse of :meth:`to_json`."""
-        return cls(**json.loads(text))
-
-    def context(self) -> WorkContext[Any]:
-        """The work context of this run (config parsed into its class, stores opened)."""
-        config = _resolve(self.config_type).from_json(self.config)
-        return WorkContext(config=config, lake=Lake(self.lake, self.lake_options),
-                           inputs=InputStore(self.inputs, dict(self.inputs_options)), token=self.token)
-
-
-def execute(fn_path: str, ctx: WorkContext[Any], index: int, record_json: str) -> str:
-    """Run one work item: call the work function, stage its outputs, catch any error (both backends).
-
-    Returns
-    -------
-    str
-        JSON of ``{"i", "rows", "files": [[partition path, file entry], ...], "error"}``; scratch
-        outputs are staged but not listed.
-    """
-    try:
-        out = _resolve(fn_path)(json.loads(record_json), ctx)
-        result = out if isinstance(out, WorkResult) else WorkResult(rows=tuple(out) if isinstance(out, list)
-                                                                    else (out,))
-        files = []
-        for output in result.outputs:
-            entry = stage_output(ctx.lake, output, ctx.token, ctx.config)
-            if not (isinstance(output, BytesOutput) and output.scratch):
-                files.append([output.key.relpath, dataclasses.asdict(entry)])
-        return _dumps({"i": index, "rows": list(result.rows), "files": files, "error": ""})
-    except Exception as exc:  # one item's failure, whatever it is, must not stop the others
-        error = str(exc) if isinstance(exc, SeaIceError) else f"{type(exc).__name__}: {exc}"
-        log.warning("%s item %d failed: %s", fn_path.rpartition(":")[2], index, error)
-        return _dumps({"i": index, "rows": [], "files": [], "error": error})
-
-
-@dataclasses.dataclass(frozen=True)
-class ItemResult:
-    """The result of one work item on the driver."""
-
-    index: int
-    record: dict[str, Any]
-    rows: list[dict[str, Any]]
-    files: list[tuple[PartitionKey, FileEntry]]
-    error: str
-
-    @property
-    def ok(self) -> bool:
-        """The item succeeded."""
-        return not self.error
-
-
-# -- backends -------------------------------------------------------------------------------------------
-
-
-class Backend(Protocol):
-    """Maps :func:`execute` over JSON records; returns the JSON results in input order."""
-
-    def map(self, fn_path: str, spec_json: str, records: Sequence[str],
-            weights: Sequence[float] | None) -> list[str]: ...
-
-    def close(self) -> None: ...
-
-
-class LocalBackend:
-    """This process, one item after the other (``--no-spark``)."""
-
-    def map(self, fn_path: str, spec_json: str, records: Sequence[str],
-            weights: Sequence[float] | None) -> list[str]:
-        """:func:`execute` on every record, in order."""
-        del weights
-        ctx = RunSpec.from_json(spec_json).context()
-        return [execute(fn_path, ctx, i, rec) for i, rec in enumerate(records)]
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def spark_session(app_name: str, master: str = "") -> Any:
-    """A Spark session whose executors see the driver's store variables and run one thread per task."""
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName(app_name)
-    for name in EXECUTOR_ENV:
-        if os.environ.get(name):
-            builder = builder.config(f"spark.executorEnv.{name}", os.environ[name])
-    # one core per Spark task: numpy/OpenCV/torch in the Python workers run single-threaded
-    builder = builder.config("spark.executorEnv.OMP_NUM_THREADS",
-                             os.environ.get("OMP_NUM_THREADS", EXECUTOR_THREADS_DEFAULT))
-    if master:
-        builder = builder.master(master)
-    return builder.getOrCreate()
-
-
-def _items_of(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return batch
-
-
-def _mapper(fn_path: str, spec_json: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
-    """The ``mapInPandas`` function: :func:`execute` on each ``(i, rec)`` row of a partition."""
-
-    def run(frames: Iterator[Any]) -> Iterator[Any]:
-        import pandas as pd
-
-        ctx = RunSpec.from_json(spec_json).context()
-        for frame in frames:
-            out = [execute(fn_path, ctx, int(i), str(rec)) for i, rec in zip(frame["i"], frame["rec"], strict=True)]
-            yield pd.DataFrame({"out": out})
-
-    return run
-
-
-class SparkBackend:
-    """``mapInPandas`` on a Spark session, work items packed by weight.
-
-    Each Spark task costs a fixed overhead in its Python worker (~0.1 s measured in local mode,
-    docs/benchmarks.md), so the items are packed into ``tasks_per_core`` x cores partitions of
-    near-equal weight (:func:`balanced_bins`) that become the partitions directly
-    (``parallelize`` of one bin per slice), with no shuffle.
-    """
-
-    def __init__(self, spark: Any, tasks_per_core: int = DEFAULT_TASKS_PER_CORE) -> None:
-        self.spark = spark
-        self.tasks_per_core = tasks_per_core
-
-    def map(self, fn_path: str, spec_json: str, records: Sequence[str],
-            weights: Sequence[float] | None) -> list[str]:
-        """:func:`execute` on every record on the executors; results in input order."""
-        if not records:
-            return []
-        sc = self.spark.sparkContext
-        n_tasks = max(1, min(len(records), self.tasks_per_core * int(sc.defaultParallelism)))
-        bins = balanced_bins(list(weights) if weights is not None else [1.0] * len(records), n_tasks)
-        data = [[(i, records[i]) for i in b] for b in bins]
-        df = self.spark.createDataFrame(sc.parallelize(data, len(data)).flatMap(_items_of), schema=_IN_SCHEMA)
-        rows = df.mapInPandas(_mapper(fn_path, spec_json), schema=_OUT_SCHEMA).collect()
-        return sorted((str(r["out"]) for r in rows), key=lambda text: int(json.loads(text)["i"]))
-
-    def close(self) -> None:
-        """Stop the Spark session."""
-        self.spark.stop()
 
 
 # -- the driver side of a run ------------------------------------------------------------------------
@@ -444,7 +226,7 @@ class Run(Generic[ConfigT]):
         self.committed: set[PartitionKey] = set()
         self._lap = time.perf_counter()
         self._spec = RunSpec(
-            config_type=_path_of(type(config)), config=config.to_json(), lake=lake.root,
+            config_type=function_path(type(config)), config=config.to_json(), lake=lake.root,
             lake_options=lake.storage_options, inputs=inputs.root, inputs_options=dict(inputs.storage_options),
             token=self.token,
         ).to_json()
@@ -452,10 +234,10 @@ class Run(Generic[ConfigT]):
     def map(self, fn: Callable[[Record, WorkContext[ConfigT]], Any], records: Sequence[Mapping[str, Any]],
             weights: Sequence[float] | None = None) -> list[ItemResult]:
         """Run ``fn`` on every record (one work item each) with the backend; results in input order."""
-        texts = [_dumps(dict(r)) for r in records]
+        texts = [json_text(dict(r)) for r in records]
         self.heartbeat()
         results = []
-        for i, text in enumerate(self.backend.map(_path_of(fn), self._spec, texts, weights)):
+        for i, text in enumerate(self.backend.map(function_path(fn), self._spec, texts, weights)):
             doc = json.loads(text)
             files = [(PartitionKey.from_relpath(path), FileEntry(**entry)) for path, entry in doc["files"]]
             results.append(ItemResult(index=i, record=json.loads(texts[i]), rows=doc["rows"], files=files,
@@ -581,46 +363,6 @@ def partition_input(job: Job[Any], manifest: Manifest) -> str | None:
 def job_day_inputs(job: Job[Any], lake: Lake, day: dt.date) -> list[str]:
     """The inputs of a whole-day run: ``job.day_inputs`` or the day's inventory URIs of its kind."""
     return job.day_inputs(lake, day) if job.day_inputs is not None else inventory_uris(lake, day, job.inventory_kind)
-
-
-def inventory_uris(lake: Lake, day: dt.date, kind: str) -> list[str]:
-    """URIs of one kind (``ATL03``, ``S2`` ...) in the day's committed inventory, sorted."""
-    table = lake.read_table(INVENTORY.key(date=day)).to_pandas()
-    return sorted(table.loc[table["kind"] == kind, "uri"].tolist())
-
-
-def day_granules(lake: Lake, day: dt.date, product: Product = SEGMENTS_2M) -> list[str]:
-    """Granule keys of the day's committed partitions of a track product (default the 2 m tracks).
-
-    The inputs of a whole-day run of a job that reads that product (``Job.day_inputs``, with
-    :func:`functools.partial` for another product).
-    """
-    return sorted({str(k.granule) for k in lake.partitions(product.name, day)})
-
-
-def day_tracks(lake: Lake, day: dt.date) -> list[str]:
-    """Granule keys of the day's committed 2 m tracks (the inputs of a whole-day run of the jobs that read them)."""
-    return day_granules(lake, day, SEGMENTS_2M)
-
-
-def track_inputs(lake: Lake, product: Product, day: dt.date, granules: Sequence[str], what: str,
-                 upstream: str) -> tuple[list[PartitionKey], list[dict[str, Any]]]:
-    """The day's partitions of a track product (those of ``granules`` when given) and the asked-for misses.
-
-    Each granule of ``granules`` without a partition is a recorded skip
-    ``{"granule", "reason": "granule G: no <what> partition on D (run <upstream> first)"}``.
-    """
-    keys = [k for k in lake.partitions(product.name, day) if not granules or k.granule in granules]
-    present = {str(k.granule) for k in keys}
-    skipped: list[dict[str, Any]] = [
-        {"granule": g, "reason": f"granule {g}: no {what} partition on {day} (run {upstream} first)"}
-        for g in granules if g not in present]
-    return keys, skipped
-
-
-def unique_entries(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Report entries (skips, flags) without repeats, in first-seen order."""
-    return list({json.dumps(e, sort_keys=True): e for e in entries}.values())
 
 
 def _previous_report(lake: Lake, job: Job[Any], day: dt.date) -> dict[str, Any]:
@@ -757,6 +499,7 @@ def run_job(
 def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
     """Entry point of a job script (``spark-submit`` or ``--no-spark``); prints one ``SEAICE_RESULT`` line."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install_secret_filter()  # no log line of the job shows a secret (executors' included: same handlers)
     args = job.parser().parse_args(argv)
     try:
         config = job.config_type.from_json(args.config)
@@ -765,16 +508,19 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"--tasks-per-core: must be >= 1, got {args.tasks_per_core}")
         if job.check_arguments is not None:
             job.check_arguments(args, config)
-        lake = _writable_lake(args.lake)
+        uris = split_uris(getattr(args, job.inputs_arg.replace("-", "_")))
+        # a job that reads the lake (its day's inputs or upstream partitions) needs one; explicit raw inputs may
+        # start a new lake
+        lake = open_lake(args.lake, must_exist=job.day_inputs is not None or (day is not None and not uris),
+                         writable=True)
         if job.check_lake is not None:
             job.check_lake(lake, args, config)
         inputs = inputs_from_env()
-        uris = split_uris(getattr(args, job.inputs_arg.replace("-", "_")))
         whole_day = day is not None and not uris
         if day is not None and not uris:
             uris = job_day_inputs(job, lake, day)
-    except SeaIceError as exc:
-        print(f"{job.name}: error: {exc}", file=sys.stderr, flush=True)
+    except (SeaIceError, OSError) as exc:  # OSError: an @file of inputs that cannot be read
+        print(f"{job.name}: error: {redact(str(exc), secrets_from_env())}", file=sys.stderr, flush=True)
         return EXIT_BAD_ARGUMENT
     backend: Backend = (LocalBackend() if args.no_spark
                         else SparkBackend(spark_session(f"seaice-{job.name}", args.master), args.tasks_per_core))
@@ -792,33 +538,6 @@ def main(job: Job[Any], argv: Sequence[str] | None = None) -> int:
               + "; ".join(str(f.get("reason", ""))[:200] for f in summary["failed"][:5]), file=sys.stderr, flush=True)
         return EXIT_FAILED
     return EXIT_OK
-
-
-def _writable_lake(url: str) -> Lake:
-    """The lake of ``--lake`` (or ``$SEAICE_LAKE``), checked to be a usable, writable store.
-
-    Raises
-    ------
-    ConfigError
-        Naming the lake and the problem (unknown protocol, not writable, bad options).
-    """
-    try:
-        lake = lake_from_env(url or None)
-    except (ValueError, ImportError) as exc:
-        raise ConfigError(f"--lake {url or '$SEAICE_LAKE'}: not a usable storage URL ({exc})") from None
-    probe = lake.path(STAGING_DIR, f"probe-{uuid.uuid4().hex}")
-    try:
-        lake.fs.makedirs(lake.path(STAGING_DIR), exist_ok=True)
-        with lake.fs.open(probe, "wb") as fh:
-            fh.write(b"")
-        lake.fs.rm(probe)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--lake {lake.root}: not writable ({type(exc).__name__}: {exc})") from None
-    finally:
-        if lake.protocol == "file":
-            with contextlib.suppress(OSError):
-                os.rmdir(lake.path(STAGING_DIR))  # only when no run is staging
-    return lake
 
 
 _COMMON_ARGS: Final[frozenset[str]] = frozenset({"date", "lake", "config", "master", "tasks_per_core", "no_spark",

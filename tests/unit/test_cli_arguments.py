@@ -152,3 +152,32 @@ def test_a_good_discover_still_creates_a_new_lake(place: Path, capsys: pytest.Ca
     assert main(["discover", "--date", DAY, "--catalog", str(place / "catalog"), "--lake", str(fresh)]) == 0
     assert json.loads(capsys.readouterr().out)["counts"] == {}
     assert (fresh / "inventory").is_dir()
+
+
+@pytest.mark.parametrize("job", ["resample", "label-s2", "colocate", "classify", "freeboard", "validate"])
+def test_a_job_on_a_missing_lake_is_exit_2_and_creates_nothing(
+    place: Path, capsys: pytest.CaptureFixture[str], job: str
+) -> None:
+    missing = place / "no_lake_here"
+    status = main([job, "--date", DAY, "--lake", str(missing), "--no-spark"])
+    err = capsys.readouterr().err
+    assert status == 2, err
+    (line,) = [ln for ln in err.strip().splitlines() if "error" in ln]
+    name = {"label-s2": "s2_labels"}.get(job, job)
+    assert line == f"{name}: error: --lake {missing}: no lake there (the folder does not exist)"
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ('{"model": "no-such-model"}', "--config model 'no-such-model' is not in the lake's registry"),
+    ('{"modle": "typo"}', "unknown field(s) ['modle']"),
+    ('[1, 2]', "expected a JSON object"),
+])
+def test_a_bad_classify_config_leaves_the_days_report_alone(
+    place: Path, capsys: pytest.CaptureFixture[str], config: str, message: str
+) -> None:
+    before = _tree(place / "lake")
+    status = main(["classify", "--date", DAY, "--lake", str(place / "lake"), "--no-spark", "--config", config])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err, err
+    assert _tree(place / "lake") == before

@@ -150,7 +150,7 @@ def test_unusable_lake_and_window_are_argument_errors(small_sim_day, tmp_path: P
     blocker.write_text("not a folder")
     code = main(resample.JOB, ["--granules", str(small_sim_day.atl03[0]), "--lake", str(blocker / "lake"),
                                "--no-spark"])
-    assert code == EXIT_BAD_ARGUMENT and "not writable" in capsys.readouterr().err
+    assert code == EXIT_BAD_ARGUMENT and f"{blocker} is a file, not a folder" in capsys.readouterr().err
     code = main(s2_labels.JOB, ["--scenes", str(small_sim_day.scenes[0]), "--config", '{"window_px": 0}',
                                 "--lake", str(tmp_path / "lake"), "--no-spark"])
     assert code == EXIT_BAD_ARGUMENT and "window_px" in capsys.readouterr().err
