@@ -286,15 +286,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_training_set(args: argparse.Namespace) -> int:
     from seaice_tasks.config import parse_day
     from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
-    from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.store_access import open_lake
 
-    days = [parse_day(d) for d in args.dates.split(",") if d.strip()]
+    days = [parse_day(d, "--dates") for d in args.dates.split(",") if d.strip()]
     if not days:
         raise ConfigError("--dates: at least one YYYY-MM-DD")
-    config = TrainingSetConfig.from_json(args.config)
+    config = TrainingSetConfig.from_dict(_json_object(args.config))
     if args.name:
         config = dataclasses.replace(config, name=args.name)
-    summary = run_training_set(lake_from_env(args.lake), days, config)
+    summary = run_training_set(open_lake(args.lake, must_exist=True, writable=True), days, config)
     print(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return EXIT_OK
 
@@ -302,7 +302,7 @@ def _cmd_training_set(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import math
 
-    from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.store_access import open_lake
     from seaice_tasks.train.promotion import promote
     from seaice_tasks.train.segments import SegmentTrainConfig
 
@@ -311,7 +311,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag}: must be >= 1, got {value} (leave it out for the preset's)")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         raise ConfigError(f"--lr: must be > 0, got {args.lr} (leave it out for the preset's)")
-    fields = json.loads(args.config) if args.config else {}
+    fields = _json_object(args.config) if args.config else {}
     for name, value in (("name", args.name), ("preset", args.preset), ("training_set", args.training_set),
                         ("training_set_version", args.training_set_version), ("epochs", args.epochs),
                         ("batch_size", args.batch_size), ("lr", args.lr), ("seed", args.seed),
@@ -319,7 +319,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if value not in (None, ""):
             fields[name] = value
     config = SegmentTrainConfig.from_dict(fields)
-    lake = lake_from_env(args.lake)
+    lake = open_lake(args.lake, must_exist=True, writable=True)
     if args.backend == "single" and args.np == 1:
         from seaice_tasks.train.segments import train_segment_model
 
@@ -348,10 +348,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from seaice_tasks.models import lake as registry
-    from seaice_tasks.storage import lake_from_env
+    from seaice_tasks.store_access import open_lake
     from seaice_tasks.train.promotion import promote
 
-    lake = lake_from_env(args.lake)
+    lake = open_lake(args.lake, must_exist=True, writable=args.action == "promote")
     if args.action == "list":
         keys = registry.list_models(lake, args.model or None)
         rows = []
@@ -558,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="per-process batch (default: the preset's, 32)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
     p.add_argument("--seed", type=int, default=None, help="seed of weights, shuffling, dropout (0)")
-    p.add_argument("--device", default="", help="cpu (default) or cuda")
+    p.add_argument("--device", default="", help="cpu (default), cuda or cuda:N")
     p.add_argument("--backend", choices=("single", "horovod", "torchrun"), default="single",
                    help="single process, horovodrun or torchrun")
     p.add_argument("--np", type=int, default=1, help="processes (horovod / torchrun)")

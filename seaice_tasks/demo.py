@@ -273,10 +273,12 @@ def ensure_model(lake: Lake, workdir: Path, epochs: int = TRAIN_EPOCHS) -> str:
     ts = run_training_set(lake, [dt.date.fromisoformat(TRAIN_CONFIG.date)], TrainingSetConfig(name="demo-train"))
     result = train_segment_model(lake, SegmentTrainConfig(name=MODEL_NAME, training_set="demo-train",
                                                           training_set_version=str(ts["version"]), epochs=epochs))
-    promote(lake, MODEL_NAME, str(result["version"]))
+    decision = promote(lake, MODEL_NAME, str(result["version"]))
     test = result.get("metrics", {}).get("test", {})
+    outcome = "promoted" if decision.get("promoted") else \
+        f"NOT promoted ({decision.get('reason')}): the day is run without classes"
     print(f"seaice demo: trained {result['model']}: held-out accuracy {test.get('accuracy', float('nan')):.3f} "
-          f"vs the training day's S2 labels, promoted", flush=True)
+          f"vs the training day's S2 labels, {outcome}", flush=True)
     return str(result["version"])
 
 

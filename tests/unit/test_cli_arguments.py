@@ -62,6 +62,17 @@ CASES: list[tuple[str, list[str], str]] = [
     ("gc", ["gc", "--lake", "{file}"], "--lake {file}: is a file"),
     ("gc", ["gc", "--lake", "{missing}"], "no lake there"),
     ("gc", ["gc", "--lake", "{lake}", "--min-age-hours", "-1"], "--min-age-hours must be >= 0"),
+    ("models", ["models", "list", "--lake", "{file}"], "--lake {file}: is a file"),
+    ("models", ["models", "list", "--lake", "{missing}"], "no lake there"),
+    ("models", ["models", "show", "seaice-is2-lstm", "--lake", "{file}"], "--lake {file}: is a file"),
+    ("models", ["models", "promote", "seaice-is2-lstm", "v1", "--lake", "{file}"], "--lake {file}: is a file"),
+    ("train", ["train", "--lake", "{file}"], "--lake {file}: is a file"),
+    ("train", ["train", "--lake", "{lake}", "--config", "[1]"], "--config: expected a JSON object"),
+    ("train", ["train", "--lake", "{lake}", "--config", "{{"], "--config: not JSON"),
+    ("training-set", ["training-set", "--dates", DAY, "--lake", "{file}"], "--lake {file}: is a file"),
+    ("training-set", ["training-set", "--dates", DAY, "--lake", "{lake}", "--config", "[1]"],
+     "--config: expected a JSON object"),
+    ("training-set", ["training-set", "--dates", "2019-11-31", "--lake", "{lake}"], "--dates: '2019-11-31'"),
 ]
 
 
