@@ -170,9 +170,11 @@ def lake_status(lake: Lake, since: dt.date) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``days``: ``{day: {report product: {"skipped": [...], "failed": [...]}}}`` from the job
-        reports' manifests (days on or after ``since``); ``open_incidents``: incidents whose task
-        instance has no later success (newest last); ``recovered_incidents``: their count.
+        ``days``: ``{day: {report product: {"skipped": [...], "failed": [...], "stale": [...]}}}``
+        from the job reports' manifests (days on or after ``since``; ``stale``: partitions kept from
+        an earlier run because their input failed or was skipped in the last one);
+        ``open_incidents``: incidents whose task instance has no later success (newest last);
+        ``recovered_incidents``: their count.
     """
     from seaice_tasks.products import DAY, PRODUCTS
 
@@ -183,7 +185,8 @@ def lake_status(lake: Lake, since: dt.date) -> dict[str, Any]:
                 continue
             info = lake.require(key).info
             days.setdefault(key.date.isoformat(), {})[product.name] = {
-                "skipped": list(info.get("skipped", [])), "failed": list(info.get("failed", []))}
+                "skipped": list(info.get("skipped", [])), "failed": list(info.get("failed", [])),
+                "stale": list(info.get("stale", []))}
     incidents = list_incidents(lake, since)
     return {"since": since.isoformat(), "days": dict(sorted(days.items())),
             "open_incidents": [d for d in incidents if not d["recovered"]],
@@ -235,13 +238,18 @@ def airflow_status(client: AirflowClient, runs: int = 20) -> dict[str, Any]:
 
 def status_table(status: dict[str, Any]) -> str:
     """``lake_status`` as plain-text tables (one line per day and stage, one per open incident)."""
-    lines = [f"job reports since {status['since']}:", f"  {'day':10s}  {'stage':18s}  {'skipped':>7s}  {'failed':>6s}"]
+    lines = [f"job reports since {status['since']}:",
+             f"  {'day':10s}  {'stage':18s}  {'skipped':>7s}  {'failed':>6s}  {'stale':>5s}"]
     for day, stages in status["days"].items():
         for stage, rec in sorted(stages.items()):
-            lines.append(f"  {day:10s}  {stage:18s}  {len(rec['skipped']):7d}  {len(rec['failed']):6d}")
+            stale = rec.get("stale", [])
+            counts = f"{len(rec['skipped']):7d}  {len(rec['failed']):6d}  {len(stale):5d}"
+            lines.append(f"  {day:10s}  {stage:18s}  {counts}")
             for fail in rec["failed"]:
                 what = next((str(v) for k, v in fail.items() if k != "reason"), "?")
                 lines.append(f"      failed {what}: {str(fail.get('reason', ''))[:100]}")
+            for path in stale:
+                lines.append(f"      stale {path} (kept from an earlier run)")
     lines.append(f"open incidents: {len(status['open_incidents'])} (recovered: {status['recovered_incidents']})")
     for d in status["open_incidents"]:
         lines.append(f"  {d['at_utc']}  {d['dag_id']}.{d['task_id']}[{d['map_index']}] try {d['try_number']}"

@@ -335,12 +335,14 @@ class Run(Generic[ConfigT]):
         return (self.job.input_of or functools.partial(partition_input, self.job))(manifest)
 
     def write_report(self, day: dt.date, summary: Mapping[str, Any]) -> None:
-        """Commit the job's day report: the summary without timings; skips and failures in the manifest."""
+        """Commit the job's day report: the summary without timings; skips, failures and stale partitions
+        (kept from an earlier run because their input failed or was skipped) in the manifest."""
         doc = {k: v for k, v in summary.items() if k != "timings_s"}
         key = self.job.report.key(date=day)
         report = BytesOutput(key, REPORT_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())
         write_partition(self.lake, key, [report], self.config,
-                        {"skipped": summary.get("skipped", []), "failed": summary.get("failed", [])})
+                        {"skipped": summary.get("skipped", []), "failed": summary.get("failed", []),
+                         "stale": summary.get("stale", [])})
 
     def close(self) -> None:
         """Remove whatever this run staged and did not commit."""

@@ -18,6 +18,7 @@ from seaice_tasks.is2.colocate import ColocateConfig
 from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
 from seaice_tasks.models.lake import model_key
 from seaice_tasks.models.registry import CARD_NAME, WEIGHTS_NAME
+from seaice_tasks.monitoring import lake_status, status_table
 from seaice_tasks.outputs import BytesOutput, write_partition
 from seaice_tasks.products import (
     CLASSES_FILE,
@@ -238,6 +239,8 @@ def test_a_failed_track_keeps_its_last_good_classification(day: dict[str, Any], 
     assert report["removed"] == [] and report["stale"] == [stale] and len(report["failed"]) == 1
     assert lake.partitions(SEGMENTS_CLASSIFIED.name, DATE) == good  # the failed track's classification stays
     assert {k: lake.require(k).to_json() for k in good} == before
+    shown = status_table(lake_status(lake, DATE))  # seaice status says which partition is from an earlier run
+    assert f"stale {stale} (kept from an earlier run)" in shown
     # downstream, the kept classification is an input like the others: nothing is lost there either
     summary = run_job(load_job("freeboard"), [], lake, None, day=DAY, whole_day=True)
     assert summary["failed"] == [] and summary["skipped"] == [] and len(summary["partitions"]) == len(good)

@@ -71,7 +71,7 @@ def test_status_shows_report_failures_and_open_incidents(tmp_path: Path, capsys:
     record_incident(lake, _incident("resample_2m", 2, "granule 20191104221126_01300510: truncated", final=True))
     status = lake_status(lake, dt.date(2019, 11, 1))
     assert status["days"][DAY]["resample_report"] == {"skipped": [{"uri": "x.h5", "reason": "not ATL03"}],
-                                                     "failed": [bad]}
+                                                     "failed": [bad], "stale": []}
     assert [d["try_number"] for d in status["open_incidents"]] == [1, 2] and status["recovered_incidents"] == 0
     table = status_table(status)
     assert "resample_report" in table and "truncated HDF5" in table and "try 2 (final)" in table
