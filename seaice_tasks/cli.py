@@ -67,8 +67,17 @@ def format_summary(summary: ProductSummary) -> str:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    package = logging.getLogger("seaice_tasks")
+    level = package.level
     if not args.verbose:  # the summary lists the readers' warnings itself
-        logging.getLogger("seaice_tasks").setLevel(logging.ERROR)
+        package.setLevel(logging.ERROR)
+    try:
+        return _inspect_paths(args)
+    finally:
+        package.setLevel(level)  # in-process callers (the tests, notebooks) keep their logging
+
+
+def _inspect_paths(args: argparse.Namespace) -> int:
     status = EXIT_OK
     docs = []
     for path in args.paths:
