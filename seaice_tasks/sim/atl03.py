@@ -24,6 +24,9 @@ Photon model (all rates per shot of 10 kHz, shots ``SHOT_SPACING_M`` = 0.69 m ap
 * **Clouds.**  ``CLOUD_GAPS_PER_100KM`` along-track intervals of ``CLOUD_GAP_LENGTH_M`` per
   track (all beams), deterministic from the day seed and the RGT: no signal photons there, the
   background goes on.  Recorded in the truth metadata.
+* **Haze and thin cloud** (``SimConfig.atmosphere``, default clear): every signal rate x the
+  two-way transmission T(s), the solar background mixed towards the cloud's own reflectance
+  (:mod:`seaice_tasks.sim.atmosphere`).  T is recorded per truth bin and in the truth metadata.
 * **Signal finder** (emulation of the ATL03 ATBD §5 histogramming): photons are grouped in blocks
   of ``SF_BLOCK_SHOTS`` = 20 shots; each photon counts the photons of its block within
   ``± SF_HALF_WINDOW_M`` in height; the count above the expected background count (from the
@@ -43,7 +46,7 @@ Photon model (all rates per shot of 10 kHz, shots ``SHOT_SPACING_M`` = 0.69 m ap
 Truth (pandas parquet + JSON; see :func:`truth_paths`): per photon (beam, photon index, class,
 surface height, kind, is_signal), per absolute 2 m bin ``floor(x_atc / 2) * 2`` of every beam
 (class at the bin centre, sea surface and its components, freeboard, number of surface-signal
-photons), and the cloud gaps and model constants.
+photons, transmission), and the cloud gaps, atmosphere and model constants.
 
 Determinism: one ``numpy.random.Generator`` per (world seed, day seed, RGT, beam, chunk), fixed
 chunking and compression, no HDF5 object timestamps (``track_times`` off on every object), no
@@ -80,6 +83,12 @@ from seaice_tasks.constants import (
     SignalConf,
     SurfaceType,
     is_strong,
+)
+from seaice_tasks.sim.atmosphere import (
+    CLOUD_BACKSCATTER_ALBEDO,
+    TransmissionProfile,
+    solar_background_change,
+    transmission_profile,
 )
 from seaice_tasks.sim.geometry import (
     GROUND_SPEED_M_S,
@@ -171,6 +180,8 @@ BACKGROUND_ALBEDO: Final[tuple[float, float, float]] = (1.0, 0.6, 0.2)
 #: Height of the background integration histogram (m) and of the signal band removed from it.
 BCKGRD_INT_HEIGHT_M: Final[float] = 550.0
 BCKGRD_SIGNAL_BAND_M: Final[float] = 1.0
+#: A solar elevation with no sunlight (deg): ``background_rate_hz`` there is the night rate.
+_BELOW_HORIZON_DEG: Final[float] = -90.0
 
 # -- clouds ---------------------------------------------------------------------------------------
 CLOUD_GAPS_PER_100KM: Final[float] = 2.5
@@ -355,10 +366,11 @@ class TruthPaths:
         (int64 bin start, ``floor(x_atc / 2) * 2``), ``class`` (uint8 at the bin centre),
         ``sea_surface_m``, ``freeboard_m``, ``mss_m``, ``tide_ocean_m``, ``tide_equilibrium_m``,
         ``dac_m``, ``residual_m`` (float64, m, at the bin centre and its overflight time),
-        ``n_signal_photons`` (int32, kind 1 photons in the bin) and ``in_cloud_gap`` (bool).
+        ``n_signal_photons`` (int32, kind 1 photons in the bin), ``in_cloud_gap`` (bool) and
+        ``transmission`` (float64, two-way atmospheric transmission at the bin centre, 1 clear).
     meta : Path
-        JSON: granule, track, cloud gaps (along-track from the first shot and in x_atc, m) and the
-        model constants.
+        JSON: granule, track, cloud gaps (along-track from the first shot and in x_atc, m), the
+        atmosphere (config, haze, thin-cloud patches, mean transmission) and the model constants.
     """
 
     photons: Path
@@ -461,6 +473,7 @@ class _BeamContext:
     day_of_year: int
     mframe0: int
     channels: npt.NDArray[np.uint8]
+    atmosphere: TransmissionProfile | None = None  #: None: a clear sky (nothing attenuated)
 
     def rng(self, chunk: int) -> np.random.Generator:
         """The generator of one chunk (deterministic)."""
@@ -469,7 +482,7 @@ class _BeamContext:
 
 
 def _beam_context(world: TruthWorld, track: Track, beam: str, sc_orient: int, seed: int,
-                  gaps: FloatArray) -> _BeamContext:
+                  gaps: FloatArray, atmosphere: TransmissionProfile | None = None) -> _BeamContext:
     strong = bool(is_strong(beam, sc_orient))
     delta_time0 = utc_to_delta_time(track.start_utc)
     start = track.start_utc
@@ -483,7 +496,7 @@ def _beam_context(world: TruthWorld, track: Track, beam: str, sc_orient: int, se
     return _BeamContext(world=world, track=track, beam=beam, strong=strong, seed=seed, gaps=gaps,
                         delta_time0=delta_time0, seconds_of_day0=sod,
                         day_of_year=start.timetuple().tm_yday,
-                        mframe0=int(delta_time0 * _MAJOR_FRAMES_PER_S), channels=channels)
+                        mframe0=int(delta_time0 * _MAJOR_FRAMES_PER_S), channels=channels, atmosphere=atmosphere)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -581,6 +594,9 @@ def _simulate_chunk(ctx: _BeamContext, n0: int, n1: int, chunk: int) -> _Chunk:
                               np.floor(y[water] / SPECULAR_CELL_M))
         lam[np.flatnonzero(water)[cell_u < SPECULAR_FRACTION]] = SPECULAR_PHOTONS_PER_SHOT
     lam *= factor
+    transmission = None if ctx.atmosphere is None else ctx.atmosphere.at(s)
+    if transmission is not None:
+        lam *= transmission
     lam[_in_gaps(s, ctx.gaps)] = 0.0
 
     # background rate per 50-shot row (sun) x per-shot albedo
@@ -593,6 +609,10 @@ def _simulate_chunk(ctx: _BeamContext, n0: int, n1: int, chunk: int) -> _Chunk:
     row_rate = background_rate_hz(elev, ctx.strong)
     row_of_shot = (shots - n0) // SHOTS_PER_BCKGRD_ROW
     shot_rate = row_rate[row_of_shot] * np.asarray(BACKGROUND_ALBEDO)[klass]
+    if transmission is not None:
+        solar = row_rate - background_rate_hz(_BELOW_HORIZON_DEG, ctx.strong)
+        shot_rate = shot_rate + solar[row_of_shot] * solar_background_change(
+            np.asarray(BACKGROUND_ALBEDO)[klass], transmission)
     window_s = 2.0 * (2.0 * TLM_HALF_HEIGHT_M) / SPEED_OF_LIGHT_M_S
     n_sig = rng.poisson(lam)
     n_ap = rng.poisson(lam * AFTERPULSE_PROB)
@@ -935,7 +955,8 @@ def _new_file(path: Path) -> h5py.File:
 # ----------------------------------------------------------------------------------------------
 
 
-def _truth_bins(ctx: _BeamContext, n_shots: int, signal_x_atc: FloatArray) -> pd.DataFrame:
+def _truth_bins(ctx: _BeamContext, n_shots: int, signal_x_atc: FloatArray,
+                profile: TransmissionProfile) -> pd.DataFrame:
     """One row per absolute 2 m bin covered by the beam's shots."""
     track, world = ctx.track, ctx.world
     x_first = track.x_atc0_m
@@ -961,6 +982,7 @@ def _truth_bins(ctx: _BeamContext, n_shots: int, signal_x_atc: FloatArray) -> pd
         "residual_m": world.residual_m(x, y),
         "n_signal_photons": n_sig[:bins.size].astype(np.int32),
         "in_cloud_gap": _in_gaps(s_c, ctx.gaps),
+        "transmission": profile.at(s_c),
     })
 
 
@@ -974,7 +996,7 @@ def _model_constants() -> dict[str, Any]:
         "background_rate_per_sin_elev_hz": BACKGROUND_RATE_PER_SIN_ELEV_HZ,
         "background_albedo": list(BACKGROUND_ALBEDO), "bckgrd_int_height_m": BCKGRD_INT_HEIGHT_M,
         "sf_block_shots": SF_BLOCK_SHOTS, "sf_half_window_m": SF_HALF_WINDOW_M,
-        "ffb_corr_ps": 0.0,
+        "ffb_corr_ps": 0.0, "cloud_backscatter_albedo": CLOUD_BACKSCATTER_ALBEDO,
     }
 
 
@@ -1021,13 +1043,15 @@ def write_atl03_granule(world: TruthWorld, track: Track, config: SimConfig, out_
     n_shots = math.floor(track.length_m / SHOT_SPACING_M) + 1
     t1 = track.start_utc + dt.timedelta(seconds=float(track.time_at((n_shots - 1) * SHOT_SPACING_M)))
     gaps = cloud_gaps(track, config.seed)
+    profile = transmission_profile(config.atmosphere, config.seed, track.rgt, track.length_m)
+    atmosphere = None if config.atmosphere.clear else profile
     photon_frames: list[pd.DataFrame] = []
     bin_frames: list[pd.DataFrame] = []
     with _new_file(path) as f:
         _write_root(f, name, track, config, track.start_utc, t1)
         _write_fpb_tables(f)
         for beam in BEAMS:
-            ctx = _beam_context(world, track, beam, config.sc_orient, config.seed, gaps)
+            ctx = _beam_context(world, track, beam, config.sc_orient, config.seed, gaps, atmosphere)
             res = _write_beam(f, ctx, config.sc_orient, n_shots, None, keep_truth=True)
             kind = np.concatenate(res.kind)
             photon_frames.append(pd.DataFrame({
@@ -1037,7 +1061,7 @@ def write_atl03_granule(world: TruthWorld, track: Track, config: SimConfig, out_
                 "class": np.concatenate(res.klass), "surface_height_m": np.concatenate(res.surface),
                 "kind": kind, "is_signal": kind == PHOTON_KIND_SURFACE,
             }))
-            bin_frames.append(_truth_bins(ctx, res.n_shots, np.concatenate(res.signal_x_atc)))
+            bin_frames.append(_truth_bins(ctx, res.n_shots, np.concatenate(res.signal_x_atc), profile))
             log.info("%s %s (%s): %d photons", name, beam, "strong" if ctx.strong else "weak", res.n_photons)
     paths = truth_paths(truth_dir, name)
     pd.concat(photon_frames, ignore_index=True).to_parquet(paths.photons, index=False)
@@ -1048,6 +1072,7 @@ def write_atl03_granule(world: TruthWorld, track: Track, config: SimConfig, out_
         "world_seed": world.config.seed, "day_seed": config.seed,
         "cloud_gaps": [{"s_start_m": float(a), "s_end_m": float(b), "x_atc_start_m": track.x_atc0_m + float(a),
                         "x_atc_end_m": track.x_atc0_m + float(b)} for a, b in gaps],
+        "atmosphere": dict(profile.to_doc(track.x_atc0_m, track.length_m), config=config.atmosphere.to_dict()),
         "model": _model_constants(),
     }
     paths.meta.write_text(json.dumps(meta, indent=2, sort_keys=True))

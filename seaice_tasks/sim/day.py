@@ -84,6 +84,8 @@ def _plan_doc(plan: DayPlan) -> dict[str, Any]:
     return {
         "tracks": [dict(plain(t), granule=t.granule) for t in plan.tracks],
         "scenes": [dict(plain(s), scene=s.scene, safe_name=s.safe_name) for s in plan.scenes],
+        # drawn over a track but not acquired: the sun was too low (Sentinel-2 does not image in the dark)
+        "unlit_scenes": [dict(plain(s), scene=s.scene) for s in plan.unlit_scenes],
     }
 
 
@@ -131,6 +133,9 @@ def simulate_day(config: SimConfig, out: str | Path, *, clouds: bool = True, wor
     for folder in (icesat2, sentinel2, truth):
         folder.mkdir(parents=True, exist_ok=True)
     plan = plan_day(config)
+    if plan.unlit_scenes:
+        log.info("%d Sentinel-2 scene(s) not acquired: sun below %.1f deg (listed in the manifest)",
+                 len(plan.unlit_scenes), config.s2_min_sun_elevation_deg)
     workers = max(1, min(workers or (os.cpu_count() or 1), len(plan.tracks) + len(plan.scenes)))
     jobs: list[tuple[str, Any]] = [("granule", t) for t in plan.tracks] + [("scene", s) for s in plan.scenes]
     if workers == 1:

@@ -3,7 +3,13 @@
 A simulated granule is a straight reference ground track (RGT) in EPSG:3976, traversed at the
 ICESat-2 ground speed.  The six beams are offset across track: three pairs 3.3 km apart, the two
 beams of a pair 90 m apart.  With ``sc_orient`` = 1 (forward, as in November 2019) the right
-beam of each pair is the strong one.
+beam of each pair is the strong one; with 0 (backward) the left one.
+
+Overpasses are placed in a window of local solar time (``SimConfig.overpass_local_hours``, by
+default the late morning of Sentinel-2's 10:30 crossing); the sun at that time sets the ATL03
+background (:mod:`seaice_tasks.sim.sun`).  A Sentinel-2 scene is only planned when the sun is at
+least ``SimConfig.s2_min_sun_elevation_deg`` above the horizon at its centre and sensing time:
+MSI does not image in the dark, so a night day has no scenes (recorded as ``DayPlan.unlit_scenes``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import numpy.typing as npt
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import ATLAS_SDP_GPS_EPOCH_S, BEAMS, gps_leap_seconds
 from seaice_tasks.errors import ConfigError
+from seaice_tasks.sim.atmosphere import AtmosphereConfig
+from seaice_tasks.sim.sun import sun_position
 from seaice_tasks.sim.world import WORLD_CRS, WorldConfig, hash_uniform
 
 __all__ = [
@@ -27,6 +35,9 @@ __all__ = [
     "S2Footprint",
     "plan_day",
     "DayPlan",
+    "sun_elevation_deg",
+    "repeat_cycle",
+    "S2_MIN_SUN_ELEVATION_DEG",
     "to_lonlat",
     "from_lonlat",
     "utc_to_delta_time",
@@ -54,6 +65,16 @@ _SECONDS_PER_DAY: Final[float] = 86_400.0
 #: Local solar time window (h) of the simulated overpasses, around Sentinel-2's 10:30 crossing.
 _LOCAL_HOUR_RANGE: Final[tuple[float, float]] = (9.5, 11.5)
 _DEG_PER_HOUR: Final[float] = 15.0
+_HOURS_PER_DAY: Final[float] = 24.0
+_SECONDS_PER_HOUR: Final[float] = 3600.0
+#: Lowest sun elevation (deg) at which a Sentinel-2 scene is acquired: ESA images low-illumination
+#: scenes up to a sun zenith angle of 85 deg (Sentinel-2B observation scenario from 23 Oct 2019;
+#: the largest in the 2022 L1C archive is 86.2 deg), never in the dark.
+S2_MIN_SUN_ELEVATION_DEG: Final[float] = 5.0
+#: ICESat-2's 91-day repeat cycles: cycle 2 began on 2018-12-28 (cycle 1 was a partial one), so
+#: November 2019 is cycle 5 and June 2019 cycle 3, as in the real granule names.
+_CYCLE2_START: Final[dt.date] = dt.date(2018, 12, 28)
+_CYCLE_DAYS: Final[int] = 91
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +96,7 @@ class SimConfig(JsonConfig):
     scene_km : float
         Side of a square Sentinel-2 scene (km).
     sc_orient : int
-        Spacecraft orientation (1 forward: right beams strong).
+        Spacecraft orientation (1 forward: right beams strong; 0 backward: left beams strong).
     release : int
         ATL03/ATL07/ATL10 release written in names and metadata.
     drift_max_m : float
@@ -87,6 +108,15 @@ class SimConfig(JsonConfig):
         Processing baseline of the scenes (>= (4, 0) adds the -1000 DN offset).
     world : WorldConfig
         The truth world.
+    atmosphere : AtmosphereConfig
+        Haze and thin-cloud patches over the ICESat-2 passes (default clear;
+        :mod:`seaice_tasks.sim.atmosphere`).
+    overpass_local_hours : (float, float)
+        Window of local solar time (h) in which the granules' overpasses are drawn; ``hi`` may
+        exceed 24 (a window across local midnight).  The default late morning pairs with
+        Sentinel-2; a window around local midnight on a winter date gives night passes.
+    s2_min_sun_elevation_deg : float
+        Sun elevation (deg) below which a planned scene is not acquired (dark).
     """
 
     kind: ClassVar[str] = "sim_day"
@@ -102,6 +132,9 @@ class SimConfig(JsonConfig):
     s2_offset_min: tuple[float, float] = (7.0, 48.0)
     s2_baseline: tuple[int, int] = (2, 8)
     world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
+    atmosphere: AtmosphereConfig = dataclasses.field(default_factory=AtmosphereConfig)
+    overpass_local_hours: tuple[float, float] = _LOCAL_HOUR_RANGE
+    s2_min_sun_elevation_deg: float = S2_MIN_SUN_ELEVATION_DEG
 
     def __post_init__(self) -> None:
         try:
@@ -110,6 +143,13 @@ class SimConfig(JsonConfig):
             raise ConfigError(f"SimConfig.date: {exc}") from exc
         if self.granules < 0 or self.km <= 0 or self.scene_km <= 0:
             raise ConfigError("SimConfig: granules >= 0, km > 0 and scene_km > 0 required")
+        if self.sc_orient not in (0, 1):
+            raise ConfigError(f"SimConfig.sc_orient: must be 0 (backward) or 1 (forward), got {self.sc_orient}")
+        lo, hi = self.overpass_local_hours
+        if not (0.0 <= lo <= hi <= lo + _HOURS_PER_DAY and lo < _HOURS_PER_DAY):
+            raise ConfigError(f"SimConfig.overpass_local_hours: need 0 <= lo <= hi <= lo + 24, got {(lo, hi)}")
+        if not -90.0 <= self.s2_min_sun_elevation_deg <= 90.0:
+            raise ConfigError("SimConfig.s2_min_sun_elevation_deg: must be in [-90, 90]")
 
     @property
     def day(self) -> dt.date:
@@ -252,11 +292,16 @@ class S2Footprint:
 
 @dataclasses.dataclass(frozen=True)
 class DayPlan:
-    """Tracks and scenes of a simulated day."""
+    """Tracks and scenes of a simulated day.
+
+    ``unlit_scenes`` are the footprints that were drawn but not acquired: the sun was below
+    ``config.s2_min_sun_elevation_deg`` at their centre and sensing time.
+    """
 
     config: SimConfig
     tracks: tuple[Track, ...]
     scenes: tuple[S2Footprint, ...]
+    unlit_scenes: tuple[S2Footprint, ...] = ()
 
 
 def _utm_zone(lon: float) -> int:
@@ -278,12 +323,16 @@ def plan_day(config: SimConfig) -> DayPlan:
 
     Tracks start inside the Ross Sea box at times spread over the day; headings are near
     meridional (ICESat-2's 92 degree inclination); scenes sit on a random along-track position of
-    their track, with a drift and an IS2-S2 time offset drawn per scene.
+    their track, with a drift and an IS2-S2 time offset drawn per scene.  A scene whose centre has
+    the sun below ``config.s2_min_sun_elevation_deg`` at its sensing time goes to
+    ``unlit_scenes`` instead of ``scenes`` (its draws do not depend on the others').
     """
     seed = config.seed
     day0 = dt.datetime.combine(config.day, dt.time(), tzinfo=dt.UTC)
     tracks = []
-    scenes = []
+    scenes: list[S2Footprint] = []
+    unlit: list[S2Footprint] = []
+    hour_lo, hour_hi = config.overpass_local_hours
     length = config.km * 1000.0
     for g in range(config.granules):
         u = hash_uniform(seed, _TAG_TRACK, g, np.arange(8))
@@ -295,11 +344,12 @@ def plan_day(config: SimConfig) -> DayPlan:
         heading = to_pole + (math.pi if u[2] < 0.5 else 0.0) + math.radians(50.0 * (u[3] - 0.5))
         # Sentinel-2 crosses at ~10:30 local solar time and pairs lie within ~80 min, so put the
         # overpass in the local late morning: UTC hour = local hour - lon / 15.
-        local_h = _LOCAL_HOUR_RANGE[0] + u[4] * (_LOCAL_HOUR_RANGE[1] - _LOCAL_HOUR_RANGE[0])
-        utc_s = ((local_h - lon0 / _DEG_PER_HOUR) % 24.0) * 3600.0
+        local_h = hour_lo + u[4] * (hour_hi - hour_lo)
+        utc_s = ((local_h - lon0 / _DEG_PER_HOUR) % _HOURS_PER_DAY) * _SECONDS_PER_HOUR
         start = day0 + dt.timedelta(seconds=int(min(utc_s, _SECONDS_PER_DAY - 3600.0)))
         tracks.append(
-            Track(start_utc=start, rgt=int(1 + u[5] * 1386), cycle=5, region=10, x0_m=float(x0), y0_m=float(y0),
+            Track(start_utc=start, rgt=int(1 + u[5] * 1386), cycle=repeat_cycle(config.day), region=10,
+                  x0_m=float(x0), y0_m=float(y0),
                   ux=math.cos(heading), uy=math.sin(heading), length_m=length,
                   x_atc0_m=X_ATC_START_M + float(u[6]) * 100_000.0)
         )
@@ -318,10 +368,36 @@ def plan_day(config: SimConfig) -> DayPlan:
             ang = u[4] * 2 * math.pi
             lon, lat = to_lonlat(cx, cy)
             zone = _utm_zone(float(lon))
-            scenes.append(
-                S2Footprint(track_granule=track.granule, tile=_mgrs_tile(float(lon), float(lat)), utm_epsg=32700 + zone,
-                            sensing_utc=sensing, center_x_m=float(cx), center_y_m=float(cy),
-                            size_m=config.scene_km * 1000.0, drift_m=(mag * math.cos(ang), mag * math.sin(ang)),
-                            baseline=config.s2_baseline)
-            )
-    return DayPlan(config=config, tracks=tuple(tracks), scenes=tuple(scenes))
+            footprint = S2Footprint(
+                track_granule=track.granule, tile=_mgrs_tile(float(lon), float(lat)), utm_epsg=32700 + zone,
+                sensing_utc=sensing, center_x_m=float(cx), center_y_m=float(cy), size_m=config.scene_km * 1000.0,
+                drift_m=(mag * math.cos(ang), mag * math.sin(ang)), baseline=config.s2_baseline)
+            lit = sun_elevation_deg(sensing, float(lon), float(lat)) >= config.s2_min_sun_elevation_deg
+            (scenes if lit else unlit).append(footprint)
+    return DayPlan(config=config, tracks=tuple(tracks), scenes=tuple(scenes), unlit_scenes=tuple(unlit))
+
+
+def repeat_cycle(day: dt.date) -> int:
+    """ICESat-2 repeat cycle of a UTC day (the granule name's CC field; 1 before cycle 2).
+
+    Examples
+    --------
+    >>> repeat_cycle(dt.date(2019, 11, 4)), repeat_cycle(dt.date(2019, 6, 24)), repeat_cycle(dt.date(2018, 11, 1))
+    (5, 3, 1)
+    """
+    return max(1, 2 + (day - _CYCLE2_START).days // _CYCLE_DAYS)
+
+
+def sun_elevation_deg(when: dt.datetime, lon_deg: float, lat_deg: float) -> float:
+    """Sun elevation (deg) at one UTC instant and place (:func:`seaice_tasks.sim.sun.sun_position`).
+
+    Examples
+    --------
+    >>> noon = dt.datetime(2019, 11, 4, 11, 43, 36, tzinfo=dt.UTC)
+    >>> round(sun_elevation_deg(noon, 0.0, -75.0)), sun_elevation_deg(noon.replace(month=6, day=21), 0.0, -75.0) < 0
+    (30, True)
+    """
+    day0 = dt.datetime.combine(when.date(), dt.time(), tzinfo=when.tzinfo)
+    hours = (when - day0).total_seconds() / _SECONDS_PER_HOUR
+    _, elevation = sun_position(when.timetuple().tm_yday, hours, lon_deg, lat_deg)
+    return float(elevation)
