@@ -2,7 +2,9 @@
 
 Stages compute and return outputs -- :class:`TableOutput`, :class:`RasterOutput`,
 :class:`BytesOutput`, each naming its partition key and file name -- and never write into the
-lake themselves.  The job runner stages them (:func:`stage_output`, on the executor that
+lake themselves (a table too long to hold at once is streamed into its staged file by
+:func:`stage_table_pieces`, which checks it the same way, and handed over as a
+:class:`StagedOutput`).  The job runner stages them (:func:`stage_output`, on the executor that
 computed them) and commits partitions on the driver; :func:`write_partition` does both in one
 process (tests, experiments).  Every file is checked against its product in
 :mod:`seaice_tasks.products`: a table against its Arrow schema, a raster against its dtype, and
@@ -13,7 +15,7 @@ product cannot disagree about its files.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +31,9 @@ __all__ = [
     "TableOutput",
     "RasterOutput",
     "BytesOutput",
+    "StagedOutput",
     "Output",
+    "stage_table_pieces",
     "stage_into",
     "stage_output",
     "write_partition",
@@ -86,7 +90,18 @@ class BytesOutput:
     scratch: bool = False
 
 
-Output = TableOutput | RasterOutput | BytesOutput
+@dataclasses.dataclass(frozen=True)
+class StagedOutput:
+    """A table file a work item already staged under the job's token (:func:`stage_table_pieces`)."""
+
+    key: PartitionKey
+    name: str
+    entry: FileEntry
+    #: The config recorded in the file when it was staged (informational; nothing is written again).
+    config: JsonConfig | None = None
+
+
+Output = TableOutput | RasterOutput | BytesOutput | StagedOutput
 
 
 def stage_into(writer: PartitionWriter, out: Output) -> FileEntry:
@@ -106,6 +121,10 @@ def stage_into(writer: PartitionWriter, out: Output) -> FileEntry:
         return writer.write_bytes(out.name, out.data)
     spec = product(out.key.stage).file(out.name)
     where = writer.lake.file_url(out.key, out.name)
+    if isinstance(out, StagedOutput):
+        if spec.kind != "table" or out.entry.name != out.name:
+            raise SchemaError(f"{where}: a staged table given for a {spec.kind} file")
+        return out.entry
     if isinstance(out, TableOutput):
         if spec.kind != "table":
             raise SchemaError(f"{where}: a table given for a {spec.kind} file")
@@ -132,6 +151,29 @@ def stage_output(lake: Lake, out: Output, token: str, config: JsonConfig | Mappi
     """
     writer = lake.writer(out.key, out.config if out.config is not None else config, token=token)
     return stage_into(writer, out)
+
+
+def stage_table_pieces(lake: Lake, key: PartitionKey, name: str, pieces: Iterable[pa.Table], token: str,
+                       config: JsonConfig | Mapping[str, Any] | None) -> StagedOutput:
+    """Stream a table file of a product into the staging of a job's ``token``, piece by piece.
+
+    Every piece is checked against the product's schema as a :class:`TableOutput` is
+    (:meth:`~seaice_tasks.storage.PartitionWriter.write_table_pieces`; pieces of the default
+    row group size give the bytes one :class:`TableOutput` of their concatenation gives).
+    ``config`` is what :func:`stage_output` would record (the job's).  Return the result as an
+    output of the work item; the driver adopts and commits it like any other.
+
+    Raises
+    ------
+    SchemaError
+        When the file is not a table of the product or a piece does not fit its schema.
+    """
+    spec = product(key.stage).file(name)
+    if spec.kind != "table":
+        raise SchemaError(f"{lake.file_url(key, name)}: table pieces given for a {spec.kind} file")
+    writer = lake.writer(key, config, token=token)
+    return StagedOutput(key, name, writer.write_table_pieces(name, pieces, spec.schema),
+                        config if isinstance(config, JsonConfig) else None)
 
 
 def write_partition(

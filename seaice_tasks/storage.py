@@ -41,7 +41,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 
 from seaice_tasks import __version__
 from seaice_tasks.config import JsonConfig, config_hash, json_default
-from seaice_tasks.errors import StorageError
+from seaice_tasks.errors import SchemaError, StorageError
 from seaice_tasks.schemas import validate_table
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "STAGING_DIR",
     "VERSION_PREFIX",
     "GC_MIN_AGE_S",
+    "PARQUET_ROW_GROUP_ROWS",
     "code_version",
     "geoparquet_table",
     "is_safe_file_name",
@@ -107,6 +108,8 @@ GEOPARQUET_VERSION: Final[str] = "1.1.0"
 #: explicit so every reader (geopandas, GDAL, DuckDB) agrees.
 WGS84_EPSG: Final[int] = 4326
 _HASH_CHUNK_BYTES: Final[int] = 1 << 20
+#: Rows of a row group of ``pq.write_table`` (its default): the layout every table file has.
+PARQUET_ROW_GROUP_ROWS: Final[int] = 1024 * 1024
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 #: Key fields of a partition path, in path order.
 KEY_FIELDS: Final[tuple[str, ...]] = ("date", "granule", "beam", "scene", "name", "version")
@@ -1144,6 +1147,59 @@ class PartitionWriter:
         """
         if schema is not None:
             table = validate_table(table, schema, where=self.lake.file_url(self.key, name))
+        table = table.replace_schema_metadata(self._table_metadata(table))
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression=compression)
+        return self.write_bytes(name, sink.getvalue().to_pybytes(), rows=table.num_rows)
+
+    def write_table_pieces(
+        self,
+        name: str,
+        pieces: Iterable[pa.Table],
+        schema: pa.Schema | None = None,
+        *,
+        compression: str = "zstd",
+    ) -> FileEntry:
+        """Stage a Parquet table that arrives in pieces, streamed through a local file (bounded memory).
+
+        Every piece is checked and gets its metadata as :meth:`write_table`'s table does, and is
+        written as the file's next row group(s); all pieces must have one schema (metadata
+        included: give every piece the whole table's, e.g. its GeoParquet bbox).  Pieces of
+        ``pq.write_table``'s row group size (:data:`PARQUET_ROW_GROUP_ROWS`, the last one
+        shorter) give the very bytes that :meth:`write_table` gives for their concatenation.
+
+        Raises
+        ------
+        StorageError
+            When no piece is given.
+        SchemaError
+            When a piece does not fit ``schema`` or differs from the first piece's schema.
+        """
+        self._check_name(name)
+        where = self.lake.file_url(self.key, name)
+        rows = 0
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "table.parquet")
+            out: pq.ParquetWriter | None = None
+            try:
+                for piece in pieces:
+                    table = validate_table(piece, schema, where=where) if schema is not None else piece
+                    table = table.replace_schema_metadata(self._table_metadata(table))
+                    if out is None:
+                        out = pq.ParquetWriter(path, table.schema, compression=compression)
+                    elif not table.schema.equals(out.schema, check_metadata=True):
+                        raise SchemaError(f"{where}: a piece's schema differs from the first piece's")
+                    out.write_table(table)
+                    rows += table.num_rows
+            finally:
+                if out is not None:
+                    out.close()
+            if out is None:
+                raise StorageError(f"{where}: no table pieces to write")
+            return self.write_local_file(name, path, rows=rows)
+
+    def _table_metadata(self, table: pa.Table) -> dict[bytes, bytes]:
+        """``table``'s schema metadata plus the ``seaice`` key (partition, config, code version)."""
         meta = dict(table.schema.metadata or {})
         meta[b"seaice"] = json.dumps(
             {
@@ -1155,10 +1211,7 @@ class PartitionWriter:
             sort_keys=True,
             default=json_default,
         ).encode()
-        table = table.replace_schema_metadata(meta)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression=compression)
-        return self.write_bytes(name, sink.getvalue().to_pybytes(), rows=table.num_rows)
+        return meta
 
     def write_cog(
         self,
@@ -1390,6 +1443,7 @@ def geoparquet_table(
     lon_col: str = "lon_deg",
     lat_col: str = "lat_deg",
     geometry_col: str = "geometry",
+    bbox: Sequence[float] | None = None,
 ) -> pa.Table:
     """Arrow table in ``schema`` with a WKB point geometry and GeoParquet 1.1 ``geo`` metadata.
 
@@ -1399,6 +1453,9 @@ def geoparquet_table(
         Must hold the schema's columns (minus geometry) and ``lon_col``/``lat_col`` in degrees.
     schema : pyarrow.Schema
         Target schema; its ``geometry`` field must be binary.
+    bbox : sequence of float, optional
+        The ``bbox`` to record (degrees: lon min, lat min, lon max, lat max; empty: none), for a
+        piece of a larger table; default: the frame's own (its finite points').
 
     Returns
     -------
@@ -1416,12 +1473,13 @@ def geoparquet_table(
          geometry_col: pa.array(wkb, type=pa.binary())}
     )
     table = table.select([f.name for f in schema])
-    finite = np.isfinite(lon) & np.isfinite(lat)
-    bbox = (
-        [float(lon[finite].min()), float(lat[finite].min()), float(lon[finite].max()), float(lat[finite].max())]
-        if finite.any()
-        else []
-    )
+    if bbox is None:
+        finite = np.isfinite(lon) & np.isfinite(lat)
+        bbox = (
+            [float(lon[finite].min()), float(lat[finite].min()), float(lon[finite].max()), float(lat[finite].max())]
+            if finite.any()
+            else []
+        )
     geo = {
         "version": GEOPARQUET_VERSION,
         "primary_column": geometry_col,
@@ -1430,7 +1488,7 @@ def geoparquet_table(
                 "encoding": "WKB",
                 "geometry_types": ["Point"],
                 "crs": json.loads(_wgs84_projjson()),
-                **({"bbox": bbox} if bbox else {}),
+                **({"bbox": list(bbox)} if bbox else {}),
             }
         },
     }

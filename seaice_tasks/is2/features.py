@@ -40,8 +40,12 @@ __all__ = [
     "DEFAULT_HALF_WINDOW",
     "resolve_features",
     "window_bounds",
+    "window_chain",
     "window_index",
+    "window_stats",
+    "window_rows",
     "segment_features",
+    "feature_frame",
     "window_centres",
 ]
 
@@ -173,17 +177,54 @@ def window_bounds(x_atc_m: npt.ArrayLike, radius_m: float = DEFAULT_RADIUS_M) ->
     if not radius_m > 0:
         raise ValueError(f"radius_m must be > 0, got {radius_m}")
     _check_sorted(x, "window_bounds")
+    starts, stops, _ = window_chain(x, radius_m)
+    return starts, stops
+
+
+def window_chain(x_atc_m: npt.ArrayLike, radius_m: float, *, anchor: int = 0, offset: int = 0,
+                 until: int | None = None) -> tuple[IntArray, IntArray, int]:
+    """The windows of :func:`window_bounds` anchored before row ``until``, from the one anchored at ``anchor``.
+
+    The chain of a whole track walked a piece at a time (:mod:`seaice_tasks.trackio`): ``x_atc_m``
+    holds track rows ``offset ..`` and must hold every row within ``radius_m`` of the anchors.
+
+    Parameters
+    ----------
+    x_atc_m : array_like of float
+        Along-track distance of the held rows, ascending (m).
+    radius_m : float
+        Window radius (m, > 0).
+    anchor : int
+        Track row of the first window's anchor (0, or the next anchor a previous call returned).
+    offset : int
+        Track row of ``x_atc_m[0]``.
+    until : int, optional
+        Windows anchored at rows ``< until`` (default: to the end of the held rows).
+
+    Returns
+    -------
+    starts, stops : ndarray of int64
+        Track rows ``[start, stop)`` of each window.
+    next_anchor : int
+        The anchor of the window after the last one.
+
+    Examples
+    --------
+    >>> window_chain([0.0, 2.0, 4.0, 6.0, 20.0], 5.0, until=4)
+    (array([0, 1]), array([3, 4]), 4)
+    """
+    x = np.asarray(x_atc_m, dtype=np.float64)
+    end = offset + x.size if until is None else until
     starts: list[int] = []
     stops: list[int] = []
-    i = 0
-    n = x.size
-    while i < n:  # one iteration per window
-        b = x[i]
-        starts.append(int(np.searchsorted(x, b - radius_m, side="right")))
-        stop = int(np.searchsorted(x, b + radius_m, side="left"))
+    i = anchor
+    while i < end:  # one iteration per window
+        b = x[i - offset]
+        starts.append(offset + int(np.searchsorted(x, b - radius_m, side="right")))
+        stop = offset + int(np.searchsorted(x, b + radius_m, side="left"))
         stops.append(stop)
         i = stop
-    return np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64)
+    return np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64), i
 
 
 def _last_writer(starts: IntArray, stops: IntArray, n: int) -> IntArray:
@@ -227,26 +268,67 @@ def window_index(x_atc_m: npt.ArrayLike, radius_m: float = DEFAULT_RADIUS_M) -> 
     return _last_writer(starts, stops, x.size)
 
 
-def _interpolate_rows(values: FloatArray) -> FloatArray:
-    """Linear interpolation of NaNs over the row index, extended at both ends (pandas)."""
-    if values.size == 0 or not bool(np.isfinite(values).any()):
-        return values
-    filled = pd.Series(values).interpolate(method="linear", limit_direction="both")
-    return np.asarray(filled.to_numpy(dtype=np.float64), dtype=np.float64)
+def window_stats(h: FloatArray, include: BoolArray, starts: IntArray, stops: IntArray, percentile: float,
+                 offset: int = 0) -> FloatArray:
+    """``percentile`` (0: the minimum) of the included finite ``h`` of each window ``[start, stop)`` (NaN: none).
+
+    ``h`` and ``include`` hold track rows ``offset ..`` (every row of the windows).
+    """
+    stat = np.full(starts.size, np.nan)
+    usable = include & np.isfinite(h)
+    for w, (lo, hi) in enumerate(zip((starts - offset).tolist(), (stops - offset).tolist(), strict=True)):
+        rows = h[lo:hi][usable[lo:hi]]
+        if rows.size:
+            stat[w] = rows.min() if percentile == 0 else np.percentile(rows, percentile)
+    return stat
+
+
+def window_rows(stat: FloatArray, starts: IntArray, n_rows: int, rows: IntArray) -> FloatArray:
+    """Per row, the value of the last window that wrote it; windows without one filled along the rows.
+
+    Every window of a chain writes rows ``[start, next start)`` last (:func:`window_index`).  Rows
+    of windows without a value take the linear interpolation over the row number between the
+    nearest rows that have one, held beyond the first and last: pandas' ``interpolate(method=
+    "linear", limit_direction="both")`` over the whole track, exactly.  ``np.interp`` reads only the
+    two rows that bracket a row, and those are first or last rows of windows with a value: the
+    window table is all it takes, however far they are.
+
+    Parameters
+    ----------
+    stat : ndarray of float
+        Value per window (NaN: none).
+    starts : ndarray of int
+        First row of every window of the track, ascending.
+    n_rows : int
+        Rows of the track.
+    rows : ndarray of int
+        Track rows wanted (any subset).
+
+    Examples
+    --------
+    >>> window_rows(np.array([1.0, np.nan, 4.0]), np.array([0, 2, 4]), 6, np.arange(6)).tolist()
+    [1.0, 1.0, 2.0, 3.0, 4.0, 4.0]
+    """
+    if not rows.size:
+        return np.empty(0)
+    owner = np.searchsorted(starts, rows, side="right") - 1
+    values = np.asarray(stat[owner], dtype=np.float64)
+    missing = ~np.isfinite(values)
+    have = np.isfinite(stat)
+    if missing.any() and have.any():
+        ends = np.append(starts[1:], n_rows) - 1
+        edges = np.unique(np.concatenate([starts[have], ends[have]]))
+        edge_values = stat[np.searchsorted(starts, edges, side="right") - 1]
+        values[missing] = np.interp(rows[missing].astype(np.float64), edges.astype(np.float64), edge_values)
+    return values
 
 
 def _windowed_reference(
     h: FloatArray, include: BoolArray, starts: IntArray, stops: IntArray, percentile: float
 ) -> FloatArray:
     """Per-row reference: ``percentile`` of ``h`` over the included rows of each row's last window."""
-    stat = np.full(starts.size, np.nan)
-    usable = include & np.isfinite(h)
-    for w, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-        rows = h[lo:hi][usable[lo:hi]]
-        if rows.size:
-            stat[w] = rows.min() if percentile == 0 else np.percentile(rows, percentile)
-    ids = _last_writer(starts, stops, h.size)
-    return _interpolate_rows(stat[ids]) if ids.size else np.empty(0)
+    stat = window_stats(h, include, starts, stops, percentile)
+    return window_rows(stat, starts, h.size, np.arange(h.size, dtype=np.int64))
 
 
 def _column(segments: pd.DataFrame, name: str) -> FloatArray:
@@ -329,7 +411,6 @@ def segment_features(
     n = x.size
     if "bin_index" not in segments.columns:
         raise ValueError("segment_features: column 'bin_index' missing")
-    bins = segments["bin_index"].to_numpy(dtype=np.int64)
     h = _column(segments, "h_cor_mean_m")
     starts, stops = window_bounds(x, radius_m) if n else (np.empty(0, np.int64), np.empty(0, np.int64))
     everywhere = np.ones(n, dtype=np.bool_)
@@ -342,7 +423,17 @@ def segment_features(
         if lab.shape != (n,):
             raise ValueError(f"segment_features: {lab.shape[0] if lab.ndim else 0} labels for {n} segments")
         ref_labels = _windowed_reference(h, lab == _WATER, starts, stops, 0.0)
+    return feature_frame(segments, ref, ref_labels)
 
+
+def feature_frame(segments: pd.DataFrame, ref: FloatArray, ref_labels: FloatArray) -> pd.DataFrame:
+    """The :data:`FEATURE_NAMES` of ``segments`` given each row's references (m; :func:`segment_features`).
+
+    ``d_pcnt``/``d_brate`` of a row come from the row before it in ``segments``: for rows of a
+    chunk (:mod:`seaice_tasks.trackio`) only those after its first are right.
+    """
+    bins = segments["bin_index"].to_numpy(dtype=np.int64)
+    h = _column(segments, "h_cor_mean_m")
     pcnt = _column(segments, "pcnt_mean")
     brate = _column(segments, "brate_mean")
     consecutive = np.diff(bins) == 1

@@ -14,32 +14,51 @@ heights in metres the classifier carried) and returns the ``freeboard`` product'
    (:func:`~seaice_tasks.surface.thickness.ice_thickness`).
 
 Rows above the surface's ``max_height_m`` or without a height get NaN freeboard.
-:func:`freeboard_track_work` is the work function of ``spark_jobs/freeboard.py``: one track per
-work item, a track without open water or too short for a window is a recorded flag in its
-manifest info, never a failure.
+:func:`freeboard_chunks` gives the same rows chunk by chunk, reading the track twice
+(:mod:`seaice_tasks.surface.surface_passes`): bit for bit the whole track's, whatever the chunk
+size.  :func:`freeboard_track_work` is the work function of ``spark_jobs/freeboard.py``: one track
+per work item, read in chunks of ``chunk_rows`` and written row group by row group; a track
+without open water or too short for a window is a recorded flag in its manifest info, never a
+failure.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
-from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.errors import ConfigError, InputError
-from seaice_tasks.outputs import TableOutput
+from seaice_tasks.outputs import Output, TableOutput, stage_table_pieces
 from seaice_tasks.products import FREEBOARD, FREEBOARD_FILE, SEGMENTS_CLASSIFIED
 from seaice_tasks.schemas import FREEBOARD_SCHEMA
-from seaice_tasks.storage import geoparquet_table
-from seaice_tasks.surface.sea_surface import FLAG_NO_WATER, SeaSurfaceConfig, sea_surface, segment_sigma
+from seaice_tasks.storage import PartitionKey, geoparquet_table
+from seaice_tasks.surface.sea_surface import FLAG_NO_WATER, SeaSurfaceConfig, segment_sigma
+from seaice_tasks.surface.surface_passes import RowInputs, SurfaceScan, row_inputs, surface_rows
 from seaice_tasks.surface.thickness import ThicknessConfig, ice_thickness
+from seaice_tasks.trackio import (
+    BoundingBox,
+    ChunkedConfig,
+    FrameSource,
+    PartitionSource,
+    TrackOrderError,
+    TrackSource,
+    iter_chunks,
+    row_groups,
+)
 from seaice_tasks.work import Record, WorkContext, WorkResult
 
-__all__ = ["FreeboardConfig", "INPUT_COLUMNS", "freeboard_frame", "freeboard_track_work", "track_flags"]
+__all__ = ["FreeboardConfig", "INPUT_COLUMNS", "freeboard_frame", "freeboard_chunks", "freeboard_track",
+           "freeboard_track_work", "track_flags"]
+
+log = logging.getLogger(__name__)
 
 #: ``segments_classified`` columns the freeboard reads.
 INPUT_COLUMNS: Final[tuple[str, ...]] = (
@@ -53,8 +72,8 @@ _SHORT_TRACK_WINDOWS: Final[float] = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
-class FreeboardConfig(JsonConfig):
-    """Sea-surface, freeboard and thickness settings of the freeboard job.
+class FreeboardConfig(ChunkedConfig):
+    """Sea-surface, freeboard and thickness settings of the freeboard job (and ``chunk_rows``).
 
     Attributes
     ----------
@@ -77,6 +96,7 @@ class FreeboardConfig(JsonConfig):
     lead_p_water: float = 0.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.far_from_lead_m > 0:
             raise ConfigError("FreeboardConfig.far_from_lead_m must be > 0")
         if not 0 <= self.lead_p_water <= 1:
@@ -110,17 +130,61 @@ def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
     if missing:
         raise ValueError(f"freeboard_frame: columns {missing} missing")
     t = track.sort_values("x_atc_m", kind="stable").reset_index(drop=True)
-    cls = (np.asarray(classes).astype(np.uint8) if classes is not None
-           else t["class"].to_numpy(dtype=np.uint8))
+    if classes is not None:
+        t["class"] = np.asarray(classes).astype(np.uint8)
+    pieces = list(freeboard_chunks(FrameSource(t), cfg, max(len(t), 1), p_water=classes is None))
+    return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
+
+
+def _surface_inputs(t: pd.DataFrame, config: FreeboardConfig, p_water: bool) -> RowInputs:
+    """The sea surface's inputs of consecutive rows (leads: open water, or ``p_water`` reaching ``lead_p_water``)."""
+    cls = t["class"].to_numpy(dtype=np.uint8)
+    if p_water:
+        p = t["p_water"].to_numpy(dtype=np.float64, na_value=np.nan)
+        cls = np.where(p >= config.lead_p_water, np.uint8(_WATER), cls)
+    return row_inputs(t["x_atc_m"].to_numpy(dtype=np.float64), t["h_cor_mean_m"].to_numpy(dtype=np.float64,
+                                                                                           na_value=np.nan),
+                      cls.astype(np.int64), t["height_sd_m"].to_numpy(dtype=np.float64, na_value=np.nan),
+                      t["n_photons"].to_numpy(dtype=np.float64), t["bin_index"].to_numpy(dtype=np.int64),
+                      config.surface)
+
+
+def freeboard_chunks(source: TrackSource, config: FreeboardConfig, chunk_rows: int, *, p_water: bool = True,
+                     bbox: BoundingBox | None = None) -> Iterator[pd.DataFrame]:
+    """The rows of :func:`freeboard_frame`, chunk by chunk, from a track in ascending ``x_atc_m``.
+
+    Two passes over ``source`` (:mod:`seaice_tasks.surface.surface_passes`); the frames,
+    concatenated, are :func:`freeboard_frame`'s, bit for bit, whatever ``chunk_rows``.
+    ``p_water``: leads from ``p_water`` as configured (when the column is there); ``bbox`` gets the
+    track's points in the first pass, before the first frame is given.
+
+    Raises
+    ------
+    TrackOrderError
+        When the rows are not in ascending ``x_atc_m`` (in the first pass, before any frame).
+    """
+    use_p = p_water and config.lead_p_water > 0 and "p_water" in source.column_names()
+    columns = ["bin_index", "h_cor_mean_m", "class", "height_sd_m", "n_photons", *(["p_water"] if use_p else [])]
+    scan = SurfaceScan(config.surface)
+    geo = ["lon_deg", "lat_deg"] if bbox is not None else []
+    for chunk in iter_chunks(source, [*columns, *geo], chunk_rows, halo_rows=scan.halo_rows, halo_m=scan.halo_m):
+        scan.add(chunk, _surface_inputs(chunk.frame, config, use_p))
+        if bbox is not None:
+            own = chunk.frame.iloc[chunk.own]
+            bbox.add(own["lon_deg"].to_numpy(dtype=np.float64), own["lat_deg"].to_numpy(dtype=np.float64))
+    tables = scan.finish()
+    kept = ["lat_deg", "lon_deg", "time_utc"]
+    for chunk in iter_chunks(source, [*columns, *kept], chunk_rows, halo_rows=tables.halo_rows):
+        surf = surface_rows(tables, chunk, _surface_inputs(chunk.frame, config, use_p), config.surface)
+        yield _freeboard_rows(chunk.frame.iloc[chunk.own].reset_index(drop=True), surf, config)
+
+
+def _freeboard_rows(t: pd.DataFrame, surf: pd.DataFrame, cfg: FreeboardConfig) -> pd.DataFrame:
+    """Freeboard and thickness of rows ``t`` given their surface columns ``surf``."""
+    cls = t["class"].to_numpy(dtype=np.uint8)
     h = t["h_cor_mean_m"].to_numpy(dtype=np.float64, na_value=np.nan)
     sd = t["height_sd_m"].to_numpy(dtype=np.float64, na_value=np.nan)
     n_ph = t["n_photons"].to_numpy(dtype=np.float64)
-    lead_cls = cls
-    if cfg.lead_p_water > 0 and classes is None and "p_water" in t.columns:
-        p_water = t["p_water"].to_numpy(dtype=np.float64, na_value=np.nan)
-        lead_cls = np.where(p_water >= cfg.lead_p_water, np.uint8(_WATER), cls)
-    surf = sea_surface(t["x_atc_m"].to_numpy(dtype=np.float64), h, lead_cls, cfg.surface, height_sd_m=sd,
-                       n_photons=n_ph, bin_index=t["bin_index"].to_numpy(dtype=np.int64))
     usable = np.isfinite(h) & (h <= cfg.surface.max_height_m)
     sigma_seg = segment_sigma(sd, n_ph, cfg.surface.sigma_floor_m)
     freeboard = np.where(usable, h - surf["surface_m"].to_numpy(), np.nan)
@@ -144,17 +208,66 @@ def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
     return out
 
 
+class _Summary:
+    """Flags and summary row of a track's freeboard, over its output frames in order."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.any_height = False
+        self.all_no_water = True
+        self.x_first = self.x_last = np.nan
+        self.with_freeboard = self.far_from_lead = self.water = 0
+        self._fb_ice: list[npt.NDArray[np.float64]] = []
+        self._thickness_ice: list[npt.NDArray[np.float64]] = []
+        self._surface: list[npt.NDArray[np.float64]] = []
+
+    def add(self, out: pd.DataFrame) -> None:
+        if out.empty:
+            return
+        x = out["x_atc_m"].to_numpy(dtype=np.float64)
+        self.x_first = float(x[0]) if not self.rows else self.x_first
+        self.x_last = float(x[-1])
+        self.rows += len(out)
+        self.any_height |= bool(np.isfinite(out["h_cor_mean_m"].to_numpy(dtype=np.float64)).any())
+        self.all_no_water &= bool((out["surface_flag"].to_numpy() == FLAG_NO_WATER).all())
+        cls = out["class"].to_numpy()
+        ice = np.isin(cls, _ICE)
+        fb = out["freeboard_m"].to_numpy()
+        self.with_freeboard += int(np.isfinite(fb).sum())
+        self.far_from_lead += int(out["far_from_lead"].sum())
+        self.water += int((cls == _WATER).sum())
+        for kept, values in ((self._fb_ice, fb[ice]), (self._thickness_ice, out["thickness_m"].to_numpy()[ice]),
+                             (self._surface, out["surface_m"].to_numpy())):
+            v = np.asarray(values, dtype=np.float64)
+            kept.append(v[np.isfinite(v)])
+
+    def flags(self, config: FreeboardConfig) -> list[str]:
+        flags = []
+        if not self.any_height:
+            flags.append("no_heights")
+        if self.all_no_water:
+            flags.append("no_water")
+        if self.rows < 2 or self.x_last - self.x_first < _SHORT_TRACK_WINDOWS * 2 * config.surface.radius_m:
+            flags.append("short_track")
+        return flags
+
+    def row(self, granule: str, beam: str, config: FreeboardConfig) -> dict[str, Any]:
+        return {
+            "granule": granule, "beam": beam, "segments": self.rows, "flags": self.flags(config),
+            "with_freeboard": self.with_freeboard,
+            "far_from_lead": self.far_from_lead,
+            "water_segments": self.water,
+            "freeboard_ice_m": _stats(np.concatenate(self._fb_ice) if self._fb_ice else np.empty(0)),
+            "thickness_m": _stats(np.concatenate(self._thickness_ice) if self._thickness_ice else np.empty(0)),
+            "surface_std_m": _stats(np.concatenate(self._surface) if self._surface else np.empty(0))["std"],
+        }
+
+
 def track_flags(frame: pd.DataFrame, config: FreeboardConfig) -> list[str]:
     """Recorded conditions of a track's freeboard (manifest info): ``no_water``, ``short_track``, ``no_heights``."""
-    flags = []
-    if frame.empty or not np.isfinite(frame["h_cor_mean_m"].to_numpy(dtype=np.float64)).any():
-        flags.append("no_heights")
-    if frame.empty or bool((frame["surface_flag"].to_numpy() == FLAG_NO_WATER).all()):
-        flags.append("no_water")
-    x = frame["x_atc_m"].to_numpy(dtype=np.float64)
-    if x.size < 2 or x[-1] - x[0] < _SHORT_TRACK_WINDOWS * 2 * config.surface.radius_m:
-        flags.append("short_track")
-    return flags
+    summary = _Summary()
+    summary.add(frame)
+    return summary.flags(config)
 
 
 def _stats(values: Any) -> dict[str, float | None]:
@@ -166,33 +279,64 @@ def _stats(values: Any) -> dict[str, float | None]:
             "std": round(float(v.std()), 4)}
 
 
+def _track_table(out: pd.DataFrame, key: PartitionKey, bbox: list[float] | None = None) -> pa.Table:
+    """The ``freeboard`` table of freeboard rows (``bbox``: the whole track's, for a piece)."""
+    out.insert(0, "beam", str(key.beam))
+    out.insert(0, "granule", str(key.granule))
+    table: pa.Table = geoparquet_table(out, FREEBOARD_SCHEMA, bbox=bbox)
+    return table
+
+
+def _whole_track(ctx: WorkContext[FreeboardConfig], key_in: PartitionKey, key: PartitionKey,
+                 summary: _Summary) -> Output:
+    """The track read and computed at once."""
+    table = ctx.lake.read_table(key_in)
+    out = freeboard_frame(table.select(list(INPUT_COLUMNS)).to_pandas(), ctx.config)
+    summary.add(out)
+    return TableOutput(key, FREEBOARD_FILE, _track_table(out, key))
+
+
+def _streamed(ctx: WorkContext[FreeboardConfig], key_in: PartitionKey, key: PartitionKey, summary: _Summary,
+              chunk_rows: int) -> Output:
+    """The track computed chunk by chunk, the output streamed into its staged file."""
+    bbox = BoundingBox()
+    with PartitionSource(ctx.lake, key_in) as source:
+        def pieces() -> Iterator[pa.Table]:
+            for out in freeboard_chunks(source, ctx.config, chunk_rows, bbox=bbox):
+                summary.add(out)
+                yield _track_table(out, key, bbox.bbox)
+
+        return stage_table_pieces(ctx.lake, key, FREEBOARD_FILE, row_groups(pieces()), ctx.token, ctx.config)
+
+
+def freeboard_track(ctx: WorkContext[FreeboardConfig], date: str, granule: str, beam: str,
+                    chunk_rows: int) -> WorkResult:
+    """:func:`freeboard_track_work` with ``chunk_rows`` given (0: the whole track at once)."""
+    key_in = SEGMENTS_CLASSIFIED.key(date=date, granule=granule, beam=beam)
+    key = FREEBOARD.key(date=date, granule=granule, beam=beam)
+    with PartitionSource(ctx.lake, key_in) as source:
+        missing = [c for c in INPUT_COLUMNS if c not in source.column_names()]
+    if missing:
+        raise InputError(ctx.lake.path(key_in.relpath), f"segments_classified lacks columns {missing}")
+    summary = _Summary()
+    output: Output
+    if chunk_rows == 0:
+        output = _whole_track(ctx, key_in, key, summary)
+    else:
+        try:
+            output = _streamed(ctx, key_in, key, summary, chunk_rows)
+        except TrackOrderError as exc:
+            log.warning("%s; computed as a whole", exc)
+            summary = _Summary()
+            output = _whole_track(ctx, key_in, key, summary)
+    return WorkResult(rows=(summary.row(granule, beam, ctx.config),), outputs=(output,))
+
+
 def freeboard_track_work(rec: Record, ctx: WorkContext[FreeboardConfig]) -> WorkResult:
     """One track -> its ``freeboard`` partition and a summary row (flags, freeboard statistics).
 
-    Record: ``date``, ``granule``, ``beam``.
+    Record: ``date``, ``granule``, ``beam``.  The track is read and written in chunks of the
+    config's ``chunk_rows``; with ``chunk_rows`` 0, or when its rows are not in ascending
+    ``x_atc_m`` (a warning), at once.
     """
-    granule, beam = str(rec["granule"]), str(rec["beam"])
-    key_in = SEGMENTS_CLASSIFIED.key(date=rec["date"], granule=granule, beam=beam)
-    table = ctx.lake.read_table(key_in)
-    missing = [c for c in INPUT_COLUMNS if c not in table.column_names]
-    if missing:
-        raise InputError(ctx.lake.path(key_in.relpath), f"segments_classified lacks columns {missing}")
-    out = freeboard_frame(table.select(list(INPUT_COLUMNS)).to_pandas(), ctx.config)
-    flags = track_flags(out, ctx.config)
-    out.insert(0, "beam", beam)
-    out.insert(0, "granule", granule)
-    result: pa.Table = geoparquet_table(out, FREEBOARD_SCHEMA)
-    key = FREEBOARD.key(date=rec["date"], granule=granule, beam=beam)
-    cls = out["class"].to_numpy()
-    ice = np.isin(cls, _ICE)
-    fb = out["freeboard_m"].to_numpy()
-    row = {
-        "granule": granule, "beam": beam, "segments": len(out), "flags": flags,
-        "with_freeboard": int(np.isfinite(fb).sum()),
-        "far_from_lead": int(out["far_from_lead"].sum()),
-        "water_segments": int((cls == _WATER).sum()),
-        "freeboard_ice_m": _stats(fb[ice]),
-        "thickness_m": _stats(out["thickness_m"].to_numpy()[ice]),
-        "surface_std_m": _stats(out["surface_m"].to_numpy())["std"],
-    }
-    return WorkResult(rows=(row,), outputs=(TableOutput(key, FREEBOARD_FILE, result),))
+    return freeboard_track(ctx, str(rec["date"]), str(rec["granule"]), str(rec["beam"]), ctx.config.chunk_rows)

@@ -37,7 +37,20 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from seaice_tasks.constants import CLASS_COLOURS_RGB, H5_FILL_THRESHOLD, SeaIceClass
+from seaice_tasks.constants import CLASS_COLOURS_RGB
+from seaice_tasks.surface.quicklook_data import GAP_RGB as _GAP_RGB
+from seaice_tasks.surface.quicklook_data import (
+    MAX_LINE_POINTS,
+    QuicklookRows,
+    _bin_stats,
+    _class_raster,
+    _limits,
+    zoom_stretch,
+)
+from seaice_tasks.surface.quicklook_data import OURS_COLUMNS as _OURS_COLUMNS
+from seaice_tasks.surface.quicklook_data import STRIP_CLASSES as _STRIP_CLASSES
+from seaice_tasks.surface.quicklook_data import SURFACES as _SURFACES
+from seaice_tasks.surface.quicklook_data import floats as _floats
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -52,15 +65,16 @@ __all__ = [
     "QUICKLOOK_SIZE_PX",
     "HISTOGRAM_SIZE_PX",
     "track_quicklook",
+    "draw_track_quicklook",
     "freeboard_histogram",
+    "_bin_stats",
+    "_class_raster",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Resolution of the PNGs (dots per inch; fixed, so their pixel sizes are too).
 QUICKLOOK_DPI: Final[int] = 100
-#: Most points of one line of our 2 m product in the overview panels (bins along track).
-MAX_LINE_POINTS: Final[int] = 2500
 #: Most ATL07 / ATL10 segments drawn per series (every k-th beyond).
 MAX_NASA_POINTS: Final[int] = 20_000
 #: Most photons drawn in the zoom panel, signal and background each (every k-th beyond).
@@ -93,28 +107,6 @@ QUICKLOOK_SIZE_PX: Final[dict[bool, tuple[int, int]]] = {False: (_W, _H_OVERVIEW
 #: Pixel size (width, height) of :func:`freeboard_histogram`.
 HISTOGRAM_SIZE_PX: Final[tuple[int, int]] = (1200, 650)
 
-#: Class codes of the strip, top to bottom within a column, with their legend names.
-_STRIP_CLASSES: Final[tuple[tuple[SeaIceClass, str], ...]] = (
-    (SeaIceClass.THICK_ICE, "thick ice"),
-    (SeaIceClass.THIN_ICE, "thin ice"),
-    (SeaIceClass.OPEN_WATER, "open water"),
-    (SeaIceClass.UNLABELED, "no class"),
-)
-#: Strip colour of pixel columns without any 2 m segment (a gap in the track).
-_GAP_RGB: Final[tuple[float, float, float]] = (1.0, 1.0, 1.0)
-
-#: Our surfaces: column, legend name, colour, line style, width.
-_SURFACES: Final[tuple[tuple[str, str, str, str, float], ...]] = (
-    ("surface_minimum_m", "sea surface: minimum", "#1f77b4", "-", 1.3),
-    ("surface_average_m", "sea surface: average", "#ff7f0e", "-", 1.3),
-    ("surface_nearest_minimum_m", "sea surface: nearest minimum", "#9467bd", "-", 1.1),
-    ("surface_nasa_m", "sea surface: NASA equation", "#2ca02c", "-", 1.3),
-    ("surface_nasa_smooth_m", "sea surface: NASA eq., smoothed", "#0b4d0b", "--", 1.6),
-    ("surface_leads_m", "sea surface: leads (2 km kernel)", "#e377c2", "-", 1.8),
-)
-_OURS_COLUMNS: Final[tuple[str, ...]] = (
-    "x_atc_m", "h_cor_mean_m", "class", *(c for c, *_ in _SURFACES), "surface_m", "freeboard_m",
-)
 _ATL07_COLUMNS: Final[tuple[str, ...]] = (
     "seg_dist_x", "height_segment_height", "height_segment_type", "height_segment_ssh_flag",
 )
@@ -146,116 +138,9 @@ def _available(frame: pd.DataFrame | None, columns: Sequence[str], name: str) ->
     return True
 
 
-def _floats(frame: pd.DataFrame, column: str) -> FloatArray:
-    """A column as float64 (m), NaN for missing values and HDF5 fill values."""
-    values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.where(np.abs(values) < H5_FILL_THRESHOLD, values, np.nan)
-
-
 def _every(n: int, limit: int) -> int:
     """Step ``k`` of an every-k-th thinning that leaves at most ``limit`` of ``n`` items."""
     return max(1, math.ceil(n / limit))
-
-
-def _bin_stats(x: FloatArray, y: FloatArray, x0: float, x1: float,
-               nbins: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Mean, minimum and maximum of ``y`` in ``nbins`` equal bins of ``x`` over ``[x0, x1]``.
-
-    Parameters
-    ----------
-    x : numpy.ndarray of float
-        Along-track positions (m), ascending.
-    y : numpy.ndarray of float
-        Values at ``x`` (any unit); NaN values take no part.
-    x0, x1 : float
-        The binned range (m), ``x1 > x0``; values outside it take no part.
-    nbins : int
-        Number of bins (>= 1).
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        Bin centres (m), and per bin the mean, minimum and maximum of ``y`` (NaN for empty bins,
-        so lines break at gaps).
-    """
-    width = (x1 - x0) / nbins
-    centres = x0 + (np.arange(nbins, dtype=np.float64) + 0.5) * width
-    mean, lo, hi = (np.full(nbins, np.nan) for _ in range(3))
-    ok = np.isfinite(x) & np.isfinite(y) & (x >= x0) & (x <= x1)
-    if not ok.any():
-        return centres, mean, lo, hi
-    xv, yv = x[ok], y[ok]
-    idx = np.clip(((xv - x0) / width).astype(np.int64), 0, nbins - 1)
-    counts = np.bincount(idx, minlength=nbins)
-    sums = np.bincount(idx, weights=yv, minlength=nbins)
-    have = counts > 0
-    mean[have] = sums[have] / counts[have]
-    starts = np.flatnonzero(np.concatenate(([True], idx[1:] != idx[:-1])))
-    lo[idx[starts]] = np.minimum.reduceat(yv, starts)
-    hi[idx[starts]] = np.maximum.reduceat(yv, starts)
-    return centres, mean, lo, hi
-
-
-def _class_raster(x: FloatArray, classes: npt.NDArray[np.uint8], x0: float, x1: float,
-                  ncols: int, nrows: int) -> FloatArray:
-    """RGB strip (``nrows`` x ``ncols`` x 3, 0-1) of the class fractions per column of ``[x0, x1]``.
-
-    Every column is split top to bottom in proportion to the fractions of thick ice, thin ice,
-    open water and no class among the 2 m segments that start in it (codes other than 0, 1, 2
-    count as no class); columns without any segment are white.
-    """
-    width = (x1 - x0) / ncols
-    inside = np.isfinite(x) & (x >= x0) & (x <= x1)
-    idx = np.clip(((x[inside] - x0) / width).astype(np.int64), 0, ncols - 1)
-    cls = classes[inside]
-    codes = [int(code) for code, _ in _STRIP_CLASSES]
-    category = np.full(cls.size, len(codes) - 1, dtype=np.int64)
-    for k, code in enumerate(codes[:-1]):
-        category[cls == code] = k
-    counts = np.stack([np.bincount(idx[category == k], minlength=ncols) for k in range(len(codes))])
-    total = counts.sum(axis=0)
-    cum = np.cumsum(counts, axis=0) / np.maximum(total, 1)
-    centre = (np.arange(nrows, dtype=np.float64) + 0.5) / nrows
-    pixel = np.minimum((cum[None, :, :] <= centre[:, None, None]).sum(axis=1), len(codes) - 1)
-    pixel[:, total == 0] = len(codes)
-    palette = np.array([[c / 255.0 for c in CLASS_COLOURS_RGB[code]] for code, _ in _STRIP_CLASSES]
-                       + [list(_GAP_RGB)], dtype=np.float64)
-    return np.asarray(palette[pixel], dtype=np.float64)
-
-
-def _limits(arrays: Sequence[FloatArray], *, q: float = 0.5, pad: float = 0.08, top_pad: float = 0.08,
-            min_span: float = 0.1, include: Sequence[float] = ()) -> tuple[float, float]:
-    """Robust axis limits: the ``q`` and ``100 - q`` percentiles of all finite values, padded.
-
-    Parameters
-    ----------
-    arrays : sequence of numpy.ndarray
-        Values (m); NaNs ignored.
-    q : float
-        Lower percentile (%); outliers (clouds, blunders) beyond are clipped from view.
-    pad, top_pad : float
-        Margins below and above as fractions of the span.
-    min_span : float
-        Smallest span (m) before padding.
-    include : sequence of float
-        Values (m) always inside the limits (e.g. 0), when anything is finite.
-
-    Returns
-    -------
-    tuple of float
-        ``(low, high)`` (m); ``(-1, 1)`` when nothing is finite.
-    """
-    finite = [a[np.isfinite(a)] for a in arrays]
-    values = np.concatenate(finite) if finite else np.empty(0)
-    if values.size == 0:
-        return -1.0, 1.0
-    lo, hi = (float(v) for v in np.percentile(values, [q, 100.0 - q]))
-    lo, hi = min([lo, *include]), max([hi, *include])
-    if hi - lo < min_span:
-        mid = 0.5 * (lo + hi)
-        lo, hi = mid - 0.5 * min_span, mid + 0.5 * min_span
-    span = hi - lo
-    return lo - pad * span, hi + top_pad * span
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,31 +285,59 @@ def track_quicklook(
     ValueError
         When ``ours`` or a non-empty NASA / photon frame lacks a listed column.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
     missing = [c for c in _OURS_COLUMNS if c not in ours.columns]
     if missing:
         raise ValueError(f"track_quicklook: ours lacks columns {missing}")
     t = ours if ours["x_atc_m"].is_monotonic_increasing else ours.sort_values("x_atc_m", kind="stable")
-    x = _floats(t, "x_atc_m")
-    h = _floats(t, "h_cor_mean_m")
-    cls = t["class"].to_numpy(dtype=np.float64, na_value=255.0).astype(np.uint8)
-    surfaces = {c: _floats(t, c) for c in (*(c for c, *_ in _SURFACES), "surface_m")}
-    fb = _floats(t, "freeboard_m")
+    rows = QuicklookRows.of_frame(t, zoom_stretch(photon_arrays(photons)[0]))
+    return draw_track_quicklook(rows, title=title, atl07=atl07, atl10=atl10, atl10_surface=atl10_surface,
+                                photons=photons, datum_offset_m=datum_offset_m)
+
+
+def photon_arrays(photons: pd.DataFrame | None) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """The zoom's photons with finite position and height: ``x_atc_m``, ``h_m`` (m) and ``signal``.
+
+    Raises
+    ------
+    ValueError
+        When a non-empty ``photons`` lacks a column.
+    """
+    if not _available(photons, _PHOTON_COLUMNS, "photons") or photons is None:
+        return np.empty(0), np.empty(0), np.empty(0, dtype=np.bool_)
+    ph_x, ph_h = _floats(photons, "x_atc_m"), _floats(photons, "h_m")
+    ph_sig = photons["signal"].to_numpy(dtype=np.bool_, na_value=False)
+    keep = np.isfinite(ph_x) & np.isfinite(ph_h)
+    return ph_x[keep], ph_h[keep], ph_sig[keep]
+
+
+def draw_track_quicklook(
+    rows: QuicklookRows,
+    *,
+    title: str,
+    atl07: pd.DataFrame | None = None,
+    atl10: pd.DataFrame | None = None,
+    atl10_surface: pd.DataFrame | None = None,
+    photons: pd.DataFrame | None = None,
+    datum_offset_m: float = 0.0,
+) -> bytes:
+    """:func:`track_quicklook` of our rows gathered in ``rows`` (e.g. chunk by chunk; the other arguments alike).
+
+    ``rows`` must have been made with the zoom stretch of ``photons`` (:func:`photon_arrays`,
+    :func:`~seaice_tasks.surface.quicklook_data.zoom_stretch`).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     have07 = _available(atl07, _ATL07_COLUMNS, "atl07")
     have10 = _available(atl10, _ATL10_COLUMNS, "atl10")
     have10s = _available(atl10_surface, ("beam_refsurf_height",), "atl10_surface")
     zoom = photons is not None
-    have_ph = _available(photons, _PHOTON_COLUMNS, "photons")
 
     # Along-track range (m) of the overview: our track, else NASA's segments.
-    finite_x = x[np.isfinite(x)]
     nasa_x = [_floats(f, "seg_dist_x") for f, ok in ((atl07, have07), (atl10, have10)) if ok and f is not None]
-    if finite_x.size:
-        x0, x1 = float(finite_x[0]), float(finite_x[-1]) + 2.0
+    if rows.x_range is not None:
+        x0, x1 = rows.x_range
     elif any(np.isfinite(a).any() for a in nasa_x):
         allx = np.concatenate([a[np.isfinite(a)] for a in nasa_x])
         x0, x1 = float(allx.min()), float(allx.max()) + 2.0
@@ -457,26 +370,16 @@ def track_quicklook(
         a10x, a10fb, a10ref = a10x[keep], a10fb[keep], a10ref[keep]
 
     # Photon zoom stretch (m).
-    ph_x = ph_h = np.empty(0)
-    ph_sig = np.empty(0, dtype=np.bool_)
-    if have_ph and photons is not None:
-        ph_x, ph_h = _floats(photons, "x_atc_m"), _floats(photons, "h_m")
-        ph_sig = photons["signal"].to_numpy(dtype=np.bool_, na_value=False)
-        keep = np.isfinite(ph_x) & np.isfinite(ph_h)
-        ph_x, ph_h, ph_sig = ph_x[keep], ph_h[keep], ph_sig[keep]
-    zx0 = zx1 = math.nan
-    if ph_x.size:
-        zx0, zx1 = float(ph_x.min()), float(ph_x.max())
-        if zx1 - zx0 < 2.0:
-            zx0, zx1 = zx0 - 1.0, zx1 + 1.0
+    ph_x, ph_h, ph_sig = photon_arrays(photons)
+    zx0, zx1 = zoom_stretch(ph_x) or (math.nan, math.nan)
+    view = rows.overview(x0, x1)
 
     fig_w, fig_h = QUICKLOOK_SIZE_PX[zoom]
     fig = Figure(figsize=(fig_w / QUICKLOOK_DPI, fig_h / QUICKLOOK_DPI), dpi=QUICKLOOK_DPI, facecolor="white")
     FigureCanvasAgg(fig)
     fig.suptitle(title, y=1.0 - 12.0 / fig_h, va="top", fontsize=15, fontweight="bold", fontfamily=_FONT)
-    n_rows = int(np.isfinite(x).sum())
-    counts = {code: int((cls[np.isfinite(x)] == int(code)).sum()) for code, _ in _STRIP_CLASSES}
-    counts[SeaIceClass.UNLABELED] = n_rows - sum(v for k, v in counts.items() if k != SeaIceClass.UNLABELED)
+    n_rows = rows.n_rows
+    counts = rows.class_counts
     fractions = ", ".join(f"{name} {counts[code] / max(n_rows, 1):.1%}" for code, name in _STRIP_CLASSES)
     subtitle = (f"{n_rows:,} segments of 2 m over {(x1 - x0) / 1000.0:,.1f} km ({fractions}); "
                 f"ATL07/ATL10 heights shifted by {datum_offset_m:+.3f} m onto our datum")
@@ -486,7 +389,7 @@ def track_quicklook(
     # (1) class strip.
     top = float(_TOP)
     ax_strip = _axes(fig, top, _STRIP_H, fig_h)
-    raster = _class_raster(x, cls, x0, x1, min(_AX_W, nbins), 24)
+    raster = view.raster
     _strip(ax_strip, raster, km0, km1, "class")
     ax_strip.legend(handles=_strip_handles(raster), loc="lower right", bbox_to_anchor=(1.0, 1.0),
                     borderaxespad=0.15, frameon=False, ncol=5, handlelength=1.6, columnspacing=1.2,
@@ -498,7 +401,7 @@ def track_quicklook(
     top += _STRIP_H + _GAP
     ax_h = _axes(fig, top, _HEIGHTS_H, fig_h, sharex=ax_strip)
     handles: list[Artist] = []
-    centres, h_mean, h_lo, h_hi = _bin_stats(x, h, x0, x1, nbins)
+    centres, h_mean, h_lo, h_hi = view.centres, view.h_mean, view.h_lo, view.h_hi
     ckm = centres / 1000.0
     has = np.isfinite(h_lo)
     ax_h.fill_between(ckm, np.where(has, h_lo, 0.0), np.where(has, h_hi, 0.0), where=has, step="mid",
@@ -509,15 +412,13 @@ def track_quicklook(
                          label=f"ours: 2 m h_cor_mean, mean per {_nice_m(bin_m)}")
     surface_lines: list[FloatArray] = []
     for column, name, colour, style, width in _SURFACES:
-        values = surfaces[column]
-        _, s_mean, _, _ = _bin_stats(x, values, x0, x1, nbins)
+        s_mean = view.surface_means[column]
         surface_lines.append(s_mean)
-        is_ref = bool(np.isfinite(values).any()) and bool(
-            np.array_equal(values, surfaces["surface_m"], equal_nan=True))
+        is_ref = rows.any_finite[column] and rows.same_as_reference[column]
         label = f"{name} (freeboard reference)" if is_ref else name
         handles += ax_h.plot(ckm, s_mean, color=colour, linestyle=style, linewidth=width, zorder=4, label=label)
     notes: list[str] = []
-    if not any(np.isfinite(s).any() for s in surfaces.values()):
+    if not any(rows.any_finite.values()):
         notes.append("no sea surface (no open water in the track)")
     if a07x.size:
         k = _every(a07x.size, MAX_NASA_POINTS)
@@ -543,7 +444,8 @@ def track_quicklook(
         handles.append(Patch(facecolor=_C_ZOOM_SPAN, edgecolor="0.6", label="photon zoom stretch (below)"))
     _note(ax_h, notes)
     # Limits from the 2 m heights themselves (an envelope's maxima are mostly the rare blunders).
-    ax_h.set_ylim(*_limits([h, *surface_lines, a07h, a10ref], include=(0.0,), top_pad=0.1 + 0.07 * len(notes)))
+    ax_h.set_ylim(*_limits([rows.heights(), *surface_lines, a07h, a10ref], include=(0.0,),
+                           top_pad=0.1 + 0.07 * len(notes)))
     ax_h.axhline(0.0, color="0.6", linewidth=0.6, linestyle=":", zorder=1)
     ax_h.grid(True, color="0.92", linewidth=0.6)
     ax_h.set_axisbelow(True)
@@ -554,12 +456,12 @@ def track_quicklook(
     # (3) freeboard.
     top += _HEIGHTS_H + _GAP
     ax_fb = _axes(fig, top, _FB_H, fig_h, sharex=ax_strip)
-    _, fb_mean, _, _ = _bin_stats(x, fb, x0, x1, nbins)
+    fb_mean = view.fb_mean
     fb_handles: list[Artist] = []
     fb_handles += ax_fb.plot(ckm, fb_mean, color=_C_FB, linewidth=0.9, zorder=3,
                              label=f"ours: 2 m freeboard, mean per {_nice_m(bin_m)}")
     fb_notes: list[str] = []
-    if not np.isfinite(fb).any():
+    if not rows.fb_any:
         fb_notes.append("no freeboard (no sea surface)")
     if a10x.size:
         k = _every(a10x.size, MAX_NASA_POINTS)
@@ -572,7 +474,7 @@ def track_quicklook(
         ax_fb.axvspan(zx0 / 1000.0, zx1 / 1000.0, color=_C_ZOOM_SPAN, zorder=0, linewidth=0.0)
     _note(ax_fb, fb_notes)
     ax_fb.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":", zorder=1)
-    ax_fb.set_ylim(*_limits([fb, a10fb], include=(0.0,), top_pad=0.1 + 0.12 * len(fb_notes)))
+    ax_fb.set_ylim(*_limits([rows.freeboards(), a10fb], include=(0.0,), top_pad=0.1 + 0.12 * len(fb_notes)))
     ax_fb.grid(True, color="0.92", linewidth=0.6)
     ax_fb.set_axisbelow(True)
     ax_fb.set_xlim(km0, km1)
@@ -597,7 +499,9 @@ def track_quicklook(
             ax_z.set_yticks([])
         else:
             zkm0, zkm1 = zx0 / 1000.0, zx1 / 1000.0
-            inz = np.isfinite(x) & (x >= zx0 - 2.0) & (x <= zx1)
+            zrows = rows.zoom_rows()
+            x, h = zrows["x"].to_numpy(dtype=np.float64), zrows["h"].to_numpy(dtype=np.float64)
+            cls, surface = zrows["class"].to_numpy(dtype=np.uint8), zrows["surface_m"].to_numpy(dtype=np.float64)
             zbins = int(min(_AX_W, max(1, math.ceil((zx1 - zx0) / 2.0))))
             _strip(ax_zs, _class_raster(x, cls, zx0, zx1, zbins, 12), zkm0, zkm1, "class")
             ax_zs.set_title(f"Photon zoom: {zkm0:,.3f}-{zkm1:,.3f} km ({zx1 - zx0:,.0f} m), "
@@ -613,10 +517,10 @@ def track_quicklook(
                 ax_z.plot(ph_x[mask][::k] / 1000.0, ph_h[mask][::k], linestyle="none", marker=".",
                           markersize=size, markeredgewidth=0.0, color=colour, zorder=order)
                 z_handles.append(_dot(colour, label))
-            zx, zh, zsurf = x[inz], h[inz], surfaces["surface_m"][inz]
+            zx, zh, zsurf = x, h, surface
             if zx.size > MAX_LINE_POINTS:
                 zc, zh, _, _ = _bin_stats(x, h, zx0, zx1, MAX_LINE_POINTS)
-                _, zsurf, _, _ = _bin_stats(x, surfaces["surface_m"], zx0, zx1, MAX_LINE_POINTS)
+                _, zsurf, _, _ = _bin_stats(x, surface, zx0, zx1, MAX_LINE_POINTS)
                 zx = zc
                 z_label = f"ours: h_cor_mean, mean per {_nice_m((zx1 - zx0) / MAX_LINE_POINTS)}"
             else:

@@ -73,7 +73,6 @@ import pandas as pd
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.errors import ConfigError
-from seaice_tasks.is2.features import window_bounds, window_index
 
 __all__ = [
     "ESTIMATORS",
@@ -86,6 +85,8 @@ __all__ = [
     "lead_runs",
     "lead_heights",
     "lead_kernel_surface",
+    "smooth_leads",
+    "empty_surface",
     "nasa_lead_surface",
     "running_nanmin",
     "segment_sigma",
@@ -292,10 +293,20 @@ def lead_kernel_surface(x: FloatArray, h: FloatArray, sigma: FloatArray, water: 
         return np.full(n, np.nan), np.full(n, np.nan)
     h_lead, var_lead = lead_heights(h, sigma, starts, stops, weight_form)
     x_lead = 0.5 * (x[starts] + x[stops - 1])
+    smooth, smooth_var = smooth_leads(x_lead, h_lead, var_lead, kernel_m)
+    return np.interp(x, x_lead, smooth), np.sqrt(np.interp(x, x_lead, smooth_var))
+
+
+def smooth_leads(x_lead: FloatArray, h_lead: FloatArray, var_lead: FloatArray,
+                 kernel_m: float) -> tuple[FloatArray, FloatArray]:
+    """Lead heights and variances (m, m**2) at the lead centres ``x_lead`` (m, ascending), smoothed along track.
+
+    The smoothing of :func:`lead_kernel_surface` (one value per lead; the rows interpolate them).
+    """
     lo = np.searchsorted(x_lead, x_lead - _KERNEL_REACH * kernel_m, side="left")
     hi = np.searchsorted(x_lead, x_lead + _KERNEL_REACH * kernel_m, side="right")
-    smooth = np.empty(starts.size)
-    smooth_var = np.empty(starts.size)
+    smooth = np.empty(x_lead.size)
+    smooth_var = np.empty(x_lead.size)
     for j, (a, b) in enumerate(zip(lo.tolist(), hi.tolist(), strict=True)):
         d = (x_lead[a:b] - x_lead[j]) / kernel_m
         w = np.exp(-0.5 * d**2) / var_lead[a:b]
@@ -303,7 +314,7 @@ def lead_kernel_surface(x: FloatArray, h: FloatArray, sigma: FloatArray, water: 
         smooth[j] = float(w @ h_lead[a:b])
         spread = float(w @ (h_lead[a:b] - smooth[j]) ** 2) / max(b - a - 1, 1)
         smooth_var[j] = float(w**2 @ var_lead[a:b]) + spread
-    return np.interp(x, x_lead, smooth), np.sqrt(np.interp(x, x_lead, smooth_var))
+    return smooth, smooth_var
 
 
 def _trim_edges(water: BoolArray, consecutive: BoolArray, k: int) -> BoolArray:
@@ -344,19 +355,6 @@ def segment_sigma(height_sd_m: FloatArray, n_photons: FloatArray, floor_m: float
     """Height uncertainty of 2 m segments (m): ``height_sd / sqrt(N)`` floored (R2; 1-photon bins have sd 0)."""
     return np.maximum(np.where(n_photons > 0, np.nan_to_num(height_sd_m) / np.sqrt(np.maximum(n_photons, 1.0)), 0.0),
                       floor_m)
-
-
-def _fill_along_track(x: FloatArray, values: FloatArray, have: BoolArray) -> tuple[FloatArray, IntArray]:
-    """Linear interpolation in ``x`` between rows with a value; held beyond the ends; flags."""
-    flag = np.full(x.size, FLAG_NO_WATER, dtype=np.int64)
-    if not have.any():
-        return np.full(x.size, np.nan), flag
-    xs, vs = x[have], values[have]
-    out = np.interp(x, xs, vs)
-    flag[:] = FLAG_INTERPOLATED
-    flag[(x < xs[0]) | (x > xs[-1])] = FLAG_EXTRAPOLATED
-    flag[have] = FLAG_OWN_LEADS
-    return out, flag
 
 
 def running_nanmin(values: FloatArray, half: int, x: FloatArray, split_gap_m: float) -> FloatArray:
@@ -434,6 +432,9 @@ def sea_surface(
     ValueError
         When the arrays differ in length or ``x_atc_m`` is not ascending.
     """
+    from seaice_tasks.surface.surface_passes import SurfaceScan, row_inputs, surface_rows
+    from seaice_tasks.trackio import TrackChunk
+
     cfg = config if config is not None else SeaSurfaceConfig()
     x = np.asarray(x_atc_m, dtype=np.float64)
     h = np.asarray(h_m, dtype=np.float64)
@@ -442,69 +443,24 @@ def sea_surface(
     n_ph = np.asarray(n_photons, dtype=np.float64)
     if not (x.size == h.size == cls.size == sd.size == n_ph.size):
         raise ValueError("sea_surface: x_atc_m, h_m, classes, height_sd_m and n_photons differ in length")
+    if x.size > 1 and not bool(np.all(np.diff(x) >= 0)):
+        raise ValueError("sea_surface: x_atc_m must be sorted ascending")
     bins = (np.asarray(bin_index, dtype=np.int64) if bin_index is not None
             else np.round(x / 2.0).astype(np.int64))
     n = x.size
-    out = {f"surface_{name}_m": np.full(n, np.nan) for name in ESTIMATORS}
     if n == 0:
-        frame = pd.DataFrame({**out, "surface_nasa_smooth_m": [], "surface_leads_m": [], "surface_m": [],
-                              "surface_sigma_m": [],
-                              "surface_flag": np.empty(0, np.uint8), "window_leads": np.empty(0, np.int32),
-                              "lead_distance_m": []})
-        return frame
-    usable = np.isfinite(h) & (h <= cfg.max_height_m)
-    sigma = segment_sigma(sd, n_ph, cfg.sigma_floor_m)
-    consecutive = np.ones(max(n - 1, 0), dtype=np.bool_) if cfg.lead_runs == "rows" else np.diff(bins) == 1
-    water = _trim_edges(usable & (cls == _WATER), consecutive, round(cfg.lead_edge_trim_m / _BIN_M))
-    starts, stops = window_bounds(x, cfg.radius_m)
-    ids = window_index(x, cfg.radius_m)
-    n_win = starts.size
-    stat = {name: np.full(n_win, np.nan) for name in ESTIMATORS}
-    nasa_sigma = np.full(n_win, np.nan)
-    leads_per_window = np.zeros(n_win, dtype=np.int64)
-    nearest = np.full(n, np.nan)
-    for w, (lo, hi) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-        leads_mask = water[lo:hi]
-        if not leads_mask.any() and cfg.lead_fallback == "thin":
-            leads_mask = usable[lo:hi] & ((cls[lo:hi] == _WATER) | (cls[lo:hi] == _THIN))
-        if not leads_mask.any():
-            continue
-        rows = np.flatnonzero(leads_mask) + lo
-        hw = h[rows]
-        stat["minimum"][w] = hw.min()
-        stat["average"][w] = hw.mean()
-        mine = ids[lo:hi] == w
-        near = _nearest_minimum(x, h, rows, slice(lo, hi), cfg.nearest_k)
-        nearest[lo:hi][mine] = near[mine]
-        ls, le = lead_runs(leads_mask, consecutive[lo:hi - 1] if hi - lo > 1 else np.empty(0, np.bool_))
-        h_ref, s_ref, spread, n_leads = nasa_lead_surface(h[lo:hi], sigma[lo:hi], ls, le, cfg.weight_form)
-        stat["nasa"][w] = h_ref
-        nasa_sigma[w] = np.sqrt(s_ref**2 + spread**2 / n_leads)
-        leads_per_window[w] = n_leads
-    have = np.isfinite(stat["nasa"][ids])
-    flag = np.full(n, FLAG_NO_WATER, dtype=np.int64)
-    for name in ESTIMATORS:
-        per_row = nearest if name == "nearest_minimum" else stat[name][ids]
-        out[f"surface_{name}_m"], f = _fill_along_track(x, per_row, np.isfinite(per_row))
-        if name == "nasa":
-            flag = f
-    sigma_row, _ = _fill_along_track(x, nasa_sigma[ids], have)
-    smooth = (running_nanmin(out["surface_nasa_m"], cfg.smooth_rows, x, cfg.split_gap_m) if cfg.smooth_rows
-              else out["surface_nasa_m"].copy())
-    out["surface_nasa_smooth_m"] = smooth
-    leads_surface, leads_sigma = lead_kernel_surface(x, h, sigma, water, consecutive, cfg.lead_kernel_m,
-                                                     cfg.weight_form)
-    out["surface_leads_m"] = leads_surface
-    reference = out[f"surface_{cfg.reference}_m"]
-    if cfg.reference == "leads":
-        sigma_row = leads_sigma
-    lead_rows = np.flatnonzero(water)
-    dist = (np.abs(x - x[lead_rows[_nearest(x[lead_rows], x)]]) if lead_rows.size else np.full(n, np.nan))
-    return pd.DataFrame({
-        **out,
-        "surface_m": reference,
-        "surface_sigma_m": sigma_row,
-        "surface_flag": flag.astype(np.uint8),
-        "window_leads": leads_per_window[ids].astype(np.int32),
-        "lead_distance_m": dist,
-    })
+        return empty_surface()
+    chunk = TrackChunk(0, n, 0, n, n, pd.DataFrame({"x_atc_m": x}))
+    rows = row_inputs(x, h, cls, sd, n_ph, bins, cfg)
+    scan = SurfaceScan(cfg)
+    scan.add(chunk, rows)
+    return surface_rows(scan.finish(), chunk, rows, cfg)
+
+
+def empty_surface() -> pd.DataFrame:
+    """The surface columns of a track without rows."""
+    out = {f"surface_{name}_m": np.full(0, np.nan) for name in ESTIMATORS}
+    return pd.DataFrame({**out, "surface_nasa_smooth_m": [], "surface_leads_m": [], "surface_m": [],
+                         "surface_sigma_m": [],
+                         "surface_flag": np.empty(0, np.uint8), "window_leads": np.empty(0, np.int32),
+                         "lead_distance_m": []})

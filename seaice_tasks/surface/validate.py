@@ -28,27 +28,40 @@ sums, O(n log n)).  Figures (:func:`compare_track`):
 A missing or unreadable ATL07/ATL10 (or a beam absent from it), or one that is another
 granule's file under this granule's name (its metadata disagrees with its name), is a recorded
 flag, never an error: the other figures are still computed (:mod:`seaice_tasks.surface.reference`).
+
+The figures are computed in :mod:`seaice_tasks.surface.comparison`.  :func:`validate_track_work`
+reads a track in along-track chunks of ``chunk_rows`` (:mod:`seaice_tasks.trackio`), three
+times: its extent, then the zoom's centre and height range, then the figures and the quicklook
+(:class:`~seaice_tasks.surface.quicklook_data.QuicklookRows`); the figures and the picture are
+those of the whole track in memory, byte for byte.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from seaice_tasks.alongtrack import segment_means
-from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
-from seaice_tasks.errors import ConfigError, SeaIceError
+from seaice_tasks.errors import SeaIceError
 from seaice_tasks.outputs import BytesOutput, Output
 from seaice_tasks.products import FREEBOARD, QUICKLOOK_FILE, VALIDATION, VALIDATION_FILE
+from seaice_tasks.storage import PartitionKey
+from seaice_tasks.surface.comparison import (
+    COMPARED_COLUMNS,
+    TrackComparison,
+    ValidateConfig,
+    atl07_is_water,
+    compare_track,
+)
+from seaice_tasks.surface.quicklook_data import OURS_COLUMNS, QuicklookRows, floats, zoom_stretch
 from seaice_tasks.surface.reference import ReferenceTrack, companion_uri, read_reference
+from seaice_tasks.trackio import PartitionSource, TrackOrderError, iter_chunks
 from seaice_tasks.work import Record, WorkContext, WorkResult
 
 __all__ = [
@@ -63,204 +76,14 @@ __all__ = [
     "zoom_height_range",
     "zoom_photons",
     "markdown_report",
+    "validate_track",
     "validate_track_work",
 ]
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-#: ATL07 surface types of leads from release 003 (specular 2-5) and before (2-9, dark leads too).
-_LEAD_TYPES_R003: Final[tuple[int, ...]] = (2, 3, 4, 5)
-_LEAD_TYPES_OLD: Final[tuple[int, ...]] = (2, 3, 4, 5, 6, 7, 8, 9)
-_ICE_TYPE: Final[int] = 1
-_CLOUD_TYPE: Final[int] = 0
 _WATER: Final[int] = int(SeaIceClass.OPEN_WATER)
-_ICE: Final[tuple[int, int]] = (int(SeaIceClass.THICK_ICE), int(SeaIceClass.THIN_ICE))
-_UNCLASSIFIED: Final[int] = int(SeaIceClass.UNLABELED)
-_M_PER_KM: Final[float] = 1000.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ValidateConfig(JsonConfig):
-    """Settings of the comparison with ATL07/ATL10 and of the quicklooks.
-
-    Attributes
-    ----------
-    histogram_bins : int
-        Freeboard histogram bins.
-    histogram_range_m : tuple of float
-        Freeboard histogram range (m).
-    default_length_m : float
-        Extent of a NASA segment without a usable ``height_segment_length_seg`` (m).
-    quicklook : bool
-        Draw the per-track quicklook PNGs.
-    zoom_m : float
-        Length of the photon-cloud zoom of a quicklook (m), centred on the track's lead nearest
-        its middle.
-    """
-
-    kind: ClassVar[str] = "validate"
-    histogram_bins: int = 50
-    histogram_range_m: tuple[float, float] = (-0.5, 3.5)
-    default_length_m: float = 20.0
-    quicklook: bool = True
-    zoom_m: float = 1500.0
-
-    def __post_init__(self) -> None:
-        lo, hi = self.histogram_range_m
-        if self.histogram_bins < 1 or not hi > lo or not self.default_length_m > 0 or not self.zoom_m > 0:
-            raise ConfigError("ValidateConfig: histogram_bins >= 1, a range lo < hi, default_length_m > 0 and "
-                              "zoom_m > 0 required")
-
-
-def atl07_is_water(types: npt.ArrayLike, ssh_flag: npt.ArrayLike, release: int | None) -> npt.NDArray[np.int8]:
-    """1 water, 0 ice, -1 neither (cloud, unknown) per ATL07 segment (METHOD §11).
-
-    Examples
-    --------
-    >>> atl07_is_water([0, 1, 2, 7, 1], [0, 0, 0, 0, 1], 3).tolist()
-    [-1, 0, 1, -1, 1]
-    """
-    t = np.asarray(types, dtype=np.int64)
-    ssh = np.asarray(ssh_flag, dtype=np.int64)
-    leads = _LEAD_TYPES_OLD if (release is not None and release < 3) else _LEAD_TYPES_R003
-    out = np.full(t.size, -1, dtype=np.int8)
-    out[t == _ICE_TYPE] = 0
-    out[np.isin(t, leads) | (ssh == 1)] = 1
-    return out
-
-
-def _lengths(frame: pd.DataFrame, default_m: float) -> FloatArray:
-    if "height_segment_length_seg" not in frame.columns:
-        return np.full(len(frame), default_m)
-    length = frame["height_segment_length_seg"].to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.where(np.isfinite(length) & (length > 0), length, default_m)
-
-
-def _diff_stats(d: npt.ArrayLike) -> dict[str, float | int | None]:
-    v = np.asarray(d, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if not v.size:
-        return {"n": 0, "mean_m": None, "rmse_m": None, "std_m": None}
-    return {"n": int(v.size), "mean_m": round(float(v.mean()), 4), "rmse_m": round(float(np.sqrt(np.mean(v**2))), 4),
-            "std_m": round(float(v.std()), 4)}
-
-
-def _histogram(values: npt.ArrayLike, config: ValidateConfig) -> dict[str, list[float] | list[int]]:
-    v = np.asarray(values, dtype=np.float64)
-    counts, edges = np.histogram(v[np.isfinite(v)], bins=config.histogram_bins, range=config.histogram_range_m)
-    return {"edges_m": [round(float(e), 6) for e in edges], "counts": [int(c) for c in counts]}
-
-
-def _sorted(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-    if frame is None or frame.empty:
-        return None
-    return frame.sort_values("seg_dist_x", kind="stable").reset_index(drop=True)
-
-
-def compare_track(ours: pd.DataFrame, ref: ReferenceTrack, config: ValidateConfig | None = None) -> dict[str, Any]:
-    """Every comparison figure of one track (module docstring); JSON-ready.
-
-    Parameters
-    ----------
-    ours : pandas.DataFrame
-        One ``freeboard`` track (``x_atc_m``, ``h_cor_mean_m``, ``class``, ``surface_m``,
-        ``freeboard_m``), any order.
-    ref : ReferenceTrack
-        ATL07/ATL10 of the same beam (:func:`read_reference`).
-    config : ValidateConfig, optional
-        Histogram bins, default segment length.
-    """
-    cfg = config if config is not None else ValidateConfig()
-    t = ours.sort_values("x_atc_m", kind="stable").reset_index(drop=True)
-    x = t["x_atc_m"].to_numpy(dtype=np.float64)
-    h = t["h_cor_mean_m"].to_numpy(dtype=np.float64, na_value=np.nan)
-    cls = t["class"].to_numpy(dtype=np.int64)
-    surface = t["surface_m"].to_numpy(dtype=np.float64, na_value=np.nan)
-    fb = t["freeboard_m"].to_numpy(dtype=np.float64, na_value=np.nan)
-    ice = np.isin(cls, _ICE)
-    span_km = float(x[-1] - x[0] + 2.0) / _M_PER_KM if x.size else 0.0
-    out: dict[str, Any] = {"flags": list(ref.flags), "segments": int(x.size), "span_km": round(span_km, 3)}
-    out["histograms"] = {"ours_ice": _histogram(fb[ice], cfg)}
-    resolution: dict[str, Any] = {"ours_per_km": round(float(np.isfinite(fb).sum()) / span_km, 2) if span_km else None}
-    datum = 0.0
-    a07 = _sorted(ref.atl07)
-    if a07 is not None and x.size:
-        inside = (a07["seg_dist_x"] >= x[0]) & (a07["seg_dist_x"] <= x[-1])
-        a07 = a07.loc[inside].reset_index(drop=True)
-    if a07 is not None and not a07.empty:
-        c07 = a07["seg_dist_x"].to_numpy(dtype=np.float64)
-        l07 = _lengths(a07, cfg.default_length_m)
-        h_ours, n_rows = segment_means(x, h, c07, l07)
-        h07 = a07["height_segment_height"].to_numpy(dtype=np.float64, na_value=np.nan)
-        d = h_ours - h07
-        datum = float(np.nanmedian(d)) if np.isfinite(d).any() else 0.0
-        out["datum"] = {"offset_m": round(datum, 4), "height_difference": _diff_stats(d)}
-        water07 = atl07_is_water(a07["height_segment_type"].to_numpy(dtype=np.int64, na_value=-1),
-                                 a07["height_segment_ssh_flag"].to_numpy(dtype=np.int64, na_value=0), ref.release)
-        classified = cls != _UNCLASSIFIED
-        wfrac, n_cls = segment_means(x, np.where(classified, (cls == _WATER).astype(np.float64), np.nan), c07, l07)
-        ours_water = np.where(n_cls > 0, (wfrac > 0.5).astype(np.int8), -1)
-        both = (water07 >= 0) & (ours_water >= 0)
-        table = [[int(((water07 == a) & (ours_water == b) & both).sum()) for b in (0, 1)] for a in (0, 1)]
-        out["classes"] = {
-            "matched": int(both.sum()),
-            "agreement": round(float((water07[both] == ours_water[both]).mean()), 4) if both.any() else None,
-            "table_atl07_ice_water_vs_ours_ice_water": table,
-            "atl07_water_fraction": round(float((water07[both] == 1).mean()), 4) if both.any() else None,
-            "ours_water_fraction": round(float((ours_water[both] == 1).mean()), 4) if both.any() else None,
-        }
-        resolution["atl07_per_km"] = round(float(len(a07)) / span_km, 2)
-        resolution["atl07_median_length_m"] = round(float(np.median(l07)), 2)
-        del n_rows
-    a10 = _sorted(ref.atl10)
-    if a10 is not None and x.size:
-        a10 = a10.loc[(a10["seg_dist_x"] >= x[0]) & (a10["seg_dist_x"] <= x[-1])].reset_index(drop=True)
-    if a10 is not None and not a10.empty:
-        c10 = a10["seg_dist_x"].to_numpy(dtype=np.float64)
-        l10 = _lengths(a10, cfg.default_length_m)
-        fb10 = a10["beam_fb_height"].to_numpy(dtype=np.float64, na_value=np.nan)
-        fb_ours, _ = segment_means(x, fb, c10, l10)
-        both = np.isfinite(fb_ours) & np.isfinite(fb10)
-        corr = (float(np.corrcoef(fb_ours[both], fb10[both])[0, 1])
-                if both.sum() > 2 and np.std(fb10[both]) > 0 and np.std(fb_ours[both]) > 0 else None)
-        out["freeboard"] = {"per_atl10_segment": {**_diff_stats(fb_ours - fb10),
-                                                  "correlation": None if corr is None else round(corr, 4)},
-                            "ours_mean_ice_m": _diff_stats(fb[ice])["mean_m"],
-                            "atl10_mean_m": _diff_stats(fb10)["mean_m"]}
-        out["histograms"]["atl10"] = _histogram(fb10, cfg)
-        resolution["atl10_per_km"] = round(float(len(a10)) / span_km, 2)
-        if ref.atl10_surface is not None and not ref.atl10_surface.empty and "beam_refsurf_ndx" in a10.columns:
-            out["sea_surface"] = _sections(x, surface, fb, ice, a10, l10, ref.atl10_surface, datum)
-    out["resolution"] = resolution
-    return out
-
-
-def _sections(x: FloatArray, surface: FloatArray, fb: FloatArray, ice: npt.NDArray[np.bool_], a10: pd.DataFrame,
-              l10: FloatArray, refsurf: pd.DataFrame, datum: float) -> dict[str, Any]:
-    """Per ATL10 reference section: our surface and ice freeboard against ATL10's."""
-    ndx = a10["beam_refsurf_ndx"].to_numpy(dtype=np.int64, na_value=0)
-    c10 = a10["seg_dist_x"].to_numpy(dtype=np.float64)
-    heights = refsurf["beam_refsurf_height"].to_numpy(dtype=np.float64, na_value=np.nan)
-    fb10 = a10["beam_fb_height"].to_numpy(dtype=np.float64, na_value=np.nan)
-    rows = []
-    for k in np.unique(ndx[(ndx >= 1) & (ndx <= heights.size)]).tolist():
-        sel = ndx == k
-        lo = float((c10[sel] - 0.5 * l10[sel]).min())
-        hi = float((c10[sel] + 0.5 * l10[sel]).max())
-        a, b = np.searchsorted(x, lo), np.searchsorted(x, hi)
-        s = surface[a:b]
-        f = fb[a:b][ice[a:b]]
-        rows.append({"section": int(k), "from_m": lo, "to_m": hi,
-                     "ours_m": float(np.nanmean(s)) if np.isfinite(s).any() else np.nan,
-                     "atl10_m": float(heights[k - 1]),
-                     "ours_fb_m": float(np.nanmean(f)) if np.isfinite(f).any() else np.nan,
-                     "atl10_fb_m": float(np.nanmean(fb10[sel])) if np.isfinite(fb10[sel]).any() else np.nan})
-    frame = pd.DataFrame(rows, columns=["section", "from_m", "to_m", "ours_m", "atl10_m", "ours_fb_m", "atl10_fb_m"])
-    d = (frame["ours_m"] - frame["atl10_m"]).to_numpy(dtype=np.float64)
-    dfb = (frame["ours_fb_m"] - frame["atl10_fb_m"]).to_numpy(dtype=np.float64)
-    return {"sections": len(frame), "raw": _diff_stats(d), "after_datum": _diff_stats(d - datum),
-            "freeboard_per_section": _diff_stats(dfb)}
 
 
 def _pool(values: list[Mapping[str, Any]]) -> dict[str, float | int | None]:
@@ -401,35 +224,137 @@ def markdown_report(day: str, pooled: Mapping[str, Any], tracks: Mapping[str, Ma
     return "\n".join(lines) + "\n"
 
 
+def _quicklook(ours: pd.DataFrame | QuicklookRows, title: str, ref: ReferenceTrack, photons: pd.DataFrame | None,
+               doc: dict[str, Any]) -> bytes:
+    """The track's quicklook PNG, of the track in memory or of its rows gathered chunk by chunk."""
+    from seaice_tasks.surface.plots import draw_track_quicklook, track_quicklook
+
+    offset = float(doc.get("datum", {}).get("offset_m") or 0.0)
+    if isinstance(ours, QuicklookRows):
+        return draw_track_quicklook(ours, title=title, atl07=ref.atl07, atl10=ref.atl10,
+                                    atl10_surface=ref.atl10_surface, photons=photons, datum_offset_m=offset)
+    return track_quicklook(ours, title=title, atl07=ref.atl07, atl10=ref.atl10, atl10_surface=ref.atl10_surface,
+                           photons=photons, datum_offset_m=offset)
+
+
+def _photons(rec: Record, beam: str, centre_m: float, h_range_m: tuple[float, float], cfg: ValidateConfig,
+             options: dict[str, Any] | None, doc_flags: list[str]) -> pd.DataFrame | None:
+    """The zoom's photons (None: no ATL03; a read that fails is a flag, appended to ``doc_flags``)."""
+    try:
+        return zoom_photons(str(rec["atl03"]), beam, centre_m, cfg.zoom_m, h_range_m, options)
+    except (SeaIceError, OSError) as exc:
+        doc_flags.append(f"no photon zoom: {exc}")
+        return None
+
+
+def _whole_track(ctx: WorkContext[ValidateConfig], rec: Record, key: PartitionKey, ref: ReferenceTrack,
+                 title: str) -> tuple[dict[str, Any], bytes | None]:
+    """The figures and quicklook of the track read at once."""
+    cfg = ctx.config
+    options = dict(ctx.inputs.storage_options) or None
+    ours = ctx.lake.read_table(key).to_pandas()
+    ours = ours.sort_values("x_atc_m", kind="stable").reset_index(drop=True)
+    doc = compare_track(ours, ref, cfg)
+    if not cfg.quicklook:
+        return doc, None
+    failed: list[str] = []
+    photons = (_photons(rec, str(key.beam), zoom_centre(ours), zoom_height_range(ours), cfg, options, failed)
+               if rec.get("atl03") and len(ours) else None)
+    doc["flags"].extend(failed)
+    return doc, _quicklook(ours, title, ref, photons, doc)
+
+
+def _streamed(ctx: WorkContext[ValidateConfig], rec: Record, key: PartitionKey, ref: ReferenceTrack, title: str,
+              chunk_rows: int) -> tuple[dict[str, Any], bytes | None]:
+    """The figures and quicklook of the track read in chunks, three times (module docstring)."""
+    cfg = ctx.config
+    options = dict(ctx.inputs.storage_options) or None
+    with PartitionSource(ctx.lake, key) as source:
+        first = last = first_m = last_m = np.nan
+        for chunk in iter_chunks(source, [], chunk_rows):
+            own = chunk.frame.iloc[chunk.own]
+            x, xm = own["x_atc_m"].to_numpy(dtype=np.float64), floats(own, "x_atc_m")
+            xm = xm[np.isfinite(xm)]
+            if x.size:
+                first, last = (x[0] if np.isnan(first) else first), x[-1]
+            if xm.size:
+                first_m, last_m = (xm[0] if np.isnan(first_m) else first_m), xm[-1]
+        rows = source.num_rows
+        failed: list[str] = []
+        photons = None
+        if cfg.quicklook and rec.get("atl03") and rows:
+            centre, h_range = _zoom_inputs(source, chunk_rows, 0.5 * (first + last))
+            photons = _photons(rec, str(key.beam), centre, h_range, cfg, options, failed)
+        comparison = TrackComparison(ref, cfg, (float(first), float(last)) if rows else None)
+        quicklook = None
+        columns = list(COMPARED_COLUMNS)
+        if cfg.quicklook:
+            from seaice_tasks.surface.plots import photon_arrays
+
+            quicklook = QuicklookRows((float(first_m), float(last_m) + 2.0) if np.isfinite(first_m) else None,
+                                      zoom_stretch(photon_arrays(photons)[0]))
+            columns = list(dict.fromkeys([*columns, *OURS_COLUMNS]))
+        for chunk in iter_chunks(source, columns, chunk_rows):
+            own = chunk.frame.iloc[chunk.own].reset_index(drop=True)
+            comparison.add(own)
+            if quicklook is not None:
+                quicklook.add(own)
+    doc = comparison.result()
+    doc["flags"].extend(failed)
+    if quicklook is None:
+        return doc, None
+    return doc, _quicklook(quicklook, title, ref, photons, doc)
+
+
+def _zoom_inputs(source: PartitionSource, chunk_rows: int, mid_m: float) -> tuple[float, tuple[float, float]]:
+    """:func:`zoom_centre` and :func:`zoom_height_range` of a track read in chunks (its mid-point given)."""
+    best, best_d = np.nan, np.inf
+    heights = []
+    for chunk in iter_chunks(source, ["class", "h_cor_mean_m"], chunk_rows):
+        own = chunk.frame.iloc[chunk.own]
+        x = own["x_atc_m"].to_numpy(dtype=np.float64)
+        water = x[own["class"].to_numpy() == _WATER]
+        if water.size:
+            d = np.abs(water - mid_m)
+            j = int(np.argmin(d))
+            if d[j] < best_d:
+                best, best_d = float(water[j]), float(d[j])
+        h = own["h_cor_mean_m"].to_numpy(dtype=np.float64)
+        heights.append(h[np.isfinite(h)])
+    finite = np.concatenate(heights) if heights else np.empty(0)
+    h_range = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99))) if finite.size else (0.0, 1.0)
+    return (best if np.isfinite(best) else float(mid_m)), h_range
+
+
+def validate_track(ctx: WorkContext[ValidateConfig], rec: Record, chunk_rows: int) -> WorkResult:
+    """:func:`validate_track_work` with ``chunk_rows`` given (0: the whole track at once)."""
+    granule, beam, day = str(rec["granule"]), str(rec["beam"]), str(rec["date"])
+    options = dict(ctx.inputs.storage_options) or None
+    key_in = FREEBOARD.key(date=day, granule=granule, beam=beam)
+    ref = read_reference(rec.get("atl07") or None, rec.get("atl10") or None, beam, options)
+    title = f"{granule} {beam} {day}"
+    if chunk_rows == 0:
+        doc, png = _whole_track(ctx, rec, key_in, ref, title)
+    else:
+        try:
+            doc, png = _streamed(ctx, rec, key_in, ref, title, chunk_rows)
+        except TrackOrderError as exc:
+            log.warning("%s; validated as a whole", exc)
+            doc, png = _whole_track(ctx, rec, key_in, ref, title)
+    key = VALIDATION.key(date=day, granule=granule, beam=beam)
+    outputs: list[Output] = [BytesOutput(key, VALIDATION_FILE, json.dumps(doc, sort_keys=True, indent=1).encode())]
+    if png is not None:
+        outputs.append(BytesOutput(key, QUICKLOOK_FILE, png))
+    return WorkResult(rows=({"track": f"{granule}/{beam}", **doc},), outputs=tuple(outputs))
+
+
 def validate_track_work(rec: Record, ctx: WorkContext[ValidateConfig]) -> WorkResult:
     """One track -> its ``validation`` partition (figures JSON + quicklook) and the figures as a row.
 
     Record: ``date``, ``granule``, ``beam`` and the URIs ``atl03``, ``atl07``, ``atl10`` the
     driver found in the day's inventory (empty: none).  Raw files are read with the catalog's
-    storage options.
+    storage options.  The track is read in chunks of the config's ``chunk_rows`` (module
+    docstring); with ``chunk_rows`` 0, or when its rows are not in ascending ``x_atc_m`` (a
+    warning), at once.
     """
-    from seaice_tasks.surface.plots import track_quicklook
-
-    cfg = ctx.config
-    granule, beam, day = str(rec["granule"]), str(rec["beam"]), str(rec["date"])
-    options = dict(ctx.inputs.storage_options) or None
-    ours = ctx.lake.read_table(FREEBOARD.key(date=day, granule=granule, beam=beam)).to_pandas()
-    ours = ours.sort_values("x_atc_m", kind="stable").reset_index(drop=True)
-    ref = read_reference(rec.get("atl07") or None, rec.get("atl10") or None, beam, options)
-    doc = compare_track(ours, ref, cfg)
-    key = VALIDATION.key(date=day, granule=granule, beam=beam)
-    outputs: list[Output] = []
-    if cfg.quicklook:
-        photons = None
-        if rec.get("atl03") and len(ours):
-            try:
-                photons = zoom_photons(str(rec["atl03"]), beam, zoom_centre(ours), cfg.zoom_m,
-                                       zoom_height_range(ours), options)
-            except (SeaIceError, OSError) as exc:
-                doc["flags"].append(f"no photon zoom: {exc}")
-        png = track_quicklook(ours, title=f"{granule} {beam} {day}", atl07=ref.atl07, atl10=ref.atl10,
-                              atl10_surface=ref.atl10_surface, photons=photons,
-                              datum_offset_m=float(doc.get("datum", {}).get("offset_m") or 0.0))
-        outputs.append(BytesOutput(key, QUICKLOOK_FILE, png))
-    outputs.insert(0, BytesOutput(key, VALIDATION_FILE, json.dumps(doc, sort_keys=True, indent=1).encode()))
-    return WorkResult(rows=({"track": f"{granule}/{beam}", **doc},), outputs=tuple(outputs))
+    return validate_track(ctx, rec, ctx.config.chunk_rows)
