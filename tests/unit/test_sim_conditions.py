@@ -266,6 +266,22 @@ def test_night_day_has_night_background_and_no_scenes(tmp_path: Path) -> None:
         assert f["gt1r/sea_ice_segments/heights/height_segment_length_seg"].shape[0] > 0
 
 
+def test_the_demo_path_runs_a_day_without_scenes(tmp_path: Path) -> None:
+    """Discovery, the 2 m job, the S2-label job and colocation on a night day: tracks, no pair."""
+    from seaice_tasks.demo import prepare_labelled_day
+    from seaice_tasks.storage import Lake
+
+    cfg = dataclasses.replace(day("unseen_night"), granules=1, km=3.0)
+    lake = Lake(tmp_path / "lake")
+    truth = prepare_labelled_day(cfg, tmp_path / "sim", lake)
+    assert (truth / MANIFEST_FILE).exists()
+    segments = lake.partitions("segments_2m")
+    assert sorted(str(k.beam) for k in segments) == sorted(strong_beams(1))
+    assert lake.partitions("s2_labels") == []
+    pairs = lake.partitions("s2_pairs")
+    assert len(pairs) == 1 and len(lake.read_table(pairs[0]).to_pandas()) == 0
+
+
 def test_overpass_hours_move_the_tracks_and_daylight_keeps_its_scenes() -> None:
     base = SimConfig(granules=3)
     night = dataclasses.replace(base, overpass_local_hours=(23.0, 25.0))
