@@ -23,13 +23,17 @@ memory flat in the track's length:
   ``bbox`` of the whole output in a first pass, so that every piece carries the file's.
 
 Memory: the chunk with its halos, a pass's small statistics and the output row group being filled
-(a file of up to 1,048,576 rows is one row group: holding it is what byte-identical files cost).
+(a file of up to 1,048,576 rows is one row group: holding it is what byte-identical files cost;
+:func:`row_groups` holds it in Arrow's own memory, not in the frames it came from).  Between
+chunks the C heap's free memory goes back to the system (:func:`release_heap`).
 """
 
 from __future__ import annotations
 
 import abc
+import ctypes
 import dataclasses
+import functools
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
@@ -56,13 +60,15 @@ __all__ = [
     "TrackChunk",
     "iter_chunks",
     "row_groups",
+    "release_heap",
     "BoundingBox",
 ]
 
 #: The along-track coordinate the rows are ordered by (m).
 X_COLUMN: Final[str] = "x_atc_m"
-#: Rows per chunk by default: about 130 km of 2 m segments (tens of MiB of working memory per stage).
-DEFAULT_CHUNK_ROWS: Final[int] = 65_536
+#: Rows per chunk by default: about 65 km of 2 m segments (tens of MiB of working memory per stage; with
+#: the freeboard's halo of 2 x 10,000 rows it holds about 53,000 rows at a time; docs/benchmarks.md, "Track memory").
+DEFAULT_CHUNK_ROWS: Final[int] = 32_768
 #: Rows per record batch read from a Parquet file (at most; a chunk is assembled from batches).
 BATCH_ROWS: Final[int] = 16_384
 #: Read buffer of a column chunk (bytes): pages are read as they are decoded, not a whole column chunk at once.
@@ -383,7 +389,7 @@ def iter_chunks(source: TrackSource, columns: Sequence[str], chunk_rows: int, *,
                          f"{halo_rows}, {halo_m})")
     total = source.num_rows
     cols = list(dict.fromkeys([X_COLUMN, *columns]))
-    rows = _Rows(source.blocks(cols, min(chunk_rows, BATCH_ROWS)), source.where)
+    rows = _Rows(source.blocks(cols, BATCH_ROWS), source.where)
     if total == 0:
         yield TrackChunk(0, 0, 0, 0, 0, source.empty(cols))
         return
@@ -401,9 +407,33 @@ def iter_chunks(source: TrackSource, columns: Sequence[str], chunk_rows: int, *,
         rows.fill(stop)
         yield TrackChunk(lo, hi, start, stop, total, rows.frame(start, stop))
         rows.drop_before(start)
+        if chunk_rows >= BATCH_ROWS:  # small chunks leave little behind
+            release_heap()
     rows.fill(total + 1)
     if rows.hi != total:
         raise InputError(source.where, f"{rows.hi} rows read, {total} expected")
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim`` (None elsewhere)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+
+
+def release_heap() -> None:
+    """Give freed memory back to the system: Arrow's pool's and the C heap's (glibc; elsewhere Arrow's only).
+
+    A chunk's frames and batches are freed when the next one is read, but the allocators keep
+    freed memory mapped and the next chunk's arrays do not always fit in it: without this the
+    resident set creeps up chunk by chunk.
+    """
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def row_groups(pieces: Iterable[pa.Table], rows: int = PARQUET_ROW_GROUP_ROWS) -> Iterator[pa.Table]:
@@ -423,25 +453,27 @@ def row_groups(pieces: Iterable[pa.Table], rows: int = PARQUET_ROW_GROUP_ROWS) -
         done = 0
         while done < piece.num_rows:
             take = min(rows - held, piece.num_rows - done)
-            part = piece.slice(done, take)
-            for i, col in enumerate(part.columns):
-                columns[i].extend(col.chunks)
+            for i, col in enumerate(piece.slice(done, take).columns):
+                # a copy: the piece's arrays may share the memory of whole frames it came from
+                columns[i].append(pa.concat_arrays(col.chunks))
             held += take
             done += take
             if held == rows:
                 yield _joined(schema, columns)
                 given = True
                 held = 0
+        del piece
     if schema is not None and (held or not given):
         yield _joined(schema, columns)
 
 
 def _joined(schema: pa.Schema, columns: list[list[pa.Array]]) -> pa.Table:
-    """The held column pieces as one table (each column one array); empties ``columns``."""
+    """The held column pieces as one table (each column one array); empties ``columns`` as it goes."""
     arrays = []
     for i, field in enumerate(schema):
         parts, columns[i] = columns[i], []
-        arrays.append(pa.concat_arrays(parts) if parts else pa.array([], type=field.type))
+        arrays.append(parts[0] if len(parts) == 1 else pa.concat_arrays(parts) if parts
+                      else pa.array([], type=field.type))
         del parts
     return pa.Table.from_arrays(arrays, schema=schema)
 

@@ -176,7 +176,9 @@ class TrackComparison:
         if self.a07 is not None:
             c07, l07 = self.a07["seg_dist_x"].to_numpy(dtype=np.float64), _lengths(self.a07, self.cfg.default_length_m)
             self._m07 = (SegmentMeans(c07, l07), SegmentMeans(c07, l07))
+        #: Per ATL10 reference section: its extent (m) and our surfaces and ice freeboards in it, until its means.
         self._sections: dict[int, tuple[float, float, list[FloatArray], list[FloatArray]]] = {}
+        self._section_means: dict[int, tuple[float, float]] = {}
         if self.a10 is not None:
             c10, l10 = self.a10["seg_dist_x"].to_numpy(dtype=np.float64), _lengths(self.a10, self.cfg.default_length_m)
             self._m10 = SegmentMeans(c10, l10)
@@ -215,11 +217,17 @@ class TrackComparison:
             self._m07[1].add(x, np.where(classified, (cls == _WATER).astype(np.float64), np.nan))
         if self._m10 is not None:
             self._m10.add(x, fb)
-        for lo, hi, surfaces, freeboards in self._sections.values():
+        for k, (lo, hi, surfaces, freeboards) in self._sections.items():
+            if k in self._section_means:
+                continue
             a, b = np.searchsorted(x, lo), np.searchsorted(x, hi)
             if a < b:
-                surfaces.append(surface[a:b])
+                surfaces.append(surface[a:b].copy())  # not a view: it would hold the whole piece
                 freeboards.append(fb[a:b][ice[a:b]])
+            if x[-1] >= hi:  # no later row falls in the section: its means, and its rows let go
+                self._section_means[k] = _section_means(surfaces, freeboards)
+                surfaces.clear()
+                freeboards.clear()
 
     def result(self) -> dict[str, Any]:
         """The figures of the rows given (:func:`compare_track`'s document)."""
@@ -283,12 +291,9 @@ class TrackComparison:
         rows = []
         for k, (lo, hi, surfaces, freeboards) in sorted(self._sections.items()):
             sel = ndx == k
-            s = np.concatenate(surfaces) if surfaces else np.empty(0)
-            f = np.concatenate(freeboards) if freeboards else np.empty(0)
-            rows.append({"section": int(k), "from_m": lo, "to_m": hi,
-                         "ours_m": float(np.nanmean(s)) if np.isfinite(s).any() else np.nan,
-                         "atl10_m": float(heights[k - 1]),
-                         "ours_fb_m": float(np.nanmean(f)) if np.isfinite(f).any() else np.nan,
+            ours_m, ours_fb_m = self._section_means.get(k) or _section_means(surfaces, freeboards)
+            rows.append({"section": int(k), "from_m": lo, "to_m": hi, "ours_m": ours_m,
+                         "atl10_m": float(heights[k - 1]), "ours_fb_m": ours_fb_m,
                          "atl10_fb_m": float(np.nanmean(fb10[sel])) if np.isfinite(fb10[sel]).any() else np.nan})
         frame = pd.DataFrame(rows, columns=["section", "from_m", "to_m", "ours_m", "atl10_m", "ours_fb_m",
                                             "atl10_fb_m"])
@@ -296,3 +301,11 @@ class TrackComparison:
         dfb = (frame["ours_fb_m"] - frame["atl10_fb_m"]).to_numpy(dtype=np.float64)
         return {"sections": len(frame), "raw": _diff_stats(d), "after_datum": _diff_stats(d - datum),
                 "freeboard_per_section": _diff_stats(dfb)}
+
+
+def _section_means(surfaces: list[FloatArray], freeboards: list[FloatArray]) -> tuple[float, float]:
+    """Our mean surface and mean ice freeboard (m) of a section's rows (NaN without a finite one)."""
+    s = np.concatenate(surfaces) if surfaces else np.empty(0)
+    f = np.concatenate(freeboards) if freeboards else np.empty(0)
+    return (float(np.nanmean(s)) if np.isfinite(s).any() else np.nan,
+            float(np.nanmean(f)) if np.isfinite(f).any() else np.nan)

@@ -124,6 +124,36 @@ def test_rerun_is_byte_identical(day: dict[str, Any], classified: dict[str, Any]
     assert digests(lake) == digests(classified["lake"])
 
 
+def test_classes_file_is_the_same_for_any_chunk_size(day: dict[str, Any], classified: dict[str, Any]) -> None:
+    """Read in chunks (model windows, reference windows and a batch of 8192 windows cut by their boundaries) or at
+    once, the staged ``classes.parquet`` is byte for byte the job's, and so is the summary row."""
+    import uuid
+
+    from seaice_tasks.is2.classify import classify_track
+    from seaice_tasks.outputs import stage_output
+    from seaice_tasks.storage import InputStore
+    from seaice_tasks.work import WorkContext
+
+    lake: Lake = classified["lake"]
+    key = lake.partitions(SEGMENTS_CLASSIFIED.name, DATE)[0]
+    committed = hashlib.sha256(lake.open_file(key, CLASSES_FILE)).hexdigest()
+    rows = []
+    for chunk_rows in (0, 777, 5000):
+        ctx = WorkContext(config=ClassifyConfig(), lake=lake, inputs=InputStore(str(lake.root)),
+                          token=uuid.uuid4().hex)
+        result = classify_track(ctx, DAY, str(key.granule), str(key.beam), day["version"], chunk_rows)
+        for output in result.outputs:
+            stage_output(lake, output, ctx.token, ctx.config)
+        staged = ctx.read_staged(key, CLASSES_FILE)
+        lake.discard_staging(ctx.token)
+        assert hashlib.sha256(staged).hexdigest() == committed, chunk_rows
+        rows.append(result.rows)
+    assert rows[0] == rows[1] == rows[2] and rows[0][0]["segments"] == lake.require(key).rows
+    info = lake.require(key).info
+    assert {k: rows[0][0][k] for k in ("segments", "classified", "class_counts")} == {
+        k: info[k] for k in ("segments", "classified", "class_counts")}
+
+
 def test_no_promoted_model_is_a_recorded_skip(day: dict[str, Any], tmp_path: Path) -> None:
     shutil.copytree(day["untrained"], tmp_path / "lake")
     lake = Lake(tmp_path / "lake")

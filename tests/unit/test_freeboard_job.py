@@ -166,6 +166,44 @@ def test_validation_of_the_simulated_day(day: dict[str, Any]) -> None:
     assert lake.open_file(day_key, HISTOGRAM_FILE).startswith(b"\x89PNG")
 
 
+def test_freeboard_and_validation_files_are_the_same_for_any_chunk_size(day: dict[str, Any]) -> None:
+    """Chunks cutting windows, leads, NASA segments and reference sections, or the track at once: every staged
+    file (freeboard.parquet, validation.json, quicklook.png) and summary row is byte for byte the job's."""
+    import uuid
+
+    from seaice_tasks.outputs import stage_output
+    from seaice_tasks.spark_jobs.runner import inventory_uris
+    from seaice_tasks.storage import InputStore
+    from seaice_tasks.surface.freeboard import FreeboardConfig, freeboard_track
+    from seaice_tasks.surface.validate import ValidateConfig, validate_track
+    from seaice_tasks.work import WorkContext, WorkResult
+
+    lake: Lake = day["lake"]
+    inputs = InputStore(str(day["sim"].catalog))
+    uris = {kind: inventory_uris(lake, DATE, kind) for kind in ("ATL03", "ATL07", "ATL10")}
+    key = lake.partitions(FREEBOARD.name, DATE)[0]
+    granule, beam = str(key.granule), str(key.beam)
+    rec = {"date": DAY, "granule": granule, "beam": beam, "atl03": next(u for u in uris["ATL03"] if granule in u),
+           "atl07": companion_uri(granule, uris["ATL07"], "ATL07") or "",
+           "atl10": companion_uri(granule, uris["ATL10"], "ATL10") or ""}
+    vkey = VALIDATION.key(date=DATE, granule=granule, beam=beam)
+    committed = {name: lake.open_file(k, name) for k, name in ((key, FREEBOARD_FILE), (vkey, VALIDATION_FILE),
+                                                              (vkey, QUICKLOOK_FILE))}
+    def check(ctx: WorkContext[Any], result: WorkResult, chunk_rows: int) -> None:
+        for output in result.outputs:
+            stage_output(lake, output, ctx.token, ctx.config)
+            assert ctx.read_staged(output.key, output.name) == committed[output.name], (output.name, chunk_rows)
+        lake.discard_staging(ctx.token)
+
+    for chunk_rows in (0, 1500, 4999):
+        fb_ctx = WorkContext(config=FreeboardConfig(), lake=lake, inputs=inputs, token=uuid.uuid4().hex)
+        result = freeboard_track(fb_ctx, DAY, granule, beam, chunk_rows)
+        check(fb_ctx, result, chunk_rows)
+        assert result.rows[0] == {"granule": granule, "beam": beam, **lake.require(key).info}
+        v_ctx = WorkContext(config=ValidateConfig(), lake=lake, inputs=inputs, token=uuid.uuid4().hex)
+        check(v_ctx, validate_track(v_ctx, rec, chunk_rows), chunk_rows)
+
+
 def test_missing_or_broken_nasa_products_are_flags(day: dict[str, Any], tmp_path: Path) -> None:
     lake: Lake = day["lake"]
     key = lake.partitions(FREEBOARD.name, DATE)[0]
