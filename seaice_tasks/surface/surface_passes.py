@@ -288,10 +288,11 @@ def _edge_table(x_first: FloatArray, x_last: FloatArray, v_first: FloatArray,
 
 
 def _filled(x: FloatArray, own_values: FloatArray, edges: tuple[FloatArray, FloatArray]) -> tuple[FloatArray, IntArray]:
-    """Rows' own values, else ``np.interp`` over the windows' edge rows; the flags of ``_fill_along_track``.
+    """Rows' own values, else ``np.interp`` over the windows' edge rows: ``np.interp`` over every row with a value.
 
-    Rows that share an x with a later row with a value take that row's value, as ``np.interp``
-    over every row gives them.
+    (Rows that share an x are never cut apart by a window's start, which is the first row beyond
+    an x: they have one value.)  Flags: 0 own value, 1 interpolated, 2 beyond the first or last
+    row with a value, 3 none in the track.
     """
     flag = np.full(x.size, FLAG_NO_WATER, dtype=np.int64)
     edge_x, edge_v = edges
@@ -300,21 +301,10 @@ def _filled(x: FloatArray, own_values: FloatArray, edges: tuple[FloatArray, Floa
     have = np.isfinite(own_values)
     out = np.array(own_values, dtype=np.float64)
     out[~have] = np.interp(x[~have], edge_x, edge_v)
-    if x.size > 1 and bool(np.any(x[1:] == x[:-1])):
-        _last_of_equals(x, out, have)
     flag[:] = FLAG_INTERPOLATED
     flag[(x < edge_x[0]) | (x > edge_x[-1])] = FLAG_EXTRAPOLATED
     flag[have] = FLAG_OWN_LEADS
     return out, flag
-
-
-def _last_of_equals(x: FloatArray, out: FloatArray, have: BoolArray) -> None:
-    """Within runs of equal x, the value of the run's last row with a value for every row (``np.interp``'s pick)."""
-    cuts = np.flatnonzero(np.diff(x) != 0) + 1
-    for run in np.split(np.arange(x.size), cuts):
-        with_value = run[have[run]]
-        if run.size > 1 and with_value.size:
-            out[run] = out[with_value[-1]]
 
 
 def surface_rows(tables: SurfaceTables, chunk: TrackChunk, r: RowInputs, config: SeaSurfaceConfig) -> pd.DataFrame:

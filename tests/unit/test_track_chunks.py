@@ -207,6 +207,26 @@ def test_freeboard_in_chunks_is_the_whole_tracks(name: str, chunk_rows: int) -> 
         same_frames(pd.concat(got, ignore_index=True) if len(got) > 1 else got[0], whole)
 
 
+@pytest.mark.parametrize("chunk_rows", (1, 37, 250))
+def test_freeboard_in_chunks_with_rows_sharing_an_x(chunk_rows: int) -> None:
+    """Rows with equal x_atc_m (not in 2 m bins, but allowed): still the whole track's values."""
+    t = track(500 if chunk_rows == 1 else 1200, leads=((40, 60), (200, 330), (410, 413)))
+    x = t["x_atc_m"].to_numpy().copy()
+    same = np.random.default_rng(4).random(x.size) < 0.1
+    x[1:][same[1:]] = x[:-1][same[1:]]
+    t["x_atc_m"] = np.maximum.accumulate(x)
+    assert (np.diff(t["x_atc_m"].to_numpy()) == 0).sum() > 20
+    config = FreeboardConfig(surface=SeaSurfaceConfig(radius_m=60.0, smooth_rows=5, lead_kernel_m=100.0))
+    whole = freeboard_frame(t, config)
+    got = list(freeboard_chunks(FrameSource(t), config, chunk_rows))
+    same_frames(pd.concat(got, ignore_index=True), whole)
+    # the window surfaces are np.interp over every row with a value of its window, as the whole track did it:
+    # rows that share an x take the last such row's value
+    x, v = whole["x_atc_m"].to_numpy(), whole["surface_nasa_m"].to_numpy()
+    own = whole["surface_flag"].to_numpy() == 0
+    np.testing.assert_array_equal(v, np.interp(x, x[own], v[own]))
+
+
 @pytest.mark.parametrize("chunk_rows", CHUNKS)
 def test_classes_in_chunks_are_the_whole_tracks(chunk_rows: int, one_thread: None) -> None:
     from seaice_tasks.models.registry import LoadedModel
