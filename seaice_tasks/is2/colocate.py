@@ -29,6 +29,7 @@ import numpy.typing as npt
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.errors import ConfigError, SeaIceError
+from seaice_tasks.is2.photon_evidence import PhotonEvidenceConfig
 
 __all__ = [
     "POLAR_CRS",
@@ -40,6 +41,9 @@ __all__ = [
     "local_jacobian",
     "lead_runs",
 ]
+
+#: Label policies of the transfer (``ColocateConfig.label_policy``).
+LABEL_POLICIES: Final[tuple[str, ...]] = ("s2", "evidence")
 
 #: CRS of drift shifts and of the authors' colocation (NSIDC Sea Ice Polar Stereographic South).
 POLAR_CRS: Final[str] = "EPSG:3976"
@@ -117,6 +121,17 @@ class ColocateConfig(JsonConfig):
     refine_thick_above_m : float
         With ``refine``, a thin-ice or water segment at least this far above the local S2-water
         level becomes thick ice (m; thin ice is at most ~0.15 m above water).
+    label_policy : {"s2", "evidence"}
+        ``s2``: the colour label of the pixel under each segment is its label (the papers').
+        ``evidence``: a segment is labelled only where the photons agree
+        (:func:`seaice_tasks.is2.label_transfer.evidence_labels`): open water wherever the photon
+        evidence finds it (the narrow leads a 10 m pixel calls ice), thick or thin ice where a pure
+        pixel and the photons say the same; everything else is left unlabelled, never taught as ice.
+    unlabel_mixed : bool
+        With ``s2``: leave unlabelled the segments on a pixel whose 3 x 3 neighbourhood holds
+        another class (class edges, narrow features; ``evidence`` always does).
+    evidence : PhotonEvidenceConfig
+        Windows and thresholds of the photon evidence (:mod:`seaice_tasks.is2.photon_evidence`).
     reference_window_m : float
         Radius of the 10 km / 5 km feature windows (METHOD §5.1: 5000 m).
     reference_percentile : float
@@ -151,6 +166,9 @@ class ColocateConfig(JsonConfig):
     refine_max_height_sd_m: float = 0.2
     refine_min_pcnt_ratio: float = 1.5
     refine_thick_above_m: float = 0.3
+    label_policy: str = "s2"
+    unlabel_mixed: bool = False
+    evidence: PhotonEvidenceConfig = dataclasses.field(default_factory=PhotonEvidenceConfig)
     reference_window_m: float = 5000.0
     reference_percentile: float = 2.0
 
@@ -166,6 +184,8 @@ class ColocateConfig(JsonConfig):
             raise ConfigError(f"ColocateConfig.label_from: 's2' or 'unet', got {self.label_from!r}")
         if self.label_from == "unet" and not self.use_unet:
             raise ConfigError("ColocateConfig.label_from 'unet' needs use_unet")
+        if self.label_policy not in LABEL_POLICIES:
+            raise ConfigError(f"ColocateConfig.label_policy: one of {list(LABEL_POLICIES)}, got {self.label_policy!r}")
         if not 0 <= self.floor_percentile <= 100 or not 0 <= self.reference_percentile <= 100:
             raise ConfigError("ColocateConfig: percentiles must be in [0, 100]")
         if self.height_clip_m[0] >= self.height_clip_m[1]:

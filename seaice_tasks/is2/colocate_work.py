@@ -46,10 +46,13 @@ from seaice_tasks.is2.label_transfer import (
     SOURCE_S2,
     SOURCE_UNET,
     apply_corrections,
+    evidence_labels,
     lookup_labels,
+    mixed_pixels,
     refine_with_photons,
     trim_slice,
 )
+from seaice_tasks.is2.photon_evidence import photon_evidence
 from seaice_tasks.outputs import TableOutput
 from seaice_tasks.products import LABELS_FILE, S2_LABELS, S2_UNET_LABELS, SEGMENTS_2M, SEGMENTS_LABELLED, UNUSABLE_FILE
 from seaice_tasks.schemas import FEATURE_FIELDS, SEGMENTS_LABELLED_SCHEMA
@@ -97,6 +100,15 @@ class _Track:
         self.above_floor = photon_height_above_floor(self.frame["h_cor_mean_m"].to_numpy(dtype=np.float64),
                                                      self.frame["x_atc_m"].to_numpy(dtype=np.float64),
                                                      config.floor_block_m, config.floor_percentile)
+        self._evidence: npt.NDArray[np.uint8] | None = None
+        self._config = config
+
+    @property
+    def evidence(self) -> npt.NDArray[np.uint8]:
+        """The photon evidence class of every segment (computed on the whole track, once)."""
+        if self._evidence is None:
+            self._evidence = photon_evidence(self.frame, self._config.evidence)["evidence_class"].to_numpy(np.uint8)
+        return self._evidence
 
     def covered(self, grid: SceneGrid, unusable: npt.NDArray[np.uint8], offset: FloatArray) -> npt.NDArray[np.bool_]:
         """Segments inside the valid footprint (mask not nodata) and the time window at a scene offset."""
@@ -290,6 +302,17 @@ def _transfer(track: _Track, grid: SceneGrid, labels: npt.NDArray[np.uint8], unu
     label = full.copy()
     source = np.where(label != _UNLABELED, SOURCE_UNET if config.label_from == "unet" else SOURCE_S2,
                       SOURCE_NONE).astype(object)
+    if config.label_policy == "evidence" or config.unlabel_mixed:
+        mixed = lookup_labels(mixed_pixels(unet if config.label_from == "unet" and unet is not None else labels)
+                              .astype(np.uint8), rows_px, cols_px) != 0
+        if config.label_policy == "evidence":
+            stretch_labels, from_photons = evidence_labels(full[lo:hi], mixed[lo:hi], track.evidence[lo:hi])
+            label[lo:hi] = stretch_labels
+            source[lo:hi] = np.where(from_photons, SOURCE_PHOTONS,
+                                     np.where(stretch_labels != _UNLABELED, source[lo:hi], SOURCE_NONE))
+        else:
+            label[mixed & (label != _UNLABELED)] = np.uint8(_UNLABELED)
+            source[label == _UNLABELED] = SOURCE_NONE
     if config.refine:
         to_water, to_thick = refine_with_photons(label, track.frame["h_cor_mean_m"].to_numpy(dtype=np.float64),
                                        track.frame["h_std_m"].to_numpy(dtype=np.float64),

@@ -15,7 +15,12 @@ and the drift shift already applied:
    than ~2 px are grey in the image and labelled thin or thick, while the 2 m photons resolve
    them: a thin/thick segment at the local S2-water level, flat and bright in photon rate
    becomes water.
-4. **Manual corrections** (:func:`apply_corrections`): along-track intervals (granule, beam,
+4. **Evidence policy** (:func:`evidence_labels`, ``label_policy="evidence"``): labels only
+   where the photons agree -- open water wherever the photon evidence
+   (:mod:`seaice_tasks.is2.photon_evidence`) finds it, ice where a pure pixel
+   (:func:`mixed_pixels`) and the photons say the same class; the rest unlabelled, so a narrow
+   lead the 10 m colours call ice is never taught as ice.
+5. **Manual corrections** (:func:`apply_corrections`): along-track intervals (granule, beam,
    x_from, x_to, class, author, note) set the label, after everything automatic; applying
    them twice changes nothing.
 
@@ -50,6 +55,8 @@ __all__ = [
     "lookup_labels",
     "trim_slice",
     "refine_with_photons",
+    "mixed_pixels",
+    "evidence_labels",
     "apply_corrections",
     "read_corrections",
     "read_drift_overrides",
@@ -265,6 +272,67 @@ def check_corrections(frame: pd.DataFrame, name: str, day_granules: Mapping[str,
                                     "reason": f"{name}: row {r}: interval overlaps row {o} of the same track"})
     frame = frame.loc[~frame["row"].isin(sorted(bad))]
     return Corrections(frame.reset_index(drop=True), tuple(sorted(refused, key=lambda d: d["row"])))
+
+
+def mixed_pixels(labels: U8) -> npt.NDArray[np.bool_]:
+    """Pixels whose 3 x 3 neighbourhood holds another value than their own (nodata counts).
+
+    A 10 m pixel at a class edge, or on a feature a few pixels wide, mixes classes: its colour
+    label is the least trustworthy.
+
+    Examples
+    --------
+    >>> mixed_pixels(np.array([[0, 0, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.uint8)).astype(int)
+    array([[0, 1, 1, 1],
+           [0, 1, 1, 1],
+           [0, 1, 1, 1],
+           [0, 0, 0, 0]])
+    """
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    values = np.asarray(labels, dtype=np.uint8)
+    return np.asarray(maximum_filter(values, size=3, mode="nearest")
+                      != minimum_filter(values, size=3, mode="nearest"), dtype=bool)
+
+
+def evidence_labels(s2: U8, mixed: npt.ArrayLike, evidence: U8) -> tuple[U8, npt.NDArray[np.bool_]]:
+    """Labels where the photons agree (``label_policy="evidence"``), and which came from the photons alone.
+
+    Parameters
+    ----------
+    s2 : ndarray of uint8
+        The image's label of each segment (0 thick, 1 thin, 2 water, 255 none).
+    mixed : array_like of bool
+        The segment's pixel mixes classes (:func:`mixed_pixels`).
+    evidence : ndarray of uint8
+        The photon evidence class of each segment (0, 1, 2).
+
+    Returns
+    -------
+    labels : ndarray of uint8
+        Open water where the evidence says water (whatever the image says: narrow leads are
+        ice or mixed in it); thick or thin ice where a pure pixel and the evidence agree; 255
+        elsewhere (the image's water the photons do not confirm, disagreements, mixed pixels).
+    from_photons : ndarray of bool
+        Segments labelled water against (or without) the image's label.
+
+    Examples
+    --------
+    >>> labels, photons = evidence_labels(np.array([0, 0, 1, 1, 2, 255, 0], np.uint8),
+    ...                                   np.array([0, 1, 0, 0, 0, 0, 0], bool),
+    ...                                   np.array([0, 0, 1, 0, 0, 2, 2], np.uint8))
+    >>> labels.tolist(), photons.tolist()
+    ([0, 255, 1, 255, 255, 2, 2], [False, False, False, False, False, True, True])
+    """
+    s2 = np.asarray(s2, dtype=np.uint8)
+    ev = np.asarray(evidence, dtype=np.uint8)
+    pure = ~np.asarray(mixed, dtype=bool)
+    water = ev == SeaIceClass.OPEN_WATER
+    ice_agrees = pure & (s2 == ev) & (s2 != SeaIceClass.OPEN_WATER) & (s2 != _UNLABELED)
+    out = np.full(s2.shape, _UNLABELED, dtype=np.uint8)
+    out[ice_agrees] = s2[ice_agrees]
+    out[water] = np.uint8(SeaIceClass.OPEN_WATER)
+    return out, water & (s2 != SeaIceClass.OPEN_WATER)
 
 
 def apply_corrections(labels: U8, x_atc_m: npt.NDArray[np.float64],

@@ -135,6 +135,35 @@ def test_refinement_changes_labels_with_photons(day: dict[str, Any], tmp_path: P
     assert (sources.loc[changed, "label"] != sources.loc[changed, "label_s2"]).all()
 
 
+def _label_scores(day: dict[str, Any], lake: Lake) -> tuple[dict[str, Any], pd.DataFrame]:
+    truth_bins = pd.read_parquet(next(day["sim"].truth.glob("*_truth_bins.parquet")))
+    frames = []
+    for key in lake.partitions(SEGMENTS_LABELLED.name):
+        seg = lake.read_table(key).to_pandas()
+        frames.append(seg.assign(truth=truth_classes(seg, truth_bins, str(key.beam))))
+    both = pd.concat(frames, ignore_index=True)
+    return score_label_transfer(both["truth"].to_numpy(), both["label"].to_numpy()), both
+
+
+@pytest.mark.parametrize("policy", [{"label_policy": "evidence"}, {"unlabel_mixed": True}])
+def test_labels_that_do_not_teach_leads_as_ice(day: dict[str, Any], colocated: dict[str, Any], tmp_path: Path,
+                                               policy: dict[str, Any]) -> None:
+    lake = _lake_copy(day, tmp_path)
+    _colocate(lake, ColocateConfig(**policy))
+    before, _ = _label_scores(day, colocated["lake"])
+    after, both = _label_scores(day, lake)
+    assert after["accuracy"] > before["accuracy"] + 0.03  # fewer wrong labels (at 10 m most are edge pixels)
+    assert after["labelled"] > 0.5  # still most of the track
+    truly_water = both["truth"] == 2
+    # a lead is never taught as ice more often than before (the 10 m colours call narrow leads ice)
+    as_ice = lambda f: float(np.mean(np.isin(f["label"], (0, 1))))  # noqa: E731
+    assert as_ice(both[truly_water]) < as_ice(_label_scores(day, colocated["lake"])[1].query("truth == 2")) / 2
+    if policy.get("label_policy") == "evidence":
+        assert after["recall"][2] > 2 * before["recall"][2] and after["precision"][2] > 0.9  # the photons' leads
+        photons = both[both["label_source"] == "photons"]
+        assert len(photons) and (photons["label"] == 2).all() and (photons["label_s2"] != 2).all()
+
+
 def test_epsg3976_scene_gives_the_same_labels(day: dict[str, Any], colocated: dict[str, Any], tmp_path: Path) -> None:
     """A label partition on the polar grid (EPSG:3976, as the authors worked) pairs and labels alike."""
     from rasterio.warp import Resampling, calculate_default_transform, reproject
