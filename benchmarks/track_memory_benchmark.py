@@ -24,10 +24,15 @@ a throw-away token (removed afterwards; nothing is committed).  The child report
 (exported with ``git archive`` into the work folder and put first on the child's ``sys.path``),
 "after" the working tree.  Both read the same lake.  "stream" (classify and freeboard) runs only
 the working tree's chunked computation over the committed track (``classify_chunks`` /
-``freeboard_chunks``), dropping every chunk's rows: the work function minus the output file, whose
-single row group -- the whole output of a track of up to 1,048,576 rows -- is held until it is
-written, as byte-identical files require.  "rowgroups" (a what-if, classify and freeboard) is the
-work function writing a row group per chunk instead: the files' values, not their bytes.
+``freeboard_chunks``), dropping every chunk's rows: the work function minus the output file.
+"rg<N>" (classify and freeboard, one per ``--group-rows``) is "after" writing row groups of N rows
+instead of :data:`~seaice_tasks.trackio.TRACK_ROW_GROUP_ROWS` (``classify_track`` /
+``freeboard_track`` with ``group_rows``): its peak and its file's size, to choose the constant.
+
+File check (classify and freeboard): the tables of "before" (one row group of up to 1,048,576
+rows) and "after" (row groups of ``TRACK_ROW_GROUP_ROWS``) are read back and compared --
+columns, values and metadata equal -- and the file size overhead of every row group size
+against "before" is reported.
 
 Target: flat in the track length -- peak RSS at 800 km <= 1.1 x at 200 km.  Threads are pinned to
 one (``_bench.pin_threads``), as in the other benchmarks.
@@ -76,7 +81,7 @@ BYTES_PER_MIB: Final[float] = 1024.0 * 1024.0
 #: the track through the stage's chunked computation, writing nothing (``stream``); report VmHWM.
 CHILD: Final[str] = CHILD_PEAK + """
 import json, sys, time, uuid
-tree, lake_dir, stage, rec, config, catalog, what = sys.argv[1:8]
+tree, lake_dir, stage, rec, config, catalog, what, keep = sys.argv[1:9]
 if tree:
     sys.path.insert(0, tree)
 from seaice_tasks.storage import InputStore, Lake
@@ -95,17 +100,22 @@ ctx = WorkContext(config=Config.from_json(config), lake=lake, inputs=InputStore(
 rec = json.loads(rec)
 t0 = time.perf_counter()
 sizes = {}
-if what in ("work", "rowgroups"):
-    if what == "rowgroups":  # what-if: a row group per chunk (the values, not the bytes, of today's files)
-        import functools
-        import seaice_tasks.is2.classify
-        import seaice_tasks.surface.freeboard
-        from seaice_tasks.trackio import row_groups
-        for module in (seaice_tasks.is2.classify, seaice_tasks.surface.freeboard):
-            module.row_groups = functools.partial(row_groups, rows=ctx.config.chunk_rows)
-    result = work(rec, ctx)
+if what == "work" or what.startswith("rg"):
+    if what == "work":
+        result = work(rec, ctx)
+    elif stage == "classify":  # rg<N>: row groups of N rows
+        from seaice_tasks.is2.classify import classify_track
+        result = classify_track(ctx, rec["date"], rec["granule"], rec["beam"], rec["version"], ctx.config.chunk_rows,
+                                group_rows=int(what[2:]))
+    else:
+        from seaice_tasks.surface.freeboard import freeboard_track
+        result = freeboard_track(ctx, rec["date"], rec["granule"], rec["beam"], ctx.config.chunk_rows,
+                                 group_rows=int(what[2:]))
     for output in result.outputs:
         sizes[output.name] = stage_output(lake, output, ctx.token, ctx.config).bytes
+        if keep and output.name.endswith(".parquet"):
+            with open(keep, "wb") as f:
+                f.write(ctx.read_staged(output.key, output.name))
     lake.discard_staging(ctx.token)
 else:
     from seaice_tasks.products import SEGMENTS_2M, SEGMENTS_CLASSIFIED
@@ -122,9 +132,15 @@ else:
             sizes["rows"] = sum(len(out) for out in freeboard_chunks(source, ctx.config, ctx.config.chunk_rows))
 print(json.dumps({**peak(), "work_s": time.perf_counter() - t0, "output_bytes": sizes}))
 """
-#: What is measured: the work function at the baseline revision and now, the chunked computation alone, and the
-#: work function writing a row group per chunk (a what-if: same values, other file bytes).
-MODES: Final[tuple[str, ...]] = ("before", "after", "stream", "rowgroups")
+#: What is measured: the work function at the baseline revision and now, the chunked computation alone (and
+#: ``rg<N>``: the work function now with row groups of N rows, one mode per ``--group-rows``).
+MODES: Final[tuple[str, ...]] = ("before", "after", "stream")
+#: Row group sizes tried besides ``TRACK_ROW_GROUP_ROWS`` (rows).
+DEFAULT_GROUP_ROWS: Final[tuple[int, ...]] = (65_536, 131_072, 262_144)
+#: File size overhead against one row group per file a row group size may cost (fraction).
+SIZE_OVERHEAD_LIMIT: Final[float] = 0.03
+#: Stages whose output is a table file (compared and sized).
+TABLE_STAGES: Final[tuple[str, ...]] = ("classify", "freeboard")
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -227,12 +243,30 @@ def track_record(lake_dir: str, info: dict[str, Any], version: str) -> tuple[dic
     return record, rows, sizes
 
 
+def modes_of(args: argparse.Namespace) -> list[str]:
+    """The modes measured, in order (``before`` only with a baseline revision)."""
+    return [*(["before"] if args.baseline_rev else []), "after", "stream", *(f"rg{n}" for n in args.group_rows)]
+
+
+def compare_files(before: Path, after: Path) -> dict[str, Any]:
+    """Whether two Parquet files hold the same table (columns, values, metadata), and their row groups."""
+    import pyarrow.parquet as pq
+
+    a, b = pq.ParquetFile(before), pq.ParquetFile(after)
+    equal = a.read().equals(b.read(), check_metadata=True)
+    return {"values_equal": bool(equal), "row_groups_before": a.num_row_groups, "row_groups_after": b.num_row_groups,
+            "rows": a.metadata.num_rows}
+
+
 def run_memory(args: argparse.Namespace) -> dict[str, Any]:
-    """Every stage x track length x code version in a fresh child; peak RSS and the ratios."""
+    """Every stage x track length x mode in a fresh child; peak RSS, file sizes and the before/after file check."""
+    from seaice_tasks.trackio import TRACK_ROW_GROUP_ROWS
+
     doc = ensure_inputs(args)
-    trees = {"before": baseline_tree(args), "after": "", "stream": "", "rowgroups": ""}
-    modes = [m for m in MODES if m != "before" or args.baseline_rev]
-    runs = []
+    before_tree = baseline_tree(args)
+    kept_dir = args.work / "files"
+    kept_dir.mkdir(parents=True, exist_ok=True)
+    runs, checks = [], []
     for km in args.km:
         info = doc["tracks"][f"{km:g}"]
         record, rows, output_mib = track_record(doc["lake"], info, doc["version"])
@@ -240,29 +274,52 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
             rec = {k: record[k] for k in (("date", "granule", "beam", "version") if stage == "classify" else
                                           ("date", "granule", "beam") if stage == "freeboard" else
                                           ("date", "granule", "beam", "atl03", "atl07", "atl10"))}
-            for mode in modes:
-                if mode in ("stream", "rowgroups") and stage == "validate":
+            kept: dict[str, Path] = {}
+            for mode in modes_of(args):
+                if mode not in ("before", "after") and stage not in TABLE_STAGES:
                     continue  # validate writes no table: its work function is its stream
+                if mode in ("before", "after") and stage in TABLE_STAGES:
+                    kept[mode] = kept_dir / f"{mode}_{stage}.parquet"
                 config = json.dumps(args.config if mode != "before" else {})
-                result = child_rss(CHILD, trees[mode], doc["lake"], stage, json.dumps(rec), config, info["catalog"],
-                                   mode if mode in ("stream", "rowgroups") else "work")
-                run = {"stage": stage, "km": km, "mode": mode, "rows": rows,
+                what = "work" if mode in ("before", "after") else mode
+                result = child_rss(CHILD, before_tree if mode == "before" else "", doc["lake"], stage, json.dumps(rec),
+                                   config, info["catalog"], what, str(kept.get(mode, "")))
+                group_rows = (TRACK_ROW_GROUP_ROWS if mode == "after" else int(mode[2:]) if mode.startswith("rg")
+                              else None)
+                run = {"stage": stage, "km": km, "mode": mode, "rows": rows, "group_rows": group_rows,
                        "output_table_mib": output_mib.get(stage), **result}
                 runs.append(run)
-                print(f"  {stage:9s} {km:5g} km {mode:6s}: {result['peak_rss_mib']:7.0f} MiB "
-                      f"({result['work_s']:.1f} s)", flush=True)
-    return {"runs": runs, "km": list(args.km), "baseline_rev": args.baseline_rev, "config": args.config}
+                print(f"  {stage:9s} {km:5g} km {mode:9s}: {result['peak_rss_mib']:7.0f} MiB "
+                      f"({result['work_s']:.1f} s) {result['output_bytes']}", flush=True)
+            if len(kept) == 2:
+                check = {"stage": stage, "km": km, **compare_files(kept["before"], kept["after"])}
+                checks.append(check)
+                print(f"  {stage:9s} {km:5g} km before/after: {check}", flush=True)
+            for path in kept.values():
+                path.unlink(missing_ok=True)
+    return {"runs": runs, "checks": checks, "km": list(args.km), "baseline_rev": args.baseline_rev,
+            "config": args.config, "track_row_group_rows": TRACK_ROW_GROUP_ROWS}
+
+
+def _run(r: dict[str, Any], stage: str, km: float, mode: str) -> dict[str, Any] | None:
+    for run in r["runs"]:
+        if run["stage"] == stage and run["km"] == km and run["mode"] == mode:
+            return dict(run)
+    return None
 
 
 def _peak(r: dict[str, Any], stage: str, km: float, mode: str) -> float:
-    for run in r["runs"]:
-        if run["stage"] == stage and run["km"] == km and run["mode"] == mode:
-            return float(run["peak_rss_mib"])
-    return float("nan")
+    run = _run(r, stage, km, mode)
+    return float(run["peak_rss_mib"]) if run else float("nan")
+
+
+def _modes_run(r: dict[str, Any]) -> list[str]:
+    seen = list(dict.fromkeys(run["mode"] for run in r["runs"]))
+    return sorted(seen, key=lambda m: (MODES.index(m), 0) if m in MODES else (len(MODES), int(m[2:])))
 
 
 def report_memory(r: dict[str, Any]) -> str:
-    """The Markdown table: peak RSS per stage, length and version; the last/first ratio against the target."""
+    """Markdown: peak RSS per stage, length and mode against the target; file sizes and the before/after check."""
     kms = r["km"]
     rows_by_km = {run["km"]: run["rows"] for run in r["runs"]}
     out_mib = {(run["stage"], run["km"]): run["output_table_mib"] for run in r["runs"]}
@@ -270,8 +327,9 @@ def report_memory(r: dict[str, Any]) -> str:
                f"{kms[-1]:g} / {kms[0]:g} km", f"flat (<= {TARGET_RATIO} x)",
                f"output table {kms[0]:g} / {kms[-1]:g} km (MiB)"]
     lines = []
-    for stage in sorted({run["stage"] for run in r["runs"]}, key=STAGES.index):
-        for mode in MODES:
+    stages = sorted({run["stage"] for run in r["runs"]}, key=STAGES.index)
+    for stage in stages:
+        for mode in _modes_run(r):
             peaks = [_peak(r, stage, km, mode) for km in kms]
             if any(p != p for p in peaks):  # NaN: not measured
                 continue
@@ -280,10 +338,37 @@ def report_memory(r: dict[str, Any]) -> str:
                     if out_mib.get((stage, kms[0])) is not None and mode in ("before", "after") else "-")
             lines.append([stage, mode, *(f"{p:.0f}" for p in peaks), f"{ratio:.2f}",
                           verdict(ratio <= TARGET_RATIO), held])
-    return ("## Peak RSS (MiB, VmHWM of a fresh process; before = the work function at "
-            f"{r['baseline_rev'] or '-'}, after = the work function now, stream = the chunked computation "
-            "alone, nothing written, rowgroups = after with a row group per chunk: same values, other bytes)\n\n"
-            + table(headers, lines))
+    out = ("## Peak RSS (MiB, VmHWM of a fresh process; before = the work function at "
+           f"{r['baseline_rev'] or '-'}, after = the work function now (row groups of "
+           f"{r['track_row_group_rows']:,} rows), stream = the chunked computation alone, nothing written, "
+           "rg<N> = after with row groups of N rows)\n\n" + table(headers, lines))
+    size_lines = []
+    for stage in (s for s in stages if s in TABLE_STAGES):
+        for km in kms:
+            base = _run(r, stage, km, "before")
+            for mode in (m for m in _modes_run(r) if m == "after" or m.startswith("rg")):
+                run = _run(r, stage, km, mode)
+                if run is None:
+                    continue
+                size = sum(run["output_bytes"].values())
+                if base is None:
+                    size_lines.append([stage, f"{km:g}", f"{run['group_rows']:,}", f"{size:,}", "-", "-", "-"])
+                    continue
+                before = sum(base["output_bytes"].values())
+                overhead = size / before - 1.0
+                size_lines.append([stage, f"{km:g}", f"{run['group_rows']:,}", f"{size:,}", f"{before:,}",
+                                   f"{100 * overhead:+.1f} %", verdict(overhead <= SIZE_OVERHEAD_LIMIT)])
+    if size_lines:
+        out += ("\n\n## File size (bytes) per row group size, against before (one row group per file)\n\n"
+                + table(["stage", "km", "row group (rows)", "file", "before", "overhead",
+                         f"<= {100 * SIZE_OVERHEAD_LIMIT:g} %"], size_lines))
+    if r.get("checks"):
+        out += ("\n\n## before vs after: the tables read back (columns, values, metadata)\n\n"
+                + table(["stage", "km", "rows", "row groups before / after", "equal"],
+                        [[c["stage"], f"{c['km']:g}", f"{c['rows']:,}",
+                          f"{c['row_groups_before']} / {c['row_groups_after']}", "yes" if c["values_equal"] else "NO"]
+                         for c in r["checks"]]))
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     p.add_argument("--baseline-rev", default=BASELINE_REV,
                    help="git revision of the 'before' code ('' : after only)")
+    p.add_argument("--group-rows", type=int, nargs="*", default=list(DEFAULT_GROUP_ROWS),
+                   help="row group sizes (rows) also tried, one rg<N> mode each (none: '--group-rows')")
     p.add_argument("--config", type=json.loads, default={},
                    help='config of the "after" runs as JSON, e.g. \'{"chunk_rows": 32768}\' (default: defaults)')
     p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="prepared inputs (reused)")

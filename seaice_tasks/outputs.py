@@ -154,14 +154,17 @@ def stage_output(lake: Lake, out: Output, token: str, config: JsonConfig | Mappi
 
 
 def stage_table_pieces(lake: Lake, key: PartitionKey, name: str, pieces: Iterable[pa.Table], token: str,
-                       config: JsonConfig | Mapping[str, Any] | None) -> StagedOutput:
+                       config: JsonConfig | Mapping[str, Any] | None, *,
+                       use_dictionary: bool = True) -> StagedOutput:
     """Stream a table file of a product into the staging of a job's ``token``, piece by piece.
 
-    Every piece is checked against the product's schema as a :class:`TableOutput` is
+    Every piece is checked against the product's schema as a :class:`TableOutput` is, and
+    written as the file's next row group
     (:meth:`~seaice_tasks.storage.PartitionWriter.write_table_pieces`; pieces of the default
-    row group size give the bytes one :class:`TableOutput` of their concatenation gives).
-    ``config`` is what :func:`stage_output` would record (the job's).  Return the result as an
-    output of the work item; the driver adopts and commits it like any other.
+    row group size give the bytes one :class:`TableOutput` of their concatenation gives;
+    ``use_dictionary`` False: no column dictionary-encoded).  ``config`` is what
+    :func:`stage_output` would record (the job's).  Return the result as an output of the work
+    item; the driver adopts and commits it like any other.
 
     Raises
     ------
@@ -172,8 +175,8 @@ def stage_table_pieces(lake: Lake, key: PartitionKey, name: str, pieces: Iterabl
     if spec.kind != "table":
         raise SchemaError(f"{lake.file_url(key, name)}: table pieces given for a {spec.kind} file")
     writer = lake.writer(key, config, token=token)
-    return StagedOutput(key, name, writer.write_table_pieces(name, pieces, spec.schema),
-                        config if isinstance(config, JsonConfig) else None)
+    entry = writer.write_table_pieces(name, pieces, spec.schema, use_dictionary=use_dictionary)
+    return StagedOutput(key, name, entry, config if isinstance(config, JsonConfig) else None)
 
 
 def write_partition(

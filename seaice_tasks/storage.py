@@ -1159,6 +1159,7 @@ class PartitionWriter:
         schema: pa.Schema | None = None,
         *,
         compression: str = "zstd",
+        use_dictionary: bool = True,
     ) -> FileEntry:
         """Stage a Parquet table that arrives in pieces, streamed through a local file (bounded memory).
 
@@ -1167,6 +1168,8 @@ class PartitionWriter:
         included: give every piece the whole table's, e.g. its GeoParquet bbox).  Pieces of
         ``pq.write_table``'s row group size (:data:`PARQUET_ROW_GROUP_ROWS`, the last one
         shorter) give the very bytes that :meth:`write_table` gives for their concatenation.
+        ``use_dictionary`` False writes every column without dictionary encoding (plain).  A
+        piece is let go once written, before the next one is asked for.
 
         Raises
         ------
@@ -1186,11 +1189,13 @@ class PartitionWriter:
                     table = validate_table(piece, schema, where=where) if schema is not None else piece
                     table = table.replace_schema_metadata(self._table_metadata(table))
                     if out is None:
-                        out = pq.ParquetWriter(path, table.schema, compression=compression)
+                        out = pq.ParquetWriter(path, table.schema, compression=compression,
+                                               use_dictionary=use_dictionary)
                     elif not table.schema.equals(out.schema, check_metadata=True):
                         raise SchemaError(f"{where}: a piece's schema differs from the first piece's")
                     out.write_table(table)
                     rows += table.num_rows
+                    del piece, table  # not held while the next piece is made
             finally:
                 if out is not None:
                     out.close()

@@ -17,15 +17,17 @@ memory flat in the track's length:
   wraps a table already in memory (the whole-track functions: one chunk).  Rows must come in
   ascending, finite ``x_atc_m`` (:class:`TrackOrderError` otherwise).
 * :func:`row_groups` re-cuts the per-chunk output tables into row groups of
-  :data:`~seaice_tasks.storage.PARQUET_ROW_GROUP_ROWS` rows, each column one contiguous array, for
-  :func:`~seaice_tasks.outputs.stage_table_pieces`: the file is then byte for byte the one a single
-  ``pq.write_table`` of the whole output gives.  :class:`BoundingBox` collects the GeoParquet
-  ``bbox`` of the whole output in a first pass, so that every piece carries the file's.
+  :data:`TRACK_ROW_GROUP_ROWS` rows (the last one shorter), each column one contiguous array, for
+  :func:`~seaice_tasks.outputs.stage_table_pieces` (without dictionaries: :data:`TRACK_USE_DICTIONARY`).
+  The row groups depend on the rows only, never on ``chunk_rows``: a track's file is byte for byte
+  the same for every chunk size, and for the whole track at once (the stages cut it the same way).
+  :class:`BoundingBox` collects the GeoParquet ``bbox`` of the whole output in a first pass, so
+  that every piece carries the file's.
 
 Memory: the chunk with its halos, a pass's small statistics and the output row group being filled
-(a file of up to 1,048,576 rows is one row group: holding it is what byte-identical files cost;
-:func:`row_groups` holds it in Arrow's own memory, not in the frames it came from).  Between
-chunks the C heap's free memory goes back to the system (:func:`release_heap`).
+(at most :data:`TRACK_ROW_GROUP_ROWS` rows, whatever the track's length; :func:`row_groups` holds
+it in Arrow's own memory, not in the frames it came from).  Between chunks the C heap's free
+memory goes back to the system (:func:`release_heap`).
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ import pyarrow.parquet as pq
 
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.errors import ConfigError, InputError, StorageError
-from seaice_tasks.storage import PARQUET_ROW_GROUP_ROWS, Lake, PartitionKey
+from seaice_tasks.storage import Lake, PartitionKey
 
 __all__ = [
     "X_COLUMN",
     "DEFAULT_CHUNK_ROWS",
+    "TRACK_ROW_GROUP_ROWS",
+    "TRACK_USE_DICTIONARY",
     "ChunkedConfig",
     "TrackOrderError",
     "TrackSource",
@@ -69,6 +73,16 @@ X_COLUMN: Final[str] = "x_atc_m"
 #: Rows per chunk by default: about 65 km of 2 m segments (tens of MiB of working memory per stage; with
 #: the freeboard's halo of 2 x 10,000 rows it holds about 53,000 rows at a time; docs/benchmarks.md, "Track memory").
 DEFAULT_CHUNK_ROWS: Final[int] = 32_768
+#: Rows per row group of the table files the track stages write (``classes.parquet``, ``freeboard.parquet``):
+#: about 65 km of 2 m segments.  It fixes the files' layout (changing it changes their bytes, not their values)
+#: and bounds the output a stage holds while writing; sizes and peaks of other sizes: docs/benchmarks.md,
+#: "Track memory".
+TRACK_ROW_GROUP_ROWS: Final[int] = 32_768
+#: Whether those files dictionary-encode their columns: no.  Nearly every column of a track takes a new value
+#: in every row (coordinates, times, heights), and a dictionary starts again in every row group: with it the
+#: files of row groups of 32,768 to 262,144 rows are 7-18 % larger than one row group; without it they are
+#: 9-10 % smaller than that, whatever the row group size (docs/benchmarks.md, "Track memory").
+TRACK_USE_DICTIONARY: Final[bool] = False
 #: Rows per record batch read from a Parquet file (at most; a chunk is assembled from batches).
 BATCH_ROWS: Final[int] = 16_384
 #: Read buffer of a column chunk (bytes): pages are read as they are decoded, not a whole column chunk at once.
@@ -436,12 +450,20 @@ def release_heap() -> None:
         trim(0)
 
 
-def row_groups(pieces: Iterable[pa.Table], rows: int = PARQUET_ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+def row_groups(pieces: Iterable[pa.Table], rows: int = TRACK_ROW_GROUP_ROWS) -> Iterator[pa.Table]:
     """Tables of ``rows`` rows (the last one shorter) from consecutive ``pieces``, each column one array.
 
-    A table of no rows is given only when all pieces are empty (the file of an empty track).
-    Memory: one row group (plus one column while it is joined).
+    However the rows are cut into pieces, the tables are the same: row ``i`` of the pieces
+    together is in table ``i // rows``.  A table of no rows is given only when all pieces are
+    empty (the file of an empty track).  Memory: one row group (plus one column while it is joined).
+
+    Raises
+    ------
+    ValueError
+        For ``rows < 1``.
     """
+    if rows < 1:
+        raise ValueError(f"row_groups: rows >= 1 required, got {rows}")
     columns: list[list[pa.Array]] = []
     schema: pa.Schema | None = None
     held = 0

@@ -27,7 +27,9 @@ chunks).  The classes are therefore the whole track's, bit for bit, for any chun
 
 :func:`classify_track_work` is the Spark work function of ``spark_jobs/classify.py``: one track
 per work item, the model read from the lake once per executor process (:func:`cached_model`), the
-output streamed into its staged file row group by row group.
+output streamed into its staged file in row groups of
+:data:`~seaice_tasks.trackio.TRACK_ROW_GROUP_ROWS` rows: the file's bytes do not depend on the
+chunk size (nor on reading the track at once).
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ from seaice_tasks.is2.features import (
     window_rows,
     window_stats,
 )
-from seaice_tasks.outputs import Output, TableOutput, stage_table_pieces
+from seaice_tasks.outputs import Output, stage_table_pieces
 from seaice_tasks.products import CLASSES_FILE, SEGMENTS_2M, SEGMENTS_CLASSIFIED
 from seaice_tasks.schemas import SEGMENTS_CLASSIFIED_SCHEMA
 from seaice_tasks.storage import Lake, PartitionKey, geoparquet_table
 from seaice_tasks.trackio import (
+    TRACK_ROW_GROUP_ROWS,
+    TRACK_USE_DICTIONARY,
     BoundingBox,
     ChunkedConfig,
     FrameSource,
@@ -346,16 +350,19 @@ class _Tally:
 
 
 def _whole_track(ctx: WorkContext[ClassifyConfig], key_in: PartitionKey, key: PartitionKey, loaded: LoadedModel,
-                 tally: _Tally) -> Output:
-    """The track read and classified at once."""
+                 tally: _Tally, group_rows: int) -> Output:
+    """The track read and classified at once, written in the row groups of the streamed file."""
     frame = ctx.lake.read_table(key_in).select(list(TRACK_COLUMNS)).to_pandas()
     out = classify_frame(frame, loaded, ctx.config)
     tally.add(out)
-    return TableOutput(key, CLASSES_FILE, _track_table(out, str(key.granule), str(key.beam)))
+    table = _track_table(out, str(key.granule), str(key.beam))
+    del frame, out
+    return stage_table_pieces(ctx.lake, key, CLASSES_FILE, row_groups([table], group_rows), ctx.token, ctx.config,
+                              use_dictionary=TRACK_USE_DICTIONARY)
 
 
 def _streamed(ctx: WorkContext[ClassifyConfig], key_in: PartitionKey, key: PartitionKey, loaded: LoadedModel,
-              tally: _Tally, chunk_rows: int) -> Output:
+              tally: _Tally, chunk_rows: int, group_rows: int) -> Output:
     """The track classified chunk by chunk, the output streamed into its staged file."""
     bbox = BoundingBox()
     with PartitionSource(ctx.lake, key_in) as source:
@@ -364,26 +371,31 @@ def _streamed(ctx: WorkContext[ClassifyConfig], key_in: PartitionKey, key: Parti
                 tally.add(out)
                 yield _track_table(out, str(key.granule), str(key.beam), bbox.bbox)
 
-        return stage_table_pieces(ctx.lake, key, CLASSES_FILE, row_groups(pieces()), ctx.token, ctx.config)
+        return stage_table_pieces(ctx.lake, key, CLASSES_FILE, row_groups(pieces(), group_rows), ctx.token,
+                                  ctx.config, use_dictionary=TRACK_USE_DICTIONARY)
 
 
 def classify_track(ctx: WorkContext[ClassifyConfig], date: str, granule: str, beam: str, version: str,
-                   chunk_rows: int) -> WorkResult:
-    """:func:`classify_track_work` with ``chunk_rows`` given (0: the whole track at once)."""
+                   chunk_rows: int, *, group_rows: int = TRACK_ROW_GROUP_ROWS) -> WorkResult:
+    """:func:`classify_track_work` with ``chunk_rows`` given (0: the whole track at once).
+
+    ``group_rows``: rows per row group of the file (the layout of the product's files: keep the
+    default; the file is the same for every ``chunk_rows``).
+    """
     loaded = cached_model(ctx.lake, ctx.config.model, version)
     key_in = SEGMENTS_2M.key(date=date, granule=granule, beam=beam)
     key = SEGMENTS_CLASSIFIED.key(date=date, granule=granule, beam=beam)
     tally = _Tally()
     output: Output
     if chunk_rows == 0:
-        output = _whole_track(ctx, key_in, key, loaded, tally)
+        output = _whole_track(ctx, key_in, key, loaded, tally, group_rows)
     else:
         try:
-            output = _streamed(ctx, key_in, key, loaded, tally, chunk_rows)
+            output = _streamed(ctx, key_in, key, loaded, tally, chunk_rows, group_rows)
         except TrackOrderError as exc:
             log.warning("%s; classified as a whole", exc)
             tally = _Tally()
-            output = _whole_track(ctx, key_in, key, loaded, tally)
+            output = _whole_track(ctx, key_in, key, loaded, tally, group_rows)
     counts = tally.counts
     row = {"granule": granule, "beam": beam, "segments": tally.segments, "classified": tally.classified,
            "class_counts": {"thick": int(counts[0]), "thin": int(counts[1]), "water": int(counts[2])}}

@@ -17,7 +17,8 @@ Rows above the surface's ``max_height_m`` or without a height get NaN freeboard.
 :func:`freeboard_chunks` gives the same rows chunk by chunk, reading the track twice
 (:mod:`seaice_tasks.surface.surface_passes`): bit for bit the whole track's, whatever the chunk
 size.  :func:`freeboard_track_work` is the work function of ``spark_jobs/freeboard.py``: one track
-per work item, read in chunks of ``chunk_rows`` and written row group by row group; a track
+per work item, read in chunks of ``chunk_rows`` and written in row groups of
+:data:`~seaice_tasks.trackio.TRACK_ROW_GROUP_ROWS` rows (the same bytes for every chunk size); a track
 without open water or too short for a window is a recorded flag in its manifest info, never a
 failure.
 """
@@ -36,7 +37,7 @@ import pyarrow as pa
 
 from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.errors import ConfigError, InputError
-from seaice_tasks.outputs import Output, TableOutput, stage_table_pieces
+from seaice_tasks.outputs import Output, stage_table_pieces
 from seaice_tasks.products import FREEBOARD, FREEBOARD_FILE, SEGMENTS_CLASSIFIED
 from seaice_tasks.schemas import FREEBOARD_SCHEMA
 from seaice_tasks.storage import PartitionKey, geoparquet_table
@@ -44,6 +45,8 @@ from seaice_tasks.surface.sea_surface import FLAG_NO_WATER, SeaSurfaceConfig, se
 from seaice_tasks.surface.surface_passes import RowInputs, SurfaceScan, row_inputs, surface_rows
 from seaice_tasks.surface.thickness import ThicknessConfig, ice_thickness
 from seaice_tasks.trackio import (
+    TRACK_ROW_GROUP_ROWS,
+    TRACK_USE_DICTIONARY,
     BoundingBox,
     ChunkedConfig,
     FrameSource,
@@ -288,16 +291,20 @@ def _track_table(out: pd.DataFrame, key: PartitionKey, bbox: list[float] | None 
 
 
 def _whole_track(ctx: WorkContext[FreeboardConfig], key_in: PartitionKey, key: PartitionKey,
-                 summary: _Summary) -> Output:
-    """The track read and computed at once."""
+                 summary: _Summary, group_rows: int) -> Output:
+    """The track read and computed at once, written in the row groups of the streamed file."""
     table = ctx.lake.read_table(key_in)
     out = freeboard_frame(table.select(list(INPUT_COLUMNS)).to_pandas(), ctx.config)
     summary.add(out)
-    return TableOutput(key, FREEBOARD_FILE, _track_table(out, key))
+    del table
+    output = _track_table(out, key)
+    del out
+    return stage_table_pieces(ctx.lake, key, FREEBOARD_FILE, row_groups([output], group_rows), ctx.token,
+                              ctx.config, use_dictionary=TRACK_USE_DICTIONARY)
 
 
 def _streamed(ctx: WorkContext[FreeboardConfig], key_in: PartitionKey, key: PartitionKey, summary: _Summary,
-              chunk_rows: int) -> Output:
+              chunk_rows: int, group_rows: int) -> Output:
     """The track computed chunk by chunk, the output streamed into its staged file."""
     bbox = BoundingBox()
     with PartitionSource(ctx.lake, key_in) as source:
@@ -306,12 +313,17 @@ def _streamed(ctx: WorkContext[FreeboardConfig], key_in: PartitionKey, key: Part
                 summary.add(out)
                 yield _track_table(out, key, bbox.bbox)
 
-        return stage_table_pieces(ctx.lake, key, FREEBOARD_FILE, row_groups(pieces()), ctx.token, ctx.config)
+        return stage_table_pieces(ctx.lake, key, FREEBOARD_FILE, row_groups(pieces(), group_rows), ctx.token,
+                                  ctx.config, use_dictionary=TRACK_USE_DICTIONARY)
 
 
 def freeboard_track(ctx: WorkContext[FreeboardConfig], date: str, granule: str, beam: str,
-                    chunk_rows: int) -> WorkResult:
-    """:func:`freeboard_track_work` with ``chunk_rows`` given (0: the whole track at once)."""
+                    chunk_rows: int, *, group_rows: int = TRACK_ROW_GROUP_ROWS) -> WorkResult:
+    """:func:`freeboard_track_work` with ``chunk_rows`` given (0: the whole track at once).
+
+    ``group_rows``: rows per row group of the file (the layout of the product's files: keep the
+    default; the file is the same for every ``chunk_rows``).
+    """
     key_in = SEGMENTS_CLASSIFIED.key(date=date, granule=granule, beam=beam)
     key = FREEBOARD.key(date=date, granule=granule, beam=beam)
     with PartitionSource(ctx.lake, key_in) as source:
@@ -321,14 +333,14 @@ def freeboard_track(ctx: WorkContext[FreeboardConfig], date: str, granule: str, 
     summary = _Summary()
     output: Output
     if chunk_rows == 0:
-        output = _whole_track(ctx, key_in, key, summary)
+        output = _whole_track(ctx, key_in, key, summary, group_rows)
     else:
         try:
-            output = _streamed(ctx, key_in, key, summary, chunk_rows)
+            output = _streamed(ctx, key_in, key, summary, chunk_rows, group_rows)
         except TrackOrderError as exc:
             log.warning("%s; computed as a whole", exc)
             summary = _Summary()
-            output = _whole_track(ctx, key_in, key, summary)
+            output = _whole_track(ctx, key_in, key, summary, group_rows)
     return WorkResult(rows=(summary.row(granule, beam, ctx.config),), outputs=(output,))
 
 

@@ -154,6 +154,43 @@ def test_classes_file_is_the_same_for_any_chunk_size(day: dict[str, Any], classi
         k: info[k] for k in ("segments", "classified", "class_counts")}
 
 
+def test_classes_file_has_fixed_row_groups_whatever_the_chunk_size(day: dict[str, Any],
+                                                                   classified: dict[str, Any]) -> None:
+    """Row groups of ``group_rows`` rows, cut by the row count alone: read in chunks of 37 or 5000 rows or at once,
+    the same bytes, and the job's table (one row group at this length) in columns, values and metadata."""
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from seaice_tasks.is2.classify import classify_track
+    from seaice_tasks.outputs import stage_output
+    from seaice_tasks.storage import InputStore
+    from seaice_tasks.work import WorkContext
+
+    lake: Lake = classified["lake"]
+    key = lake.partitions(SEGMENTS_CLASSIFIED.name, DATE)[0]
+    rows = lake.require(key).rows
+    group_rows = 1000
+    staged = set()
+    for chunk_rows in (0, 37, 5000):
+        ctx = WorkContext(config=ClassifyConfig(), lake=lake, inputs=InputStore(str(lake.root)),
+                          token=uuid.uuid4().hex)
+        result = classify_track(ctx, DAY, str(key.granule), str(key.beam), day["version"], chunk_rows,
+                                group_rows=group_rows)
+        for output in result.outputs:
+            stage_output(lake, output, ctx.token, ctx.config)
+        staged.add(ctx.read_staged(key, CLASSES_FILE))
+        lake.discard_staging(ctx.token)
+    assert len(staged) == 1
+    file = pq.ParquetFile(pa.BufferReader(staged.pop()))
+    sizes = [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)]
+    assert rows > 3 * group_rows and sizes == [group_rows] * (rows // group_rows) + [rows % group_rows]
+    committed = pq.ParquetFile(pa.BufferReader(lake.open_file(key, CLASSES_FILE)))
+    assert committed.num_row_groups == 1
+    assert file.read().equals(committed.read(), check_metadata=True)
+
+
 def test_no_promoted_model_is_a_recorded_skip(day: dict[str, Any], tmp_path: Path) -> None:
     shutil.copytree(day["untrained"], tmp_path / "lake")
     lake = Lake(tmp_path / "lake")

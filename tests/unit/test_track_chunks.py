@@ -6,7 +6,6 @@ boundary cuts, a track without water, an empty track; several chunk sizes down t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tracemalloc
 import uuid
@@ -24,7 +23,7 @@ from seaice_tasks.is2.classify import ClassifyConfig, classify_chunks, classify_
 from seaice_tasks.is2.features import FEATURE_NAMES, NOTEBOOK_FEATURES, segment_features
 from seaice_tasks.outputs import TableOutput, stage_output, write_partition
 from seaice_tasks.products import CLASSES_FILE, FREEBOARD, FREEBOARD_FILE, SEGMENTS_CLASSIFIED
-from seaice_tasks.schemas import SEGMENTS_CLASSIFIED_SCHEMA
+from seaice_tasks.schemas import FREEBOARD_SCHEMA, SEGMENTS_CLASSIFIED_SCHEMA
 from seaice_tasks.storage import PARQUET_ROW_GROUP_ROWS, InputStore, Lake, geoparquet_table
 from seaice_tasks.surface.comparison import TrackComparison, ValidateConfig, compare_track
 from seaice_tasks.surface.freeboard import FreeboardConfig, freeboard_chunks, freeboard_frame, freeboard_track
@@ -34,6 +33,7 @@ from seaice_tasks.surface.reference import ReferenceTrack
 from seaice_tasks.surface.sea_surface import SeaSurfaceConfig
 from seaice_tasks.trackio import (
     DEFAULT_CHUNK_ROWS,
+    TRACK_ROW_GROUP_ROWS,
     FrameSource,
     PartitionSource,
     TrackOrderError,
@@ -171,12 +171,16 @@ def test_table_pieces_are_the_bytes_of_one_table(tmp_path: Path) -> None:
     long = long.replace_schema_metadata({b"k": b"v"})
     pieces = [long.slice(0, 1000), long.slice(1000, 70_000), long.slice(71_000)]
     whole = writer.write_table("whole.parquet", long)
-    streamed = writer.write_table_pieces("streamed.parquet", row_groups(pieces))
+    streamed = writer.write_table_pieces("streamed.parquet", row_groups(pieces, PARQUET_ROW_GROUP_ROWS))
     assert (streamed.sha256, streamed.bytes, streamed.rows) == (whole.sha256, whole.bytes, whole.rows)
     assert pq.ParquetFile(lake.path("_staging", writer.token, key.relpath, "streamed.parquet")).num_row_groups == 2
     empty = long.slice(0, 0)
-    assert (writer.write_table_pieces("e2.parquet", row_groups([empty])).sha256
+    assert (writer.write_table_pieces("e2.parquet", row_groups([empty], PARQUET_ROW_GROUP_ROWS)).sha256
             == writer.write_table("e1.parquet", empty).sha256)
+    plain = writer.write_table_pieces("plain.parquet", row_groups(pieces, 50_000), use_dictionary=False)
+    file = pq.ParquetFile(lake.path("_staging", writer.token, key.relpath, "plain.parquet"))
+    assert (file.num_row_groups, plain.rows) == (22, long.num_rows)
+    assert not file.metadata.row_group(0).column(0).has_dictionary_page and file.read().equals(long)
     with pytest.raises(SchemaError, match="differs from the first"):
         writer.write_table_pieces("bad.parquet", [long.slice(0, 5), pa.table({"j": [1]})])
     with pytest.raises(StorageError, match="no table pieces"):
@@ -265,15 +269,17 @@ def test_figures_and_quicklook_in_chunks_are_the_whole_tracks(chunk_rows: int) -
 # -- the work functions: the staged file -------------------------------------------------------------------------
 
 
-def _staged_freeboard(lake: Lake, chunk_rows: int, config: FreeboardConfig) -> tuple[str, list[dict[str, Any]]]:
+def _staged_freeboard(lake: Lake, chunk_rows: int, config: FreeboardConfig,
+                      group_rows: int = TRACK_ROW_GROUP_ROWS) -> tuple[bytes, list[dict[str, Any]]]:
+    """The staged freeboard.parquet of the track (its bytes) and the summary rows."""
     ctx = WorkContext(config=config, lake=lake, inputs=InputStore(str(lake.root)), token=uuid.uuid4().hex)
-    result = freeboard_track(ctx, DAY, GRANULE, "gt1r", chunk_rows)
+    result = freeboard_track(ctx, DAY, GRANULE, "gt1r", chunk_rows, group_rows=group_rows)
     for output in result.outputs:
         stage_output(lake, output, ctx.token, ctx.config)
     key = FREEBOARD.key(date=DAY, granule=GRANULE, beam="gt1r")
-    digest = hashlib.sha256(ctx.read_staged(key, FREEBOARD_FILE)).hexdigest()
+    data = ctx.read_staged(key, FREEBOARD_FILE)
     lake.discard_staging(ctx.token)
-    return digest, list(result.rows)
+    return data, list(result.rows)
 
 
 def test_the_freeboard_file_is_the_same_for_any_chunk_size_and_for_rows_out_of_order(
@@ -283,7 +289,7 @@ def test_the_freeboard_file_is_the_same_for_any_chunk_size_and_for_rows_out_of_o
     t = track(2500)
     write_partition(lake, key, [TableOutput(key, CLASSES_FILE, classified_table(t))], None)
     config = CONFIGS["default"]
-    whole = _staged_freeboard(lake, 0, config)  # the track at once, one TableOutput
+    whole = _staged_freeboard(lake, 0, config)  # the track at once
     for chunk_rows in (7, 111, 1000):
         assert _staged_freeboard(lake, chunk_rows, config) == whole
     shuffled = classified_table(t).take(np.random.default_rng(3).permutation(len(t)))
@@ -291,6 +297,37 @@ def test_the_freeboard_file_is_the_same_for_any_chunk_size_and_for_rows_out_of_o
     with caplog.at_level(logging.WARNING, logger="seaice_tasks.surface.freeboard"):
         assert _staged_freeboard(lake, 111, config) == whole
     assert "not in ascending, finite x_atc_m" in caplog.text and "computed as a whole" in caplog.text
+
+
+def test_the_freeboard_file_has_fixed_row_groups_whatever_the_chunk_size(tmp_path: Path) -> None:
+    """Row groups of ``group_rows`` rows, cut by the row count alone: the same bytes for chunks of 1, 37, 250 rows
+    and for the track at once, and the same table (columns, values, metadata) as one row group of it all."""
+    lake = Lake(tmp_path / "lake")
+    key = SEGMENTS_CLASSIFIED.key(date=DAY, granule=GRANULE, beam="gt1r")
+    t = track(500, leads=((40, 60), (200, 330), (410, 413)))
+    write_partition(lake, key, [TableOutput(key, CLASSES_FILE, classified_table(t))], None)
+    config = CONFIGS["default"]
+    group_rows = 64
+    whole, rows = _staged_freeboard(lake, 0, config, group_rows)
+    for chunk_rows in (1, 37, 250):
+        assert _staged_freeboard(lake, chunk_rows, config, group_rows) == (whole, rows), chunk_rows
+    file = pq.ParquetFile(pa.BufferReader(whole))
+    assert [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)] == [64] * 7 + [52]
+    chunks = [file.metadata.row_group(g).column(c) for g in range(file.num_row_groups)
+              for c in range(file.metadata.num_columns)]
+    assert not any(c.has_dictionary_page or "RLE_DICTIONARY" in c.encodings for c in chunks)  # no dictionaries
+    # what a single pq.write_table of the whole output (one row group) holds: the same table
+    out = freeboard_frame(t, config)
+    out.insert(0, "beam", "gt1r")
+    out.insert(0, "granule", GRANULE)
+    fkey = FREEBOARD.key(date=DAY, granule=GRANULE, beam="gt1r")
+    writer = lake.writer(fkey, config)
+    writer.write_table("one.parquet", geoparquet_table(out, FREEBOARD_SCHEMA), FREEBOARD_SCHEMA)
+    one = pq.ParquetFile(lake.path("_staging", writer.token, fkey.relpath, "one.parquet"))
+    assert one.num_row_groups == 1
+    assert file.read().equals(one.read(), check_metadata=True)
+    # the default: row groups of TRACK_ROW_GROUP_ROWS (one here), the same bytes for any chunk size
+    assert _staged_freeboard(lake, 0, config)[0] == _staged_freeboard(lake, 37, config)[0] != whole
 
 
 def test_chunks_hold_a_chunk_not_the_track(tmp_path: Path) -> None:
