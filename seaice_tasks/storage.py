@@ -108,7 +108,8 @@ GEOPARQUET_VERSION: Final[str] = "1.1.0"
 #: explicit so every reader (geopandas, GDAL, DuckDB) agrees.
 WGS84_EPSG: Final[int] = 4326
 _HASH_CHUNK_BYTES: Final[int] = 1 << 20
-#: Rows of a row group of ``pq.write_table`` (its default): the layout every table file has.
+#: Rows of a row group of ``pq.write_table`` (its default): the layout of every table file written at once
+#: (:meth:`PartitionWriter.write_table`); streamed track files have their own (``trackio.TRACK_ROW_GROUP_ROWS``).
 PARQUET_ROW_GROUP_ROWS: Final[int] = 1024 * 1024
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 #: Key fields of a partition path, in path order.

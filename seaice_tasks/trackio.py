@@ -97,9 +97,10 @@ class ChunkedConfig(JsonConfig):
     ----------
     chunk_rows : int
         Rows per chunk (:func:`iter_chunks`); 0: the whole track at once, in memory.  An
-        execution setting: no output value depends on it.  The recorded config (manifests, the
-        ``seaice`` metadata of files, ``config_hash``) lists it only when it is not the default,
-        so outputs keep the bytes they had before the setting existed.
+        execution setting: no output value depends on it, nor the layout of a file (the table
+        files' row groups are cut by :data:`TRACK_ROW_GROUP_ROWS`).  The recorded config
+        (manifests, the ``seaice`` metadata of files, ``config_hash``) lists it only when it is
+        not the default, so the config hash is the one it was before the setting existed.
     """
 
     chunk_rows: int = DEFAULT_CHUNK_ROWS
