@@ -198,6 +198,14 @@ FEATURE_FIELDS: Final[tuple[pa.Field, ...]] = (
     field("brate_mean", pa.float64(), "count/s", "mean background rate"),
     field("d_pcnt", pa.float64(), "photon/shot", "first along-track difference of pcnt_mean (paper's 6-feature set)"),
     field("d_brate", pa.float64(), "count/s", "first along-track difference of brate_mean (paper's 6-feature set)"),
+    field("rate_rel", pa.float64(), "", "photon count over the running median count around it (2 km): the same "
+                                        "under haze, on either beam strength, by day and night"),
+    field("height_above_low_m", pa.float64(), "m", "h_cor_mean_m above a low percentile of the heights around it "
+                                                   "(5 km): the local water level where a lead is near"),
+    field("water_vote", pa.float64(), "", "share of the 5 bins around it at the water level with a dark or "
+                                          "specular photon rate (seaice_tasks.is2.photon_evidence)"),
+    field("brate_rel", pa.float64(), "", "background rate over its running median (2 km): dark surfaces reflect "
+                                         "less sunlight; about 1 at night"),
 )
 __all__ += ["FEATURE_FIELDS"]
 

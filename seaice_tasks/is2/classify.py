@@ -20,7 +20,8 @@ so freeboard is computed from metres, never from normalised heights.
 Chunks (:func:`classify_chunks`, :mod:`seaice_tasks.trackio`): a track is read twice, in
 along-track chunks of ``chunk_rows`` rows.  The first pass walks the chain of reference windows
 and keeps one value per window; the second computes the features of each chunk with a halo of
-``half + 1`` rows (a window's neighbours and their predecessors), the rows' references from the
+``half + 1`` rows (a window's neighbours and their predecessors) plus the photon evidence's
+(:data:`~seaice_tasks.is2.features.FEATURE_HALO_ROWS`), the rows' references from the
 window table (:func:`~seaice_tasks.is2.features.window_rows`), and feeds the windows to the model
 in the very batches of ``batch_size`` windows the whole track would give (a batch may span two
 chunks).  The classes are therefore the whole track's, bit for bit, for any chunk size.
@@ -50,6 +51,7 @@ from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.errors import ConfigError, InputError
 from seaice_tasks.is2.colocate import ColocateConfig
 from seaice_tasks.is2.features import (
+    FEATURE_HALO_ROWS,
     FEATURE_NAMES,
     feature_frame,
     window_centres,
@@ -290,7 +292,7 @@ def classify_chunks(source: TrackSource, loaded: LoadedModel, config: ClassifyCo
     starts, stats = reference_windows(source, config, chunk_rows, bbox)
     offsets = np.arange(-half, half + 1)
     batches = _Batches(loaded, config.batch_size)
-    for chunk in iter_chunks(source, TRACK_COLUMNS, chunk_rows, halo_rows=half + 1):
+    for chunk in iter_chunks(source, TRACK_COLUMNS, chunk_rows, halo_rows=half + 1 + FEATURE_HALO_ROWS):
         f = chunk.frame
         ref = window_rows(stats, starts, chunk.rows, chunk.row_numbers())
         feats = feature_frame(f, ref, np.full(len(f), np.nan))

@@ -311,8 +311,9 @@ def evidence_labels(s2: U8, mixed: npt.ArrayLike, evidence: U8) -> tuple[U8, npt
     -------
     labels : ndarray of uint8
         Open water where the evidence says water (whatever the image says: narrow leads are
-        ice or mixed in it); thick or thin ice where a pure pixel and the evidence agree; 255
-        elsewhere (the image's water the photons do not confirm, disagreements, mixed pixels).
+        ice or mixed in it); thin ice where the image and the evidence agree; thick ice where a
+        pure pixel and the evidence agree; 255 elsewhere (the image's water the photons do not
+        confirm, disagreements, mixed thick pixels).
     from_photons : ndarray of bool
         Segments labelled water against (or without) the image's label.
 
@@ -323,12 +324,17 @@ def evidence_labels(s2: U8, mixed: npt.ArrayLike, evidence: U8) -> tuple[U8, npt
     ...                                   np.array([0, 0, 1, 0, 0, 2, 2], np.uint8))
     >>> labels.tolist(), photons.tolist()
     ([0, 255, 1, 255, 255, 2, 2], [False, False, False, False, False, True, True])
+    >>> evidence_labels(np.array([1, 0], np.uint8), np.array([1, 1], bool), np.array([1, 0], np.uint8))[0].tolist()
+    [1, 255]
     """
     s2 = np.asarray(s2, dtype=np.uint8)
     ev = np.asarray(evidence, dtype=np.uint8)
     pure = ~np.asarray(mixed, dtype=bool)
     water = ev == SeaIceClass.OPEN_WATER
-    ice_agrees = pure & (s2 == ev) & (s2 != SeaIceClass.OPEN_WATER) & (s2 != _UNLABELED)
+    # thin ice: the image and the photons agreeing is enough (thin ice borders leads, so most of its
+    # pixels are mixed); thick ice also needs a pure pixel (a mixed "thick" pixel is often a lead edge)
+    ice_agrees = (pure | (ev == SeaIceClass.THIN_ICE)) & (s2 == ev) & (s2 != SeaIceClass.OPEN_WATER) \
+        & (s2 != _UNLABELED)
     out = np.full(s2.shape, _UNLABELED, dtype=np.uint8)
     out[ice_agrees] = s2[ice_agrees]
     out[water] = np.uint8(SeaIceClass.OPEN_WATER)

@@ -48,6 +48,7 @@ def _track(x: list[float], h: list[float], *, bins: list[int] | None = None) -> 
         "pcnt_mean": np.arange(n, dtype=float) * 2,
         "bcnt_mean": np.full(n, 3.0),
         "brate_mean": np.arange(n, dtype=float) ** 2,
+        "n_photons": np.full(n, 12),
     })
 
 
@@ -200,3 +201,24 @@ def test_feature_sets() -> None:
 def test_resolve_features_errors(spec: str | list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         resolve_features(spec)
+
+
+def test_robust_features_do_not_move_with_haze_or_a_height_offset() -> None:
+    from seaice_tasks.is2.features import ROBUST_FEATURES
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = np.arange(n) * 2.0
+    h = rng.uniform(0.2, 0.8, n)
+    h[1000:1020] = 0.0  # a lead
+    seg = _track(list(x), list(h))
+    seg["n_photons"] = np.where(h == 0.0, 40, 14)
+    seg["brate_mean"] = np.where(h == 0.0, 2e6, 6e6)
+    names = [*ROBUST_FEATURES, "brate_rel"]
+    base = segment_features(seg, None)[names]
+    hazy = seg.assign(n_photons=seg["n_photons"] // 2, brate_mean=seg["brate_mean"] * 0.7,
+                      h_cor_mean_m=seg["h_cor_mean_m"] + 0.4, h_cor_median_m=seg["h_cor_median_m"] + 0.4)
+    moved = segment_features(hazy, None)[names]
+    pd.testing.assert_frame_equal(base, moved, atol=1e-9)
+    assert base["water_vote"].to_numpy()[1005:1015].min() == 1.0 and base["water_vote"].to_numpy()[:900].max() == 0.0
+    assert base["brate_rel"].to_numpy()[1010] == pytest.approx(1 / 3)
