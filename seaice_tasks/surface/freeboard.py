@@ -13,6 +13,15 @@ heights in metres the classifier carried) and returns the ``freeboard`` product'
 3. snow depth, ice thickness and its uncertainty for ice segments
    (:func:`~seaice_tasks.surface.thickness.ice_thickness`).
 
+Leads (``FreeboardConfig.leads``): the surface is only as good as the segments it takes for open
+water.  ``classes`` takes the classifier's open water (the paper); ``photons`` the photon evidence
+the classify stage carries (``water_vote``, ``height_above_low_m``,
+:mod:`seaice_tasks.is2.photon_evidence`): segments at the local water level among dark or
+specular neighbours; ``confirmed`` (the default) the classifier's open water that the photons
+confirm -- and, on a track where the classifier finds no open water at all, the photons' alone,
+so that a track without freeboard is a track without leads, not a weak model (its summary says
+``leads_from_photons``).  The classes in the output stay the classifier's.
+
 Rows above the surface's ``max_height_m`` or without a height get NaN freeboard.
 :func:`freeboard_chunks` gives the same rows chunk by chunk, reading the track twice
 (:mod:`seaice_tasks.surface.surface_passes`): bit for bit the whole track's, whatever the chunk
@@ -58,7 +67,8 @@ from seaice_tasks.trackio import (
 )
 from seaice_tasks.work import Record, WorkContext, WorkResult
 
-__all__ = ["FreeboardConfig", "INPUT_COLUMNS", "freeboard_frame", "freeboard_chunks", "freeboard_track",
+__all__ = ["FreeboardConfig", "INPUT_COLUMNS", "EVIDENCE_INPUT_COLUMNS", "LEAD_DETECTORS", "photon_leads",
+           "freeboard_frame", "freeboard_chunks", "freeboard_track",
            "freeboard_track_work", "track_flags"]
 
 log = logging.getLogger(__name__)
@@ -70,6 +80,11 @@ INPUT_COLUMNS: Final[tuple[str, ...]] = (
 )
 _ICE: Final[tuple[int, int]] = (int(SeaIceClass.THICK_ICE), int(SeaIceClass.THIN_ICE))
 _WATER: Final[int] = int(SeaIceClass.OPEN_WATER)
+#: The photon evidence columns of ``segments_classified`` the lead detectors other than ``classes`` read.
+EVIDENCE_INPUT_COLUMNS: Final[tuple[str, ...]] = ("water_vote", "height_above_low_m")
+#: Lead detectors (``FreeboardConfig.leads``).
+LEAD_DETECTORS: Final[tuple[str, ...]] = ("classes", "photons", "confirmed")
+_NONE: Final[int] = 255
 #: A track shorter than this (m) holds less than one full 10 km window: flagged ``short_track``.
 _SHORT_TRACK_WINDOWS: Final[float] = 1.0
 
@@ -90,6 +105,17 @@ class FreeboardConfig(ChunkedConfig):
         When > 0, a segment whose ``p_water`` reaches it is a lead candidate even when another
         class won the argmax (the classifier's water recall is its weakest; docs/freeboard.md).
         0 (default): leads are the segments classified open water.
+    leads : str
+        Which segments are leads (module docstring): ``classes``, ``photons`` or ``confirmed``
+        (default; chosen on tuning days, docs/freeboard.md).
+    lead_vote : float
+        Smallest ``water_vote`` (share of water-like bins around a segment) of a photon lead.
+    lead_height_m : float
+        Largest ``height_above_low_m`` of a photon lead (m): the segment is near the local water
+        level.  The low level is a low percentile of noisy heights, a few cm below the water, so a
+        tight cut keeps only the segments whose noise reads low and biases the surface low
+        (0.10 m: -0.8 to -1.6 cm on the tuning days); the classifier's water keeps thin ice out.
+        0.20 m and a vote of 0.4 were chosen on the tuning days (docs/freeboard.md).
     """
 
     kind: ClassVar[str] = "freeboard"
@@ -97,6 +123,9 @@ class FreeboardConfig(ChunkedConfig):
     thickness: ThicknessConfig = dataclasses.field(default_factory=ThicknessConfig)
     far_from_lead_m: float = 10_000.0
     lead_p_water: float = 0.0
+    leads: str = "confirmed"
+    lead_vote: float = 0.4
+    lead_height_m: float = 0.20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,10 +133,18 @@ class FreeboardConfig(ChunkedConfig):
             raise ConfigError("FreeboardConfig.far_from_lead_m must be > 0")
         if not 0 <= self.lead_p_water <= 1:
             raise ConfigError("FreeboardConfig.lead_p_water must be in [0, 1]")
+        if self.leads not in LEAD_DETECTORS:
+            raise ConfigError(f"FreeboardConfig.leads must be one of {LEAD_DETECTORS}, got {self.leads!r}")
+        if not (0 < self.lead_vote <= 1 and self.lead_height_m > 0):
+            raise ConfigError("FreeboardConfig.lead_vote must be in (0, 1] and lead_height_m > 0")
+
+    def input_columns(self) -> tuple[str, ...]:
+        """The ``segments_classified`` columns this configuration reads."""
+        return INPUT_COLUMNS if self.leads == "classes" else (*INPUT_COLUMNS, *EVIDENCE_INPUT_COLUMNS)
 
 
 def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
-                    classes: Any = None) -> pd.DataFrame:
+                    classes: Any = None, photons: list[bool] | None = None) -> pd.DataFrame:
     """Surface, freeboard and thickness of every segment of one track (module docstring).
 
     Parameters
@@ -120,6 +157,8 @@ def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
         Classes to estimate the surface from instead of the track's ``class`` column, in the
         track's ascending ``x_atc_m`` order (the S2-transferred labels or the truth, for
         experiments); they are the output's ``class``.
+    photons : list, optional
+        Gets whether the track's leads came from the photons alone (:func:`freeboard_chunks`).
 
     Returns
     -------
@@ -128,23 +167,55 @@ def freeboard_frame(track: pd.DataFrame, config: FreeboardConfig | None = None,
         granule, beam and geometry, in ascending ``x_atc_m``.
     """
     cfg = config if config is not None else FreeboardConfig()
-    missing = [c for c in INPUT_COLUMNS if c not in track.columns and c != "p_water"
+    missing = [c for c in cfg.input_columns() if c not in track.columns and c != "p_water"
                and not (c == "class" and classes is not None)]
     if missing:
         raise ValueError(f"freeboard_frame: columns {missing} missing")
     t = track.sort_values("x_atc_m", kind="stable").reset_index(drop=True)
     if classes is not None:
         t["class"] = np.asarray(classes).astype(np.uint8)
-    pieces = list(freeboard_chunks(FrameSource(t), cfg, max(len(t), 1), p_water=classes is None))
+    pieces = list(freeboard_chunks(FrameSource(t), cfg, max(len(t), 1), p_water=classes is None, photons=photons))
     return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
 
 
-def _surface_inputs(t: pd.DataFrame, config: FreeboardConfig, p_water: bool) -> RowInputs:
-    """The sea surface's inputs of consecutive rows (leads: open water, or ``p_water`` reaching ``lead_p_water``)."""
-    cls = t["class"].to_numpy(dtype=np.uint8)
+def _model_water(t: pd.DataFrame, config: FreeboardConfig, p_water: bool) -> npt.NDArray[np.bool_]:
+    """Rows the classifier calls open water (or whose ``p_water`` reaches ``lead_p_water``)."""
+    water = t["class"].to_numpy(dtype=np.uint8) == _WATER
     if p_water:
-        p = t["p_water"].to_numpy(dtype=np.float64, na_value=np.nan)
-        cls = np.where(p >= config.lead_p_water, np.uint8(_WATER), cls)
+        water |= t["p_water"].to_numpy(dtype=np.float64, na_value=np.nan) >= config.lead_p_water
+    return np.asarray(water, dtype=np.bool_)
+
+
+def photon_leads(t: pd.DataFrame, config: FreeboardConfig) -> npt.NDArray[np.bool_]:
+    """Rows the photon evidence calls open water: ``water_vote >= lead_vote`` at the local water level."""
+    vote = t["water_vote"].to_numpy(dtype=np.float64, na_value=np.nan)
+    above = t["height_above_low_m"].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray((vote >= config.lead_vote) & (above < config.lead_height_m), dtype=np.bool_)
+
+
+def _lead_rows(t: pd.DataFrame, config: FreeboardConfig, p_water: bool, photons_only: bool) -> npt.NDArray[np.bool_]:
+    """The lead rows of consecutive rows by ``config.leads`` (``photons_only``: the track has no model water)."""
+    if config.leads == "classes":
+        return _model_water(t, config, p_water)
+    photons = photon_leads(t, config)
+    if config.leads == "photons" or photons_only:
+        return photons
+    return _model_water(t, config, p_water) & photons
+
+
+def _has_model_water(source: TrackSource, config: FreeboardConfig, chunk_rows: int, p_water: bool) -> bool:
+    """Whether the classifier finds open water anywhere in the track (one read of its class columns)."""
+    columns = ["class", *(["p_water"] if p_water else [])]
+    return any(bool(_model_water(chunk.frame.iloc[chunk.own], config, p_water).any())
+               for chunk in iter_chunks(source, columns, chunk_rows))
+
+
+def _surface_inputs(t: pd.DataFrame, config: FreeboardConfig, p_water: bool, photons_only: bool) -> RowInputs:
+    """The sea surface's inputs of consecutive rows: the leads as open water, the other rows' classes (255 for
+    the classifier's water that is no lead)."""
+    cls = t["class"].to_numpy(dtype=np.uint8)
+    lead = _lead_rows(t, config, p_water, photons_only)
+    cls = np.where(lead, np.uint8(_WATER), np.where(cls == _WATER, np.uint8(_NONE), cls))
     return row_inputs(t["x_atc_m"].to_numpy(dtype=np.float64), t["h_cor_mean_m"].to_numpy(dtype=np.float64,
                                                                                            na_value=np.nan),
                       cls.astype(np.int64), t["height_sd_m"].to_numpy(dtype=np.float64, na_value=np.nan),
@@ -153,13 +224,14 @@ def _surface_inputs(t: pd.DataFrame, config: FreeboardConfig, p_water: bool) -> 
 
 
 def freeboard_chunks(source: TrackSource, config: FreeboardConfig, chunk_rows: int, *, p_water: bool = True,
-                     bbox: BoundingBox | None = None) -> Iterator[pd.DataFrame]:
+                     bbox: BoundingBox | None = None, photons: list[bool] | None = None) -> Iterator[pd.DataFrame]:
     """The rows of :func:`freeboard_frame`, chunk by chunk, from a track in ascending ``x_atc_m``.
 
     Two passes over ``source`` (:mod:`seaice_tasks.surface.surface_passes`); the frames,
     concatenated, are :func:`freeboard_frame`'s, bit for bit, whatever ``chunk_rows``.
     ``p_water``: leads from ``p_water`` as configured (when the column is there); ``bbox`` gets the
-    track's points in the first pass, before the first frame is given.
+    track's points in the first pass, before the first frame is given; ``photons`` gets whether the
+    leads came from the photons alone (``leads="confirmed"`` on a track without model water).
 
     Raises
     ------
@@ -167,18 +239,23 @@ def freeboard_chunks(source: TrackSource, config: FreeboardConfig, chunk_rows: i
         When the rows are not in ascending ``x_atc_m`` (in the first pass, before any frame).
     """
     use_p = p_water and config.lead_p_water > 0 and "p_water" in source.column_names()
-    columns = ["bin_index", "h_cor_mean_m", "class", "height_sd_m", "n_photons", *(["p_water"] if use_p else [])]
+    evidence = list(EVIDENCE_INPUT_COLUMNS) if config.leads != "classes" else []
+    columns = ["bin_index", "h_cor_mean_m", "class", "height_sd_m", "n_photons", *(["p_water"] if use_p else []),
+               *evidence]
+    photons_only = config.leads == "confirmed" and not _has_model_water(source, config, chunk_rows, use_p)
+    if photons is not None:
+        photons.append(photons_only)
     scan = SurfaceScan(config.surface)
     geo = ["lon_deg", "lat_deg"] if bbox is not None else []
     for chunk in iter_chunks(source, [*columns, *geo], chunk_rows, halo_rows=scan.halo_rows, halo_m=scan.halo_m):
-        scan.add(chunk, _surface_inputs(chunk.frame, config, use_p))
+        scan.add(chunk, _surface_inputs(chunk.frame, config, use_p, photons_only))
         if bbox is not None:
             own = chunk.frame.iloc[chunk.own]
             bbox.add(own["lon_deg"].to_numpy(dtype=np.float64), own["lat_deg"].to_numpy(dtype=np.float64))
     tables = scan.finish()
     kept = ["lat_deg", "lon_deg", "time_utc"]
     for chunk in iter_chunks(source, [*columns, *kept], chunk_rows, halo_rows=tables.halo_rows):
-        surf = surface_rows(tables, chunk, _surface_inputs(chunk.frame, config, use_p), config.surface)
+        surf = surface_rows(tables, chunk, _surface_inputs(chunk.frame, config, use_p, photons_only), config.surface)
         yield _freeboard_rows(chunk.frame.iloc[chunk.own].reset_index(drop=True), surf, config)
 
 
@@ -216,6 +293,7 @@ class _Summary:
 
     def __init__(self) -> None:
         self.rows = 0
+        self.photons = False
         self.any_height = False
         self.all_no_water = True
         self.x_first = self.x_last = np.nan
@@ -252,6 +330,8 @@ class _Summary:
             flags.append("no_water")
         if self.rows < 2 or self.x_last - self.x_first < _SHORT_TRACK_WINDOWS * 2 * config.surface.radius_m:
             flags.append("short_track")
+        if self.photons and not self.all_no_water:
+            flags.append("leads_from_photons")
         return flags
 
     def row(self, granule: str, beam: str, config: FreeboardConfig) -> dict[str, Any]:
@@ -267,7 +347,8 @@ class _Summary:
 
 
 def track_flags(frame: pd.DataFrame, config: FreeboardConfig) -> list[str]:
-    """Recorded conditions of a track's freeboard (manifest info): ``no_water``, ``short_track``, ``no_heights``."""
+    """Recorded conditions of a track's freeboard (manifest info): ``no_water``, ``short_track``, ``no_heights``
+    (``leads_from_photons`` is known to the job only)."""
     summary = _Summary()
     summary.add(frame)
     return summary.flags(config)
@@ -294,7 +375,9 @@ def _whole_track(ctx: WorkContext[FreeboardConfig], key_in: PartitionKey, key: P
                  summary: _Summary, group_rows: int) -> Output:
     """The track read and computed at once, written in the row groups of the streamed file."""
     table = ctx.lake.read_table(key_in)
-    out = freeboard_frame(table.select(list(INPUT_COLUMNS)).to_pandas(), ctx.config)
+    photons: list[bool] = []
+    out = freeboard_frame(table.select(list(ctx.config.input_columns())).to_pandas(), ctx.config, photons=photons)
+    summary.photons = any(photons)
     summary.add(out)
     del table
     output = _track_table(out, key)
@@ -309,7 +392,9 @@ def _streamed(ctx: WorkContext[FreeboardConfig], key_in: PartitionKey, key: Part
     bbox = BoundingBox()
     with PartitionSource(ctx.lake, key_in) as source:
         def pieces() -> Iterator[pa.Table]:
-            for out in freeboard_chunks(source, ctx.config, chunk_rows, bbox=bbox):
+            photons: list[bool] = []
+            for out in freeboard_chunks(source, ctx.config, chunk_rows, bbox=bbox, photons=photons):
+                summary.photons = any(photons)
                 summary.add(out)
                 yield _track_table(out, key, bbox.bbox)
 
@@ -327,7 +412,7 @@ def freeboard_track(ctx: WorkContext[FreeboardConfig], date: str, granule: str, 
     key_in = SEGMENTS_CLASSIFIED.key(date=date, granule=granule, beam=beam)
     key = FREEBOARD.key(date=date, granule=granule, beam=beam)
     with PartitionSource(ctx.lake, key_in) as source:
-        missing = [c for c in INPUT_COLUMNS if c not in source.column_names()]
+        missing = [c for c in ctx.config.input_columns() if c not in source.column_names()]
     if missing:
         raise InputError(ctx.lake.path(key_in.relpath), f"segments_classified lacks columns {missing}")
     summary = _Summary()

@@ -24,7 +24,14 @@ at a 5 km stride, every row keeping the value of the last window that wrote it;
         h_ref = sum(beta_L h_L);  sigma_ref**2 = sum(beta_L**2 sigma_L**2)              (Eq. 3)
 
     ``weight_form="notebook"`` reproduces the authors' precedence bug
-    ``exp(-(h - h_min) / sigma)**2`` (METHOD §13 #1) for parity only.
+    ``exp(-(h - h_min) / sigma)**2`` (METHOD §13 #1) for parity only.  ``weight_form="mean"``
+    (not in the papers) replaces Eq. 2 by the inverse-variance mean of the lead's segments,
+    ``a_i = sigma_i**-2 / sum(sigma**-2)``: Eq. 2 pulls a lead towards its lowest segment, and at
+    2 m that segment's noise is as large as the weights' sigma, so Eq. 2 reads every lead low
+    (docs/freeboard.md); the mean is unbiased where the segments are.  ``weight_form="median"``
+    (the default, not in the papers) takes the median of the lead's segments (variance pi/2 times
+    the mean's): unbiased too, and the one or two edge segments of a lead, whose ~11 m footprint
+    reaches the ice and reads high, do not move it.
 
 A fifth surface, ``leads`` (the default reference of freeboard; not in the papers,
 :func:`lead_kernel_surface`), keeps Eq. 2's lead heights but not the windows: each lead's height
@@ -77,6 +84,7 @@ from seaice_tasks.errors import ConfigError
 __all__ = [
     "ESTIMATORS",
     "REFERENCES",
+    "WEIGHT_FORMS",
     "FLAG_OWN_LEADS",
     "FLAG_INTERPOLATED",
     "FLAG_EXTRAPOLATED",
@@ -101,6 +109,10 @@ BoolArray = npt.NDArray[np.bool_]
 ESTIMATORS: Final[tuple[str, ...]] = ("minimum", "average", "nearest_minimum", "nasa")
 #: Surfaces freeboard may be measured from (``SeaSurfaceConfig.reference``).
 REFERENCES: Final[tuple[str, ...]] = (*ESTIMATORS, "nasa_smooth", "leads")
+#: Per-lead height forms (``SeaSurfaceConfig.weight_form``).
+WEIGHT_FORMS: Final[tuple[str, ...]] = ("paper", "notebook", "mean", "median")
+#: Variance of a median over that of the mean of normal samples (large n): pi / 2.
+_MEDIAN_VARIANCE_FACTOR: Final[float] = float(np.pi / 2.0)
 #: ``surface_flag``: the row's window has its own leads.
 FLAG_OWN_LEADS: Final[int] = 0
 #: Interpolated between windows with leads.
@@ -140,7 +152,10 @@ class SeaSurfaceConfig(JsonConfig):
         ``none`` (paper text: windows without water are interpolated) or ``thin`` (notebook:
         thin ice counts as lead when a window has no water).  UNCERTAIN in METHOD §9.
     weight_form : str
-        ``paper`` (Eq. 2) or ``notebook`` (the authors' precedence bug, parity only).
+        Per-lead height: ``paper`` (Eq. 2, the paper), ``notebook`` (the authors' precedence bug,
+        parity only), ``mean`` (inverse-variance mean: unbiased at 2 m) or ``median`` (the
+        segments' median: unbiased and not lifted by the lead's edge segments; the default,
+        chosen on the tuning days, docs/freeboard.md).
     sigma_floor_m : float
         Floor of a segment's height uncertainty ``height_sd / sqrt(N)`` (m).
     lead_runs : str
@@ -166,7 +181,7 @@ class SeaSurfaceConfig(JsonConfig):
     radius_m: float = 5000.0
     reference: str = "leads"
     lead_fallback: str = "none"
-    weight_form: str = "paper"
+    weight_form: str = "median"
     sigma_floor_m: float = DEFAULT_SIGMA_FLOOR_M
     lead_runs: str = "bins"
     nearest_k: int = 10
@@ -182,8 +197,8 @@ class SeaSurfaceConfig(JsonConfig):
             (self.reference in REFERENCES, f"reference must be one of {REFERENCES}, got {self.reference!r}"),
             (self.lead_kernel_m > 0, "lead_kernel_m must be > 0"),
             (self.lead_fallback in ("none", "thin"), f"lead_fallback must be none or thin, got {self.lead_fallback!r}"),
-            (self.weight_form in ("paper", "notebook"),
-             f"weight_form must be paper or notebook, got {self.weight_form!r}"),
+            (self.weight_form in WEIGHT_FORMS,
+             f"weight_form must be one of {WEIGHT_FORMS}, got {self.weight_form!r}"),
             (self.sigma_floor_m > 0, "sigma_floor_m must be > 0"),
             (self.lead_runs in ("bins", "rows"), f"lead_runs must be bins or rows, got {self.lead_runs!r}"),
             (self.nearest_k >= 1, "nearest_k must be >= 1"),
@@ -218,29 +233,59 @@ def lead_runs(is_lead: BoolArray, consecutive: BoolArray) -> tuple[IntArray, Int
 
 def lead_heights(h: FloatArray, sigma: FloatArray, starts: IntArray, stops: IntArray,
                  weight_form: str = "paper") -> tuple[FloatArray, FloatArray]:
-    """Height and variance of each lead ``[starts, stops)`` by paper Eq. 2 (m, m**2).
+    """Height and variance of each lead ``[starts, stops)`` (m, m**2): paper Eq. 2 or the mean.
+
+    ``weight_form``: ``paper`` (Eq. 2), ``notebook`` (its precedence bug) or ``mean`` (the
+    inverse-variance mean, :class:`SeaSurfaceConfig`).
 
     Examples
     --------
-    One lead of two segments 1 sigma apart: weights 1 and exp(-1).
+    One lead of two segments 1 sigma apart: weights 1 and exp(-1); their mean is half way.
 
     >>> h_l, var_l = lead_heights(np.array([0.0, 0.1]), np.array([0.1, 0.1]), np.array([0]), np.array([2]))
     >>> round(float(h_l[0]), 4)
     0.0269
+    >>> h_l, var_l = lead_heights(np.array([0.0, 0.1]), np.array([0.1, 0.1]), np.array([0]), np.array([2]), "mean")
+    >>> round(float(h_l[0]), 4), round(float(var_l[0]), 4)
+    (0.05, 0.005)
+
+    A lead of five segments whose edge segments read high: the median keeps to the interior.
+
+    >>> h_l, _ = lead_heights(np.array([0.2, 0.01, 0.0, 0.02, 0.15]), np.full(5, 0.03), np.array([0]),
+    ...                       np.array([5]), "median")
+    >>> round(float(h_l[0]), 4)
+    0.02
     """
     if starts.size == 0:
         return np.empty(0), np.empty(0)
     run = np.repeat(np.arange(starts.size), stops - starts)
     rows = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)])
     hh, ss = h[rows], sigma[rows]
-    h_min = _run_min(hh, run, starts.size)
-    dz = (hh - h_min[run]) / ss
-    w = np.exp(-(dz**2)) if weight_form == "paper" else np.exp(-dz) ** 2
+    if weight_form == "median":
+        return _median_leads(hh, ss, run, stops - starts)
+    if weight_form == "mean":
+        w = 1.0 / ss**2
+    else:
+        h_min = _run_min(hh, run, starts.size)
+        dz = (hh - h_min[run]) / ss
+        w = np.exp(-(dz**2)) if weight_form == "paper" else np.exp(-dz) ** 2
     wsum = np.bincount(run, weights=w, minlength=starts.size)
     a = w / wsum[run]
     h_lead = np.bincount(run, weights=a * hh, minlength=starts.size)
     var_lead = np.maximum(np.bincount(run, weights=a**2 * ss**2, minlength=starts.size), LEAD_VARIANCE_FLOOR_M2)
     return np.asarray(h_lead, dtype=np.float64), np.asarray(var_lead, dtype=np.float64)
+
+
+def _median_leads(hh: FloatArray, ss: FloatArray, run: IntArray,
+                  counts: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Median height of each lead's segments (m) and its variance: pi/2 times the inverse-variance mean's."""
+    order = np.lexsort((hh, run))
+    sorted_h = hh[order]
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    med = 0.5 * (sorted_h[first + (counts - 1) // 2] + sorted_h[first + counts // 2])
+    inv = np.bincount(run, weights=1.0 / ss**2, minlength=counts.size)
+    var = np.maximum(_MEDIAN_VARIANCE_FACTOR / inv, LEAD_VARIANCE_FLOOR_M2)
+    return np.asarray(med, dtype=np.float64), np.asarray(var, dtype=np.float64)
 
 
 def nasa_lead_surface(h: FloatArray, sigma: FloatArray, starts: IntArray, stops: IntArray,

@@ -117,25 +117,36 @@ def test_against_truth_ours_beats_the_simulated_atl10(day: dict[str, Any]) -> No
 
 
 def test_a_track_without_water_is_flagged_and_a_corrupt_one_fails_alone(day: dict[str, Any], tmp_path: Path) -> None:
+    """A track where the classifier finds no water takes its leads from the photons (flagged so); one where the
+    photons find none either has no freeboard (flag ``no_water``); a corrupt one fails alone."""
     from seaice_tasks.outputs import TableOutput, write_partition
 
     shutil.copytree(day["classified"], tmp_path / "lake")
     lake = Lake(tmp_path / "lake")
     dry, broken, good = lake.partitions(SEGMENTS_CLASSIFIED.name, DATE)
-    table = lake.read_table(dry)
-    cls = table.column("class").to_numpy()
-    table = table.set_column(table.schema.get_field_index("class"), table.schema.field("class"),
-                             [np.where(cls == 2, 0, cls).astype(np.uint8)])
-    write_partition(lake, dry, [TableOutput(dry, CLASSES_FILE, table)], None, {})
+
+    def rewrite(column: str, values: Any) -> None:
+        table = lake.read_table(dry)
+        table = table.set_column(table.schema.get_field_index(column), table.schema.field(column), [values])
+        write_partition(lake, dry, [TableOutput(dry, CLASSES_FILE, table)], None, {})
+
+    cls = lake.read_table(dry).column("class").to_numpy()
+    rewrite("class", np.where(cls == 2, 0, cls).astype(np.uint8))
     man = lake.require(broken)
     path = Path(lake.path(broken.relpath, str(man.version), CLASSES_FILE))
     path.write_bytes(b"PAR1 not a parquet file")
     summary = run_job(load_job("freeboard"), [], lake, None, day=DAY, whole_day=True)
     assert [f["track"] for f in summary["failed"]] == [f"{broken.granule}/{broken.beam}"]
-    assert summary["flagged"] == [{"track": f"{dry.granule}/{dry.beam}", "flags": ["no_water"]}]
+    assert summary["flagged"] == [{"track": f"{dry.granule}/{dry.beam}", "flags": ["leads_from_photons"]}]
     keys = {(k.granule, k.beam) for k in lake.partitions(FREEBOARD.name, DATE)}
     assert keys == {(dry.granule, dry.beam), (good.granule, good.beam)}
-    dry_fb = lake.read_table(FREEBOARD.key(date=DATE, granule=dry.granule, beam=dry.beam)).to_pandas()
+    dry_key = FREEBOARD.key(date=DATE, granule=dry.granule, beam=dry.beam)
+    dry_fb = lake.read_table(dry_key).to_pandas()
+    assert dry_fb["freeboard_m"].notna().mean() > 0.9 and (dry_fb["surface_flag"] < 3).all()
+    rewrite("water_vote", np.zeros(len(cls)))
+    summary = run_job(load_job("freeboard"), [], lake, None, day=DAY, whole_day=True)
+    assert {"track": f"{dry.granule}/{dry.beam}", "flags": ["no_water"]} in summary["flagged"]
+    dry_fb = lake.read_table(dry_key).to_pandas()
     assert dry_fb["freeboard_m"].isna().all() and (dry_fb["surface_flag"] == 3).all()
 
 

@@ -16,6 +16,7 @@ from seaice_tasks.surface.sea_surface import (
     FLAG_NO_WATER,
     FLAG_OWN_LEADS,
     SeaSurfaceConfig,
+    lead_heights,
     lead_runs,
     nasa_lead_surface,
     running_nanmin,
@@ -41,6 +42,8 @@ def _track(n: int, leads: list[tuple[int, int]], surface: float | np.ndarray = 0
         "bin_index": np.arange(n, dtype=np.int64), "x_atc_m": x, "lat_deg": -75.0, "lon_deg": -170.0,
         "time_utc": pd.Timestamp("2019-11-04T20:00:00"), "n_photons": np.full(n, N_PH, dtype=np.int32),
         "class": cls, "h_cor_mean_m": h, "height_sd_m": np.full(n, SD),
+        # the photon evidence agrees with the classes: water-like neighbours at the water level on the leads
+        "water_vote": np.where(cls == 2, 1.0, 0.0), "height_above_low_m": np.where(cls == 2, 0.0, ice),
     })
 
 
@@ -184,3 +187,50 @@ def test_short_and_empty_tracks_are_flagged_not_errors() -> None:
     assert np.isfinite(short["freeboard_m"]).all()
     empty = freeboard_frame(_track(0, []))
     assert empty.empty and {"no_water", "short_track", "no_heights"} <= set(track_flags(empty, FreeboardConfig()))
+
+
+def test_the_paper_recipe_differs_from_the_default_only_where_documented() -> None:
+    """seaice_tasks.recipes: the paper's recipe is the default with the papers' labels, features, leads and surface."""
+    from seaice_tasks.recipes import RECIPES, recipe, recipe_json
+
+    default, paper = RECIPES["default"], recipe("paper")
+    assert set(default) == set(paper) == {"colocate", "training_set", "freeboard"}
+    differs = {stage: {k for k, v in paper[stage].to_dict().items() if default[stage].to_dict()[k] != v}
+               for stage in paper}
+    assert differs == {"colocate": {"label_policy"}, "training_set": {"features"}, "freeboard": {"leads", "surface"}}
+    for stage, text in recipe_json("paper").items():
+        assert type(paper[stage]).from_json(text) == paper[stage]
+    with pytest.raises(ConfigError, match="unknown recipe 'atl10'; known: default, paper"):
+        recipe("atl10")
+
+
+def test_mean_lead_heights_are_unbiased_where_eq2_reads_low() -> None:
+    """Leads of ten 2 m segments with 3 cm noise on a flat sea at 0: Eq. 2 pulls each lead towards its lowest
+    segment (the noise is as large as the weights' sigma), the inverse-variance mean does not."""
+    rng = np.random.default_rng(11)
+    n_leads, size, noise = 2000, 10, 0.03
+    h = rng.normal(0.0, noise, n_leads * size)
+    sigma = np.full(h.size, noise)
+    starts = np.arange(n_leads) * size
+    eq2, _ = lead_heights(h, sigma, starts, starts + size, "paper")
+    mean, var = lead_heights(h, sigma, starts, starts + size, "mean")
+    assert eq2.mean() < -0.01  # biased low by more than a centimetre
+    assert abs(mean.mean()) < 3 * noise / math.sqrt(h.size)
+    np.testing.assert_allclose(var, noise**2 / size)
+
+
+def test_confirmed_leads_need_the_photons_and_fall_back_to_them() -> None:
+    """``leads="confirmed"``: water the classifier finds but the photons do not confirm (here 12 cm of thin ice
+    called water) is no lead; a track without the classifier's water takes the photons' leads."""
+    frame = _track(6000, [(1000, 1040), (3000, 3040)], surface=0.0, ice=0.4)
+    frame.loc[3000:3039, "h_cor_mean_m"] = 0.12
+    frame.loc[3000:3039, ["water_vote", "height_above_low_m"]] = [0.0, 0.12]
+    confirmed = freeboard_frame(frame)
+    assert np.allclose(confirmed["surface_m"], 0.0)
+    assert freeboard_frame(frame, FreeboardConfig(leads="classes"))["surface_m"].max() > 0.05
+    blind = frame.assign(**{"class": np.zeros(len(frame), np.uint8)})
+    photons: list[bool] = []
+    fb = freeboard_frame(blind, photons=photons)
+    assert photons == [True] and np.allclose(fb["surface_m"], 0.0)
+    assert "no_water" not in track_flags(fb, FreeboardConfig())
+    assert freeboard_frame(blind, FreeboardConfig(leads="classes"))["surface_m"].isna().all()

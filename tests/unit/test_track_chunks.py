@@ -6,6 +6,7 @@ boundary cuts, a track without water, an empty track; several chunk sizes down t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tracemalloc
 import uuid
@@ -52,6 +53,9 @@ CONFIGS = {
     "thin fallback, trimmed, nasa reference": FreeboardConfig(
         surface=SeaSurfaceConfig(radius_m=150.0, smooth_rows=20, lead_fallback="thin", lead_edge_trim_m=4.0,
                                  reference="nasa", nearest_k=3), lead_p_water=0.9),
+    "photon leads, Eq. 2": FreeboardConfig(surface=dataclasses.replace(SURFACE, weight_form="paper"),
+                                           leads="photons"),
+    "classes as leads": FreeboardConfig(surface=SURFACE, leads="classes"),
     "row runs, smoothed reference": FreeboardConfig(
         surface=SeaSurfaceConfig(radius_m=90.0, smooth_rows=7, lead_runs="rows", reference="nasa_smooth",
                                  split_gap_m=30.0, weight_form="notebook")),
@@ -85,6 +89,11 @@ def track(n: int = 1200, *, leads: tuple[tuple[int, int], ...] = ((240, 260), (6
     })
     frame["n_photons"] = frame["n_photons"].astype(np.int32)
     frame["height_sd_m"] = sd
+    # photon evidence: most lead rows and a stretch the classes call ice (a lead only the photons see)
+    photon_water = (cls == 2) & (rng.random(n) < 0.8)
+    photon_water[int(0.7 * n):int(0.7 * n) + 15] = True
+    frame["water_vote"] = np.where(photon_water, 1.0, rng.random(n) * 0.5)
+    frame["height_above_low_m"] = np.where(photon_water, rng.random(n) * 0.05, 0.05 + rng.gamma(2.0, 0.2, n))
     return frame
 
 
@@ -317,7 +326,7 @@ def test_the_freeboard_file_has_fixed_row_groups_whatever_the_chunk_size(tmp_pat
               for c in range(file.metadata.num_columns)]
     assert not any(c.has_dictionary_page or "RLE_DICTIONARY" in c.encodings for c in chunks)  # no dictionaries
     # what a single pq.write_table of the whole output (one row group) holds: the same table
-    out = freeboard_frame(t, config)
+    out = freeboard_frame(lake.read_table(key).to_pandas(), config)
     out.insert(0, "beam", "gt1r")
     out.insert(0, "granule", GRANULE)
     fkey = FREEBOARD.key(date=DAY, granule=GRANULE, beam="gt1r")
