@@ -121,12 +121,15 @@ class ColocateConfig(JsonConfig):
     refine_thick_above_m : float
         With ``refine``, a thin-ice or water segment at least this far above the local S2-water
         level becomes thick ice (m; thin ice is at most ~0.15 m above water).
-    label_policy : {"s2", "evidence"}
-        ``s2``: the colour label of the pixel under each segment is its label (the papers').
+    label_policy : {"evidence", "s2"}
+        ``s2``: the colour label of the pixel under each segment is its label (the papers'; the
+        parity recipe).
         ``evidence``: a segment is labelled only where the photons agree
         (:func:`seaice_tasks.is2.label_transfer.evidence_labels`): open water wherever the photon
         evidence finds it (the narrow leads a 10 m pixel calls ice), thick or thin ice where a pure
-        pixel and the photons say the same; everything else is left unlabelled, never taught as ice.
+        pixel and the photons say the same; everything else is left unlabelled, never taught as ice
+        (the default: on the tuning days 99.8 % of its labels are right against 93.1 %, and it
+        labels 3.8 times as much water; docs/colocation.md).
     unlabel_mixed : bool
         With ``s2``: leave unlabelled the segments on a pixel whose 3 x 3 neighbourhood holds
         another class (class edges, narrow features; ``evidence`` always does).
@@ -166,7 +169,7 @@ class ColocateConfig(JsonConfig):
     refine_max_height_sd_m: float = 0.2
     refine_min_pcnt_ratio: float = 1.5
     refine_thick_above_m: float = 0.3
-    label_policy: str = "s2"
+    label_policy: str = "evidence"
     unlabel_mixed: bool = False
     evidence: PhotonEvidenceConfig = dataclasses.field(default_factory=PhotonEvidenceConfig)
     reference_window_m: float = 5000.0

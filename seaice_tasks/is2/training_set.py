@@ -120,7 +120,8 @@ class TrainingSetConfig(JsonConfig):
     name : str
         Training-set name (partition ``name=``; a safe path component).
     features : str or tuple of str
-        Feature set name (``notebook``, ``paper``, ``parity``) or feature names in model order
+        Feature set name (``robust``, the default: features that mean the same on every day;
+        ``notebook``, ``paper``, ``parity``, ``relative``) or feature names in model order
         (:func:`seaice_tasks.is2.features.resolve_features`).
     split : {"blocks", "random"}
         Along-track block split (default) or the authors' random split of windows (parity; leaks
@@ -148,7 +149,7 @@ class TrainingSetConfig(JsonConfig):
 
     kind: ClassVar[str] = "training_set"
     name: str = "seaice"
-    features: str | tuple[str, ...] = "notebook"
+    features: str | tuple[str, ...] = "robust"
     split: str = "blocks"
     block_m: float = 10_000.0
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)

@@ -13,7 +13,7 @@ import pytest
 
 from seaice_tasks.errors import ConfigError, SchemaError, SeaIceError
 from seaice_tasks.is2 import training_set as ts_mod
-from seaice_tasks.is2.features import FEATURE_NAMES, NOTEBOOK_FEATURES, PAPER_FEATURES
+from seaice_tasks.is2.features import FEATURE_NAMES, NOTEBOOK_FEATURES, PAPER_FEATURES, ROBUST_FEATURES
 from seaice_tasks.is2.training_set import (
     TrainingSetConfig,
     build_training_set,
@@ -101,7 +101,8 @@ def test_config_rejects(kwargs: dict[str, Any]) -> None:
 def test_config_json_round_trip() -> None:
     cfg = TrainingSetConfig(features=("h_cor_mean_m", "d_pcnt"), split="random", seed=3)
     assert TrainingSetConfig.from_json(cfg.to_json()) == cfg
-    assert TrainingSetConfig().feature_names == NOTEBOOK_FEATURES
+    assert TrainingSetConfig().feature_names == ROBUST_FEATURES  # the default recipe's
+    assert TrainingSetConfig(features="notebook").feature_names == NOTEBOOK_FEATURES  # the paper recipe's
 
 
 # -- building ----------------------------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def test_random_split_sizes_and_seed() -> None:
 
 
 def test_normalisation_uses_training_rows_only() -> None:
-    cfg = TrainingSetConfig(block_m=2000.0, seed=7)
+    cfg = TrainingSetConfig(block_m=2000.0, seed=7, features="notebook")
     frames = _long_frames()
     ts = build_training_set(frames, cfg)
     out = ts.table.to_pandas()
