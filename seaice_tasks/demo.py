@@ -86,6 +86,13 @@ DEMO_TARGET_MIN: Final[int] = 15
 #: The papers' accuracies (../shared/docs/PAPER_NUMBERS.md): P1's LSTM on 2 m segments, P2's U-Net on S2.
 PAPER_LSTM_ACCURACY: Final[float] = 96.56
 PAPER_UNET_ACCURACY: Final[float] = 98.97
+#: The paper LSTM's recall of open water and thin ice (P1, PAPER_NUMBERS.md).
+PAPER_WATER_RECALL: Final[float] = 0.60
+PAPER_THIN_RECALL: Final[float] = 0.74
+#: Targets of the published classes (accuracy %, recall / precision; docs/classification.md).
+TARGET_ACCURACY: Final[float] = 97.0
+TARGET_WATER_RP: Final[tuple[float, float]] = (0.90, 0.90)
+TARGET_THIN_RP: Final[tuple[float, float]] = (0.85, 0.80)
 #: Label value of unlabelled pixels (cloud, shadow, no data).
 UNLABELED: Final[int] = 255
 
@@ -235,8 +242,11 @@ def _colocation_summary(lake: Lake, day: dt.date, truth_dir: Path) -> None:
               f"split by {info.get('split_method')}")
 
 
-def prepare_labelled_day(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
-    """Simulate a day and run discover, resample, S2 labels and colocation on it in process; its truth folder."""
+def prepare_labelled_day(config: SimConfig, sim_dir: Path, lake: Lake, colocate: Any = None) -> Path:
+    """Simulate a day and run discover, resample, S2 labels and colocation on it in process; its truth folder.
+
+    ``colocate``: the colocation's :class:`~seaice_tasks.is2.colocate.ColocateConfig` (default: its defaults).
+    """
     from seaice_tasks.catalog import run_discover
     from seaice_tasks.is2.colocate import ColocateConfig
     from seaice_tasks.is2.resample import ResampleConfig
@@ -252,7 +262,8 @@ def prepare_labelled_day(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
     granules, scenes = inventory_uris(lake, day, "ATL03"), inventory_uris(lake, day, "S2")
     run_job(load_job("resample"), granules, lake, ResampleConfig(), day=config.date, inputs=inputs)
     run_job(load_job("s2_labels"), scenes, lake, S2LabelConfig(), day=config.date, inputs=inputs)
-    run_job(load_job("colocate"), day_tracks(lake, day), lake, ColocateConfig(), day=config.date, whole_day=True)
+    run_job(load_job("colocate"), day_tracks(lake, day), lake, colocate or ColocateConfig(), day=config.date,
+            whole_day=True)
     return sim_dir / TRUTH_DIR
 
 
@@ -431,7 +442,14 @@ def summary_rows(lake: Lake, day: dt.date, truth_dir: Path, cls: dict[str, Any] 
     """
     rows: list[tuple[str, str, str, str]] = []
     rows.append(("2 m classes vs truth (accuracy)", _fmt(cls["accuracy"] if cls else None, 100, " %"),
-                 f"paper LSTM {PAPER_LSTM_ACCURACY:.2f} % (vs S2 labels)", "-"))
+                 f"paper LSTM {PAPER_LSTM_ACCURACY:.2f} % (vs S2 labels)", f">= {TARGET_ACCURACY:.0f} %"))
+    if cls:
+        for name, paper, (r_min, p_min) in (("water", PAPER_WATER_RECALL, TARGET_WATER_RP),
+                                            ("thin", PAPER_THIN_RECALL, TARGET_THIN_RP)):
+            r, p = cls["recall"].get(name), cls["precision"].get(name)
+            ours = " / ".join("-" if v is None else f"{v:.2f}" for v in (r, p))
+            rows.append((f"{'open water' if name == 'water' else 'thin ice'} recall / precision", ours,
+                         f"paper LSTM recall {paper:.2f}", f">= {r_min:.2f} / {p_min:.2f}"))
     if fb is not None:
         ice = fb["freeboard_ice"]
         rows.append(("2 m ice freeboard RMSE vs truth", _fmt(ice["rmse_m"], 100, " cm"),

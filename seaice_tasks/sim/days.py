@@ -39,7 +39,7 @@ from seaice_tasks.sim.atmosphere import AtmosphereConfig
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.world import WorldConfig
 
-__all__ = ["NamedDay", "DAYS", "day", "unseen_days", "TRAINING", "TUNING", "REPORTED", "UNSEEN"]
+__all__ = ["NamedDay", "DAYS", "day", "days_of", "unseen_days", "TRAINING", "TUNING", "REPORTED", "UNSEEN"]
 
 TRAINING: Final[str] = "training"
 TUNING: Final[str] = "tuning"
@@ -123,6 +123,18 @@ _ALL: Final[tuple[NamedDay, ...]] = (
     NamedDay("unet_eval", SimConfig(date="2019-11-26", seed=20191126, granules=2, scene_km=5.0,
                                     world=_unet_world(1126)), REPORTED, "date, day and world seeds",
              "experiments/unet_experiment.py evaluation day (world seed 1126)"),
+    # -- tuning days of the photon leads, labels and features (experiments/unseen_days.py --days tuning) -----
+    NamedDay("tune_hazy", SimConfig(date="2019-11-19", seed=9019, atmosphere=HAZY_ATMOSPHERE,
+                                    world=WorldConfig(seed=9119)), TUNING,
+             "return strength: the hazy day's atmosphere", "photon evidence, label policy, features, leads"),
+    NamedDay("tune_backward", SimConfig(date="2019-11-20", seed=9020, sc_orient=0, world=WorldConfig(seed=9120)),
+             TUNING, "spacecraft backward (sc_orient 0)", "photon evidence, label policy, features, leads"),
+    NamedDay("tune_night", SimConfig(date="2019-06-20", seed=9620, overpass_local_hours=NIGHT_LOCAL_HOURS,
+                                     world=WorldConfig(seed=9720)), TUNING,
+             "night: polar winter at local midnight, no Sentinel-2 scene", "photon evidence, features, leads"),
+    NamedDay("tune_dense", SimConfig(date="2019-11-21", seed=9021, world=WorldConfig(
+        seed=9121, water_fraction=DENSE_WATER_FRACTION, thin_fraction=DENSE_THIN_FRACTION)), TUNING,
+             "lead density: 9 % water + 16 % thin ice", "photon evidence, label policy, features, leads"),
     # -- unseen evaluation days ------------------------------------------------------------------------
     NamedDay("unseen_dense_leads",
              SimConfig(date="2019-11-14", seed=7014, world=WorldConfig(
@@ -163,6 +175,19 @@ def day(name: str) -> SimConfig:
     if found is None:
         raise ConfigError(f"unknown simulated day {name!r}; known: {', '.join(sorted(DAYS))}")
     return found.config
+
+
+def days_of(role: str) -> tuple[NamedDay, ...]:
+    """The days of one role, in registry order.
+
+    Raises
+    ------
+    ConfigError
+        When ``role`` is not one of the roles.
+    """
+    if role not in _ROLES:
+        raise ConfigError(f"unknown role {role!r}; known: {', '.join(sorted(_ROLES))}")
+    return tuple(d for d in _ALL if d.role == role)
 
 
 def unseen_days() -> tuple[NamedDay, ...]:
