@@ -154,7 +154,9 @@ def _tracks(lake: Lake, named: NamedDay, prep: dict[str, Any], models: dict[str,
         atl10 = next(p for p in prep["atl10"] if str(key.granule)[:14] in p)
         frames = {}
         for name, model in loaded.items():
-            classified = classify_frame(seg, model, ClassifyConfig(model=name))
+            config = recipe("paper")["classify"] if name == PAPER else ClassifyConfig()
+            assert isinstance(config, ClassifyConfig)
+            classified = classify_frame(seg, model, dataclasses.replace(config, model=name))
             frame = seg.rename(columns={"h_std_m": "height_sd_m"})
             for column in ("window_valid", "class", "p_water", "water_vote", "height_above_low_m"):
                 frame[column] = classified[column].to_numpy()

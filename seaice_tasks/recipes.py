@@ -5,14 +5,15 @@ A recipe is one configuration per stage (the ``--config`` JSON of each job).  Tw
 ``default``
     What the daily DAG runs (every stage's defaults): training labels that the photons confirm
     (``ColocateConfig.label_policy="evidence"``), features that mean the same on every day
-    (``TrainingSetConfig.features="robust"``), leads that the classifier and the photons agree on
+    (``TrainingSetConfig.features="robust"``), open water only where the photons support it
+    (``ClassifyConfig.water_vote_min``), leads that the classifier and the photons agree on
     (``FreeboardConfig.leads="confirmed"``) and unbiased per-lead heights
     (``SeaSurfaceConfig.weight_form="mean"``).  Chosen on the tuning days of
     :mod:`seaice_tasks.sim.days`; scored on the unseen days (docs/classification.md,
     docs/freeboard.md).
 ``paper``
     The papers' method (Iqrah et al., METHOD.md): Sentinel-2 colour labels as they are, the
-    authors' notebook features, the classifier's open water as leads, Eq. 2 lead heights and the
+    authors' notebook features, the classifier's argmax, its open water as leads, Eq. 2 lead heights and the
     ATL10 window surface (Eqs. 2-3).  Kept so that parity with P1 stays measurable.
 
 Examples
@@ -33,6 +34,7 @@ from typing import Final
 
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.errors import ConfigError
+from seaice_tasks.is2.classify import ClassifyConfig
 from seaice_tasks.is2.colocate import ColocateConfig
 from seaice_tasks.is2.training_set import TrainingSetConfig
 from seaice_tasks.surface.freeboard import FreeboardConfig
@@ -43,11 +45,13 @@ __all__ = ["RECIPES", "recipe", "recipe_json"]
 _DEFAULT: Final[Mapping[str, JsonConfig]] = MappingProxyType({
     "colocate": ColocateConfig(),
     "training_set": TrainingSetConfig(),
+    "classify": ClassifyConfig(),
     "freeboard": FreeboardConfig(),
 })
 _PAPER: Final[Mapping[str, JsonConfig]] = MappingProxyType({
     "colocate": ColocateConfig(label_policy="s2"),
     "training_set": TrainingSetConfig(features="notebook"),
+    "classify": ClassifyConfig(water_vote_min=0.0),
     "freeboard": FreeboardConfig(leads="classes", surface=SeaSurfaceConfig(reference="nasa", weight_form="paper")),
 })
 #: Every named recipe: stage (job name) -> its configuration.

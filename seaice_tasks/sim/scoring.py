@@ -233,7 +233,8 @@ def score_freeboard(tracks: Iterable[tuple[pd.DataFrame, pd.DataFrame, str, pd.D
     -------
     dict
         ``sea_surface``: bias and RMSE over 10 km sections (absolute grid) of the section-mean
-        error of ``surface_m`` (m) and the per-segment RMSE; ``freeboard_ice``: RMSE of the 2 m
+        error of ``surface_m`` (m), the per-segment RMSE and ``z_rms``, the RMS of the error over
+        ``surface_sigma_m`` (about 1 when the uncertainty column is honest); ``freeboard_ice``: RMSE of the 2 m
         freeboard on truth-ice segments, RMSE of the 2 m heights themselves on the same
         segments and their ratio; ``atl10_extent``: ours averaged to each ATL10 segment's extent
         and ATL10, both against the truth averaged the same way, overall and per majority truth
@@ -243,6 +244,7 @@ def score_freeboard(tracks: Iterable[tuple[pd.DataFrame, pd.DataFrame, str, pd.D
 
     section_err: list[float] = []
     seg_err: list[npt.NDArray[np.float64]] = []
+    z: list[npt.NDArray[np.float64]] = []
     fb_err: list[npt.NDArray[np.float64]] = []
     h_err: list[npt.NDArray[np.float64]] = []
     ext: dict[str, list[npt.NDArray[np.float64]]] = {"ours": [], "atl10": [], "cls": []}
@@ -251,6 +253,8 @@ def score_freeboard(tracks: Iterable[tuple[pd.DataFrame, pd.DataFrame, str, pd.D
         x = frame["x_atc_m"].to_numpy(dtype=np.float64)
         err_s = frame["surface_m"].to_numpy(dtype=np.float64) - t["truth_surface_m"].to_numpy()
         seg_err.append(err_s)
+        sigma_s = frame["surface_sigma_m"].to_numpy(dtype=np.float64)
+        z.append(np.where(sigma_s > 0, err_s / np.where(sigma_s > 0, sigma_s, 1.0), np.nan))
         sections = np.floor(x / SECTION_M).astype(np.int64)
         for s in np.unique(sections):
             e = err_s[(sections == s) & np.isfinite(err_s)]
@@ -284,7 +288,8 @@ def score_freeboard(tracks: Iterable[tuple[pd.DataFrame, pd.DataFrame, str, pd.D
     fb_rmse, h_rmse = _rmse(fb_all), _rmse(h_all)
     out: dict[str, Any] = {
         "sea_surface": {"sections": len(section_err), "bias_m": _mean(section_err),
-                        "section_rmse_m": _rmse(section_err), "segment_rmse_m": _rmse(cat(seg_err))},
+                        "section_rmse_m": _rmse(section_err), "segment_rmse_m": _rmse(cat(seg_err)),
+                        "z_rms": _rmse(cat(z))},
         "freeboard_ice": {"n": int(np.isfinite(fb_all).sum()), "rmse_m": fb_rmse, "bias_m": _mean(fb_all),
                           "height_rmse_m": h_rmse,
                           "ratio": (fb_rmse / h_rmse) if fb_rmse is not None and h_rmse else None},

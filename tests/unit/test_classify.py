@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seaice_tasks.errors import ConfigError
 from seaice_tasks.is2.classify import ClassifyConfig
 from seaice_tasks.is2.colocate import ColocateConfig
+from seaice_tasks.is2.features import FEATURE_NAMES
 from seaice_tasks.is2.training_set import TrainingSetConfig, run_training_set
 from seaice_tasks.models.lake import model_key
 from seaice_tasks.models.registry import CARD_NAME, WEIGHTS_NAME
@@ -89,7 +91,11 @@ def test_every_segment_classified_or_flagged(day: dict[str, Any], classified: di
         assert (out.loc[~valid, "class"] == 255).all() and out.loc[~valid, "p_thick"].isna().all()
         probs = out.loc[valid, ["p_thick", "p_thin", "p_water"]].to_numpy(dtype=np.float64)
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-        assert (out.loc[valid, "class"].to_numpy() == probs.argmax(axis=1)).all()
+        # the argmax, except water the photons do not support (ClassifyConfig.water_vote_min): its best ice class
+        expected = probs.argmax(axis=1)
+        unsupported = (expected == 2) & ~(out.loc[valid, "water_vote"].to_numpy() >= ClassifyConfig().water_vote_min)
+        expected[unsupported] = probs[unsupported, :2].argmax(axis=1)
+        assert (out.loc[valid, "class"].to_numpy() == expected).all()
         # a window centre needs its 2 neighbours each side to be the adjacent bins
         bins = out["bin_index"].to_numpy()
         for i in np.flatnonzero(valid)[:2000]:
@@ -336,3 +342,19 @@ def test_a_missing_upstream_partition_is_a_skip_and_a_removed_input_prunes(class
     summary = run_job(load_job("freeboard"), [], lake, None, day=DAY, whole_day=True)
     assert summary["removed"] == [k.relpath for k in freeboard] and summary["stale"] == []
     assert lake.partitions(FREEBOARD.name, DATE) == []
+
+
+def test_open_water_needs_the_photons_support() -> None:
+    """water_vote_min: a window the model calls water without the photons' vote takes its more probable ice class."""
+    from seaice_tasks.is2.classify import _Pending
+
+    rows = pd.DataFrame({"bin_index": np.arange(4)})
+    features = pd.DataFrame({name: np.zeros(4) for name in FEATURE_NAMES}).assign(water_vote=[1.0, 0.2, 0.0, np.nan])
+    probs = np.array([[0.1, 0.2, 0.7], [0.1, 0.3, 0.6], [0.5, 0.1, 0.4], [0.2, 0.1, 0.7]], dtype=np.float32)
+    centres = np.arange(4)
+    frame = _Pending(rows.copy(), features, centres, probs, water_vote_min=0.4).frame()
+    assert frame["class"].tolist() == [2, 1, 0, 0]  # supported water stays; the others fall to thin / thick
+    assert _Pending(rows.copy(), features, centres, probs).frame()["class"].tolist() == [2, 2, 0, 2]  # argmax alone
+    assert frame["p_water"].tolist() == pytest.approx([0.7, 0.6, 0.4, 0.7])  # the probabilities are the model's
+    with pytest.raises(ConfigError, match="water_vote_min"):
+        ClassifyConfig(water_vote_min=1.5)

@@ -194,10 +194,11 @@ def test_the_paper_recipe_differs_from_the_default_only_where_documented() -> No
     from seaice_tasks.recipes import RECIPES, recipe, recipe_json
 
     default, paper = RECIPES["default"], recipe("paper")
-    assert set(default) == set(paper) == {"colocate", "training_set", "freeboard"}
+    assert set(default) == set(paper) == {"colocate", "training_set", "classify", "freeboard"}
     differs = {stage: {k for k, v in paper[stage].to_dict().items() if default[stage].to_dict()[k] != v}
                for stage in paper}
-    assert differs == {"colocate": {"label_policy"}, "training_set": {"features"}, "freeboard": {"leads", "surface"}}
+    assert differs == {"colocate": {"label_policy"}, "training_set": {"features"}, "classify": {"water_vote_min"},
+                       "freeboard": {"leads", "surface"}}
     for stage, text in recipe_json("paper").items():
         assert type(paper[stage]).from_json(text) == paper[stage]
     with pytest.raises(ConfigError, match="unknown recipe 'atl10'; known: default, paper"):
