@@ -269,8 +269,8 @@ def markdown(doc: dict[str, Any]) -> str:
             label = {RECIPE: "recipe (pipeline labels)", CEILING: "ceiling (truth labels)",
                      PAPER: "paper recipe (S2 colour labels, notebook features)"}.get(name, name)
             lines.append(f"| {label} | {c['accuracy'] * 100:.2f} % | {rp('thick')} | {rp('thin')} | {rp('water')} |")
-        lines += ["", "| freeboard (cm) | SS bias | SS RMSE | FB RMSE | ratio | at ATL10 all (ours / ATL10) | thick "
-                      "| thin |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| freeboard (cm) | SS bias | SS RMSE | SS z | FB RMSE | ratio | at ATL10 all (ours / ATL10) "
+                      "| thick | thin |", "|---|---|---|---|---|---|---|---|---|"]
         for name, r in d["freeboard"].items():
             ss, fb, ext = r["sea_surface"], r["freeboard_ice"], r.get("atl10_extent", {})
 
@@ -278,7 +278,8 @@ def markdown(doc: dict[str, Any]) -> str:
                 v = e.get(k, {})
                 return f"{_cm(v.get('ours_rmse_m'))} / {_cm(v.get('atl10_rmse_m'))}" if v.get("n") else "-"
             ratio = "-" if fb["ratio"] is None else f"{fb['ratio']:.2f}"
-            lines.append(f"| {name} | {_cm(ss['bias_m'])} | {_cm(ss['section_rmse_m'])} | {_cm(fb['rmse_m'])} | "
+            z = "-" if ss.get("z_rms") is None else f"{ss['z_rms']:.2f}"
+            lines.append(f"| {name} | {_cm(ss['bias_m'])} | {_cm(ss['section_rmse_m'])} | {z} | {_cm(fb['rmse_m'])} | "
                          f"{ratio} | {pair('all')} | {pair('thick')} | {pair('thin')} |")
         lines.append("")
     return "\n".join(lines)

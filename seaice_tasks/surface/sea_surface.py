@@ -44,7 +44,9 @@ hold one value per 10 km window (a step every 5 km); with perfect lead heights t
 The uncertainty the window surfaces carry to every segment (``surface_sigma_m``) is Eq. 3's photon
 term plus the spread of the leads about the window's surface, ``s_L**2 / n_L`` (the sample
 variance of the lead heights over their count; 0 for one lead): Eq. 3 alone says a window of
-many well-measured leads is good to a millimetre, which the leads' scatter contradicts.
+many well-measured leads is good to a millimetre, which the leads' scatter contradicts.  Every
+reference's uncertainty also takes ``surface_sigma_floor_m`` in quadrature (the error that
+averaging leads does not remove, measured on the tuning days).
 
 Windows without open water get no value (the paper's text) unless ``lead_fallback="thin"``
 (the notebook: thin ice and water become leads).  Missing windows are filled by linear
@@ -175,6 +177,11 @@ class SeaSurfaceConfig(JsonConfig):
         the column is the unsmoothed surface).  10,000 in the paper's figures.
     split_gap_m : float
         The smoothing restarts where consecutive rows are farther apart (m).
+    surface_sigma_floor_m : float
+        Added in quadrature to ``surface_sigma_m`` (m): the error of the surface that averaging
+        leads does not remove (a lead's edge segments, a lead that is thin ice, the sea between
+        leads).  Without it the error is 1.5-2.4 times the stated uncertainty on the tuning days;
+        with 0.015 m, 0.9-1.2 times (1.7 on the hazy day; docs/freeboard.md).
     """
 
     kind: ClassVar[str] = "sea_surface"
@@ -190,6 +197,7 @@ class SeaSurfaceConfig(JsonConfig):
     lead_edge_trim_m: float = 0.0
     smooth_rows: int = 10_000
     split_gap_m: float = 10_000.0
+    surface_sigma_floor_m: float = 0.015
 
     def __post_init__(self) -> None:
         checks: tuple[tuple[bool, str], ...] = (
@@ -205,6 +213,7 @@ class SeaSurfaceConfig(JsonConfig):
             (self.smooth_rows >= 0, "smooth_rows must be >= 0"),
             (self.lead_edge_trim_m >= 0, "lead_edge_trim_m must be >= 0"),
             (self.split_gap_m > 0, "split_gap_m must be > 0"),
+            (self.surface_sigma_floor_m >= 0, "surface_sigma_floor_m must be >= 0"),
         )
         for ok, message in checks:
             if not ok:

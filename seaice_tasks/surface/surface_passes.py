@@ -341,6 +341,7 @@ def surface_rows(tables: SurfaceTables, chunk: TrackChunk, r: RowInputs, config:
     reference = out[f"surface_{config.reference}_m"]
     if config.reference == "leads":
         sigma_row = leads_sigma
+    sigma_row = np.hypot(sigma_row, config.surface_sigma_floor_m)  # NaN stays NaN
     return pd.DataFrame({
         **out,
         "surface_m": reference,

@@ -114,6 +114,7 @@ def test_against_truth_ours_beats_the_simulated_atl10(day: dict[str, Any]) -> No
     assert ext["all"]["n"] > 1000 and ext["all"]["ours_rmse_m"] < ext["all"]["atl10_rmse_m"]
     assert ext["thin"]["n"] > 10 and ext["thin"]["ours_rmse_m"] < ext["thin"]["atl10_rmse_m"]
     assert score["freeboard_ice"]["ratio"] > 1.0  # the surface adds error to the photon noise, never removes it
+    assert 0.5 < score["sea_surface"]["z_rms"] < 2.0, score["sea_surface"]  # the uncertainty column is honest
 
 
 def test_a_track_without_water_is_flagged_and_a_corrupt_one_fails_alone(day: dict[str, Any], tmp_path: Path) -> None:
