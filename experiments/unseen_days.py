@@ -1,6 +1,6 @@
 """The published classes, sea surface and freeboard scored against the truth on named days unlike the training day.
 
-``python experiments/unseen_days.py --out DIR --days tuning|unseen|NAME[,NAME...] [--epochs N]``
+``python experiments/unseen_days.py --out DIR --days tuning|unseen|issue26|NAME[,NAME...] [--epochs N]``
 (a research script beside the package, free to use the simulator :mod:`seaice_tasks.sim`):
 
 1. prepares the demo's **training day** (:data:`seaice_tasks.demo.TRAIN_CONFIG`: discover, resample,
@@ -12,7 +12,8 @@
    labels) and the **paper recipe** (:mod:`seaice_tasks.recipes`: the S2 colour labels as they
    are and the notebook features, in a lake of its own);
 3. for every requested day of :data:`seaice_tasks.sim.days.DAYS` (``tuning``: the tuning days,
-   ``unseen``: the days never tuned on -- score them once, after the method is frozen): simulates
+   ``unseen``: the days never tuned on -- score them once, after the method is frozen;
+   ``issue26``: the five days the current method was scored on, now reported): simulates
    and resamples it, classifies every 2 m segment with both models (the classify job's inference,
    :func:`~seaice_tasks.is2.classify.classify_frame`), and scores
 
@@ -68,6 +69,9 @@ log = logging.getLogger("unseen_days")
 RECIPE: Final[str] = "exp-recipe"
 CEILING: Final[str] = "exp-ceiling"
 PAPER: Final[str] = "exp-paper"
+#: The days issue 26's frozen method was scored on, once (unseen until then; reported since).
+ISSUE_26_DAYS: Final[tuple[str, ...]] = (
+    "unseen_dense_leads", "unseen_backward", "unseen_night", "unseen_hazy", "unseen_backward_patchy")
 _WATER: Final[int] = 2
 #: Rows (2 m) on either side within which the ~11 m laser footprint reaches a neighbouring class.
 EDGE_ROWS: Final[int] = 3
@@ -266,8 +270,10 @@ def markdown(doc: dict[str, Any]) -> str:
             def rp(k: str, c: dict[str, Any] = c) -> str:
                 r, p = c["recall"].get(k), c["precision"].get(k)
                 return f"{r:.3f} / {p:.3f}" if r is not None and p is not None else "-"
-            label = {RECIPE: "recipe (pipeline labels)", CEILING: "ceiling (truth labels)",
-                     PAPER: "paper recipe (S2 colour labels, notebook features)"}.get(name, name)
+            label = name
+            for model, text in ((RECIPE, "recipe (pipeline labels)"), (CEILING, "ceiling (truth labels)"),
+                                (PAPER, "paper recipe (S2 colour labels, notebook features)")):
+                label = label.replace(model, text)
             lines.append(f"| {label} | {c['accuracy'] * 100:.2f} % | {rp('thick')} | {rp('thin')} | {rp('water')} |")
         lines += ["", "| freeboard (cm) | SS bias | SS RMSE | SS z | FB RMSE | ratio | at ATL10 all (ours / ATL10) "
                       "| thick | thin |", "|---|---|---|---|---|---|---|---|---|"]
@@ -290,6 +296,7 @@ def run(out: Path, which: str, epochs: int) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     lake = Lake(out / "lake")
     named = (days_of(TUNING) if which == "tuning" else days_of(UNSEEN) if which == "unseen"
+             else tuple(DAYS[n] for n in ISSUE_26_DAYS) if which == "issue26"
              else tuple(DAYS[n] for n in which.split(",")))
     models = train_models(lake, out, epochs)
     doc: dict[str, Any] = {"epochs": epochs, "models": models, "days": []}
@@ -304,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("var/experiments/unseen_days"))
-    p.add_argument("--days", default="tuning", help="tuning, unseen, or comma-separated names of seaice_tasks.sim.days")
+    p.add_argument("--days", default="tuning",
+                   help="tuning, unseen, issue26, or comma-separated names of seaice_tasks.sim.days")
     p.add_argument("--epochs", type=int, default=TRAIN_EPOCHS, help="epochs of both models (the demo's by default)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

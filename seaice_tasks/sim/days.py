@@ -24,7 +24,7 @@ Examples
 >>> day("unseen_night").date
 '2019-06-24'
 >>> sorted(n for n, d in DAYS.items() if d.role == UNSEEN)[:2]
-['unseen_backward', 'unseen_backward_patchy']
+['unseen_dense_forward', 'unseen_hazy_backward']
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ HAZY_ATMOSPHERE: Final[AtmosphereConfig] = AtmosphereConfig(
 #: Thin-cloud patches alone (no haze) over ~40 % of each track, transmission 0.3-0.7.
 PATCHY_ATMOSPHERE: Final[AtmosphereConfig] = AtmosphereConfig(
     transmission=1.0, patch_fraction=0.4, patch_transmission=(0.3, 0.7), patch_length_m=6000.0)
+#: The sparse-lead day: 2 % open water + 4 % thin ice.
+SPARSE_WATER_FRACTION: Final[float] = 0.02
+SPARSE_THIN_FRACTION: Final[float] = 0.04
+#: Where issue 26's evaluation days are reported.
+_ISSUE_26: Final[str] = ("experiments/unseen_days.py --days unseen: scored once on 2026-12-08 after the method was "
+                         "frozen (docs/classification.md, docs/freeboard.md)")
 #: The U-Net experiment's world (experiments/unet_experiment.py): 10 % water, 15 % thin ice.
 _UNET_WATER_FRACTION: Final[float] = 0.10
 _UNET_THIN_FRACTION: Final[float] = 0.15
@@ -135,28 +141,46 @@ _ALL: Final[tuple[NamedDay, ...]] = (
     NamedDay("tune_dense", SimConfig(date="2019-11-21", seed=9021, world=WorldConfig(
         seed=9121, water_fraction=DENSE_WATER_FRACTION, thin_fraction=DENSE_THIN_FRACTION)), TUNING,
              "lead density: 9 % water + 16 % thin ice", "photon evidence, label policy, features, leads"),
-    # -- unseen evaluation days ------------------------------------------------------------------------
+    # -- issue 26's evaluation days: scored once, after the method was frozen (reported) --------------
     NamedDay("unseen_dense_leads",
              SimConfig(date="2019-11-14", seed=7014, world=WorldConfig(
                  seed=8014, water_fraction=DENSE_WATER_FRACTION, thin_fraction=DENSE_THIN_FRACTION)),
-             UNSEEN, "lead density and thin-ice share: 9 % water + 16 % thin ice (training: 4 + 6 %)",
-             "evaluation only"),
+             REPORTED, "lead density and thin-ice share: 9 % water + 16 % thin ice (training: 4 + 6 %)",
+             _ISSUE_26),
     NamedDay("unseen_backward", SimConfig(date="2019-11-17", seed=7017, sc_orient=0, world=WorldConfig(seed=8017)),
-             UNSEEN, "spacecraft backward (sc_orient 0): strong beams gt1l/gt2l/gt3l on the left", "evaluation only"),
+             REPORTED, "spacecraft backward (sc_orient 0): strong beams gt1l/gt2l/gt3l on the left", _ISSUE_26),
     NamedDay("unseen_night",
              SimConfig(date="2019-06-24", seed=7624, overpass_local_hours=NIGHT_LOCAL_HOURS,
                        world=WorldConfig(seed=8624)),
-             UNSEEN, "night: polar winter at local midnight (sun ~40 deg below the horizon), night background "
-             "only, no Sentinel-2 scene (unlit)", "evaluation only"),
+             REPORTED, "night: polar winter at local midnight (sun ~40 deg below the horizon), night background "
+             "only, no Sentinel-2 scene (unlit)", _ISSUE_26),
     NamedDay("unseen_hazy", SimConfig(date="2019-11-22", seed=7022, atmosphere=HAZY_ATMOSPHERE,
                                       world=WorldConfig(seed=8022)),
-             UNSEEN, "return strength: haze (T 0.6) and thin-cloud patches (T 0.30-0.54, ~30 % of the track)",
-             "evaluation only"),
+             REPORTED, "return strength: haze (T 0.6) and thin-cloud patches (T 0.30-0.54, ~30 % of the track)",
+             _ISSUE_26),
     NamedDay("unseen_backward_patchy",
              SimConfig(date="2019-11-29", seed=7029, sc_orient=0, atmosphere=PATCHY_ATMOSPHERE,
                        world=WorldConfig(seed=8029, water_fraction=0.06, thin_fraction=0.10)),
-             UNSEEN, "backward orientation + thin-cloud patches (T 0.3-0.7, ~40 % of the track), "
-             "6 % water + 10 % thin ice", "evaluation only"),
+             REPORTED, "backward orientation + thin-cloud patches (T 0.3-0.7, ~40 % of the track), "
+             "6 % water + 10 % thin ice", _ISSUE_26),
+    # -- unseen evaluation days: kept for the next method ------------------------------------------------
+    NamedDay("unseen_night_dense",
+             SimConfig(date="2019-06-28", seed=7628, overpass_local_hours=NIGHT_LOCAL_HOURS, world=WorldConfig(
+                 seed=8628, water_fraction=DENSE_WATER_FRACTION, thin_fraction=DENSE_THIN_FRACTION)),
+             UNSEEN, "night (no Sentinel-2 scene) + 9 % water and 16 % thin ice", "evaluation only"),
+    NamedDay("unseen_hazy_backward",
+             SimConfig(date="2019-11-25", seed=7025, sc_orient=0, atmosphere=HAZY_ATMOSPHERE,
+                       world=WorldConfig(seed=8025)),
+             UNSEEN, "backward orientation + the hazy day's atmosphere", "evaluation only"),
+    NamedDay("unseen_sparse_patchy",
+             SimConfig(date="2019-11-27", seed=7027, atmosphere=PATCHY_ATMOSPHERE,
+                       world=WorldConfig(seed=8027, water_fraction=SPARSE_WATER_FRACTION,
+                                         thin_fraction=SPARSE_THIN_FRACTION)),
+             UNSEEN, "few leads (2 % water + 4 % thin ice) + thin-cloud patches", "evaluation only"),
+    NamedDay("unseen_dense_forward",
+             SimConfig(date="2019-11-30", seed=7030, world=WorldConfig(seed=8030, water_fraction=0.07,
+                                                                       thin_fraction=0.13)),
+             UNSEEN, "lead density: 7 % water + 13 % thin ice", "evaluation only"),
 )
 
 #: Every named day by name (read-only).
