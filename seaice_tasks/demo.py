@@ -289,7 +289,7 @@ def ensure_model(lake: Lake, workdir: Path, epochs: int = TRAIN_EPOCHS) -> str:
     outcome = "promoted" if decision.get("promoted") else \
         f"NOT promoted ({decision.get('reason')}): the day is run without classes"
     print(f"seaice demo: trained {result['model']}: held-out accuracy {test.get('accuracy', float('nan')):.3f} "
-          f"vs the training day's S2 labels, {outcome}", flush=True)
+          f"vs the training day's labels (S2 and photons), {outcome}", flush=True)
     return str(result["version"])
 
 

@@ -298,7 +298,8 @@ FREEBOARD_SCHEMA: Final[pa.Schema] = pa.schema(
         field("lon_deg", pa.float64(), "deg", "mean photon longitude"),
         field("time_utc", pa.timestamp("ns", tz="UTC"), "UTC", "mean photon time"),
         field("n_photons", pa.int32(), "photon", "selected photons in the bin", nullable=False),
-        field("class", pa.uint8(), "", "class the surface was estimated from: 0 thick, 1 thin, 2 water, 255 none",
+        field("class", pa.uint8(), "", "the classifier's class (0 thick, 1 thin, 2 water, 255 none); the surface's "
+                                       "leads are its water the photons confirm (FreeboardConfig.leads)",
               nullable=False),
         field("h_cor_mean_m", pa.float64(), "m", "corrected mean height (segments_2m)"),
         field("height_sd_m", pa.float64(), "m", "population std of photon heights"),
