@@ -3,6 +3,7 @@
 ``seaice inspect PATH [--json]``   what a product file holds (ATL03/ATL07/ATL10 HDF5, S2 raster)
 ``seaice discover --date D``      list a day's inputs in a catalog and commit the inventory
 ``seaice simulate --out DIR``     a simulated polar day with known truth, in the real layouts
+                                 (``--day NAME``: a named tuning or unseen day)
 ``seaice resample GRANULE...``    ATL03 -> 2 m segment partitions (spark-submit, or in-process)
 ``seaice label-s2 SCENE...``      Sentinel-2 -> filtered colour-label COGs (spark-submit, or in-process)
 ``seaice colocate --date D``      2 m tracks x S2 labels -> pairs, drift shifts, labelled segments
@@ -43,6 +44,9 @@ EXIT_OK: Final[int] = 0
 EXIT_INPUT_ERROR: Final[int] = 2
 #: ``seaice status``: the Airflow API did not answer (the lake's part is still printed).
 EXIT_UNREACHABLE: Final[int] = 1
+#: ``seaice simulate``'s day and seed without ``--day`` (the demo's day).
+DEFAULT_SIM_DATE: Final[str] = "2019-11-04"
+DEFAULT_SIM_SEED: Final[int] = 20191104
 
 
 def format_summary(summary: ProductSummary) -> str:
@@ -133,19 +137,29 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sim_seed(args: argparse.Namespace) -> int:
+    """``--seed`` or the default day's seed."""
+    return int(args.seed) if args.seed is not None else DEFAULT_SIM_SEED
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from seaice_tasks.config import parse_day
     from seaice_tasks.sim.day import simulate_day
+    from seaice_tasks.sim.days import day as named_day
     from seaice_tasks.sim.geometry import SimConfig
     from seaice_tasks.sim.world import WorldConfig
     from seaice_tasks.store_access import output_folder
 
-    parse_day(args.date)
+    if args.day and (args.date is not None or args.seed is not None):
+        raise ConfigError(f"--day {args.day} fixes the date and the seeds: drop --date and --seed")
+    base = named_day(args.day) if args.day else SimConfig(
+        date=args.date or DEFAULT_SIM_DATE, seed=_sim_seed(args), world=WorldConfig(seed=_sim_seed(args)))
+    parse_day(base.date)
     for name, value in (("--granules", args.granules), ("--scenes-per-granule", args.scenes_per_granule)):
-        if value < 1:
+        if value is not None and value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}")
     for name, fvalue in (("--km", args.km), ("--scene-km", args.scene_km)):
-        if not fvalue > 0:
+        if fvalue is not None and not fvalue > 0:
             raise ConfigError(f"{name} must be > 0, got {fvalue}")
     if args.benchmark_beam < 0:
         raise ConfigError(f"--benchmark-beam must be >= 0, got {args.benchmark_beam}")
@@ -156,13 +170,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
         os.makedirs(args.out, exist_ok=True)
         path = write_benchmark_beam(Path(args.out) / "benchmark_beam_ATL03.h5",
-                                    TruthWorld(WorldConfig(seed=args.seed)), n_photons=args.benchmark_beam,
-                                    seed=args.seed)
+                                    TruthWorld(WorldConfig(seed=_sim_seed(args))), n_photons=args.benchmark_beam,
+                                    seed=_sim_seed(args))
         print(f"seaice simulate: wrote benchmark beam {path}")
         return EXIT_OK
-    config = SimConfig(date=args.date, seed=args.seed, granules=args.granules, km=args.km,
-                       scenes_per_granule=args.scenes_per_granule, scene_km=args.scene_km,
-                       world=WorldConfig(seed=args.seed))
+    sizes = {"granules": args.granules, "km": args.km, "scenes_per_granule": args.scenes_per_granule,
+             "scene_km": args.scene_km}
+    config = dataclasses.replace(base, **{k: v for k, v in sizes.items() if v is not None})
     result = simulate_day(config, args.out, clouds=not args.no_clouds)
     print(result.summary())
     return EXIT_OK
@@ -462,12 +476,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="write a simulated day (ATL03/ATL07/ATL10 + S2) with its truth")
     p.add_argument("--out", required=True, help="output folder (catalog/ and truth/ are created in it)")
-    p.add_argument("--date", default="2019-11-04", help="UTC day YYYY-MM-DD")
-    p.add_argument("--granules", type=int, default=3, help="number of ATL03 granules")
-    p.add_argument("--km", type=float, default=100.0, help="along-track length of each granule (km)")
-    p.add_argument("--seed", type=int, default=20191104, help="seed of the day and of the world")
-    p.add_argument("--scenes-per-granule", type=int, default=1, help="Sentinel-2 scenes over each track")
-    p.add_argument("--scene-km", type=float, default=20.0, help="side of each Sentinel-2 scene (km)")
+    p.add_argument("--day", default="", help="a named day of seaice_tasks.sim.days (docs/simulator.md: tuning and "
+                                             "unseen days: haze, night, the other orientation, dense leads); "
+                                             "its date, seeds and conditions, sizes overridable")
+    p.add_argument("--date", default=None, help=f"UTC day YYYY-MM-DD (default {DEFAULT_SIM_DATE})")
+    p.add_argument("--granules", type=int, default=None, help="number of ATL03 granules (default 3)")
+    p.add_argument("--km", type=float, default=None, help="along-track length of each granule (km; default 100)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed of the day and of the world (default {DEFAULT_SIM_SEED})")
+    p.add_argument("--scenes-per-granule", type=int, default=None,
+                   help="Sentinel-2 scenes over each track (default 1)")
+    p.add_argument("--scene-km", type=float, default=None, help="side of each Sentinel-2 scene (km; default 20)")
     p.add_argument("--no-clouds", action="store_true", help="cloud-free Sentinel-2 scenes")
     p.add_argument("--benchmark-beam", type=int, default=0, metavar="N",
                    help="instead: write one strong beam of at least N photons, streaming")

@@ -108,6 +108,15 @@ def test_inspect_goes_on_after_a_bad_file(tmp_path: Path, realdata: Path, capsys
     assert "gt1l" in captured.out and str(bad) in captured.err
 
 
+def test_simulate_a_named_day(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--day``: a named night day (its date, no Sentinel-2 scene), the sizes overridden."""
+    out = tmp_path / "night"
+    assert main(["simulate", "--out", str(out), "--day", "unseen_night_dense", "--granules", "1", "--km", "3"]) == 0
+    atl03 = sorted((out / "catalog" / "icesat2").glob("ATL03_*.h5"))
+    assert len(atl03) == 1 and atl03[0].name.startswith("ATL03_20190628")
+    assert not list((out / "catalog").glob("sentinel2/*"))  # polar night: no lit scene
+
+
 def test_simulate_and_resample_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "sim"
     assert main(["simulate", "--out", str(out), "--granules", "1", "--km", "5", "--scene-km", "2",
