@@ -40,6 +40,7 @@ from seaice_tasks.is2.training_set import TrainingSetConfig, build_training_set,
 from seaice_tasks.metrics import classification_report
 from seaice_tasks.models.lake import load_lake_model, model_card
 from seaice_tasks.products import SEGMENTS_2M
+from seaice_tasks.sim.days import day
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.scoring import score_classes, truth_classes
 from seaice_tasks.storage import Lake
@@ -48,9 +49,9 @@ from seaice_tasks.train.segments import SegmentTrainConfig, load_training_set, t
 log = logging.getLogger("classifier_accuracy")
 
 #: Training day (the demo's size: 3 granules x 100 km, a 20 km scene each).
-TRAIN_DAY: Final[SimConfig] = SimConfig(date="2019-11-05", seed=105)
+TRAIN_DAY: Final[SimConfig] = day("classifier_train")
 #: Evaluation day: another date and seed, never used for training or tuning.
-EVAL_DAY: Final[SimConfig] = SimConfig(date="2019-11-08", seed=108)
+EVAL_DAY: Final[SimConfig] = day("classifier_eval")
 PRESETS: Final[tuple[str, ...]] = ("notebook", "paper", "mlp")
 
 

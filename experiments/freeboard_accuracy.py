@@ -42,6 +42,7 @@ from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.models.lake import load_lake_model, promoted_version
 from seaice_tasks.products import SEGMENTS_2M
 from seaice_tasks.sim.day import simulate_day
+from seaice_tasks.sim.days import day
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.scoring import freeboard_truth, score_freeboard
 from seaice_tasks.spark_jobs.runner import load_job, run_job
@@ -51,7 +52,7 @@ from seaice_tasks.surface.freeboard import FreeboardConfig, freeboard_frame
 log = logging.getLogger("freeboard_accuracy")
 
 #: Evaluation day: 3 granules x 100 km (the demo's size), a date and seed used nowhere else.
-EVAL_DAY: Final[SimConfig] = SimConfig(date="2019-11-12", seed=1112)
+EVAL_DAY: Final[SimConfig] = day("freeboard_eval")
 MODEL: Final[str] = "seaice-is2-lstm"
 ESTIMATORS: Final[tuple[str, ...]] = ("nasa", "average", "minimum", "nearest_minimum", "nasa_smooth", "leads")
 
@@ -86,6 +87,8 @@ def _tracks(lake: Lake, prep: dict[str, Any], config: SimConfig) -> list[dict[st
         frame = seg.rename(columns={"h_std_m": "height_sd_m"})
         frame["class"] = predicted
         frame["p_water"] = classified["p_water"].to_numpy(dtype=np.float64)
+        for column in ("water_vote", "height_above_low_m"):  # the photon evidence of FreeboardConfig.leads
+            frame[column] = classified[column].to_numpy(dtype=np.float64)
         truth = freeboard_truth(frame, truth_bins, str(key.beam))
         tracks.append({"frame": frame, "truth_bins": truth_bins, "beam": str(key.beam), "truth": truth,
                        "atl10": read_atl10_freeboard(atl10, str(key.beam)), "predicted": predicted})
@@ -93,6 +96,9 @@ def _tracks(lake: Lake, prep: dict[str, Any], config: SimConfig) -> list[dict[st
 
 
 def _score(tracks: list[dict[str, Any]], config: FreeboardConfig, source: str) -> dict[str, Any]:
+    if source != "model":  # the truth's water as it is (no photon confirmation)
+        config = dataclasses.replace(config, leads="classes")
+
     def rows() -> Any:
         for t in tracks:
             frame = t["frame"]
