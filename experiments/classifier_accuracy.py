@@ -1,5 +1,9 @@
 """Segment classifiers scored against the simulator's truth on a day never used for training or tuning.
 
+The paper recipe's labels and features (:mod:`seaice_tasks.recipes`): the experiment behind the
+"Earlier" section of docs/classification.md.  The default recipe is scored by
+``experiments/unseen_days.py``.
+
 ``python experiments/classifier_accuracy.py --out DIR [--epochs N] [--models notebook,paper,mlp]``
 (a research script beside the package, free to use the simulator :mod:`seaice_tasks.sim`):
 
@@ -40,6 +44,7 @@ from seaice_tasks.is2.training_set import TrainingSetConfig, build_training_set,
 from seaice_tasks.metrics import classification_report
 from seaice_tasks.models.lake import load_lake_model, model_card
 from seaice_tasks.products import SEGMENTS_2M
+from seaice_tasks.recipes import recipe
 from seaice_tasks.sim.days import day
 from seaice_tasks.sim.geometry import SimConfig
 from seaice_tasks.sim.scoring import score_classes, truth_classes
@@ -75,7 +80,7 @@ def _prepared(config: SimConfig, sim_dir: Path, lake: Lake) -> Path:
 
     if lake.manifest(COLOCATE_REPORT.key(date=dt.date.fromisoformat(config.date))) is not None:
         return sim_dir / TRUTH_DIR
-    return prepare_labelled_day(config, sim_dir, lake)
+    return prepare_labelled_day(config, sim_dir, lake, recipe("paper")["colocate"])
 
 
 def oracle_training_set(lake: Lake, day: dt.date, truth: dict[str, pd.DataFrame], config: TrainingSetConfig) -> str:
@@ -99,7 +104,7 @@ def score_day(lake: Lake, day: dt.date, truth: dict[str, pd.DataFrame], name: st
     def tracks() -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
         for key in lake.partitions(SEGMENTS_2M.name, day):
             frame = lake.read_table(key).select(list(TRACK_COLUMNS)).to_pandas()
-            out = classify_frame(frame, loaded, ClassifyConfig(model=name, version=version))
+            out = classify_frame(frame, loaded, ClassifyConfig(model=name, version=version, water_vote_min=0.0))
             yield out, _truth_for(truth, str(key.granule), out, str(key.beam))
 
     report = score_classes(tracks())
@@ -131,7 +136,7 @@ def run(out: Path, epochs: int, presets: Sequence[str], relative: bool = True,
     truth_eval = _truth_frame(_prepared(EVAL_DAY, out / "eval_sim", lake))
     prep_s = time.perf_counter() - t0
     train_day = dt.date.fromisoformat(TRAIN_DAY.date)
-    ts_config = TrainingSetConfig(name="labels")
+    ts_config = TrainingSetConfig(name="labels", features="notebook")  # the paper recipe's (docs/classification.md)
     frames, _ = load_sources(lake, [train_day])
     ts = build_training_set(frames, ts_config)
     commit_training_set(lake, ts, ts_config)
