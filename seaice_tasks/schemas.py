@@ -307,12 +307,14 @@ FREEBOARD_SCHEMA: Final[pa.Schema] = pa.schema(
         field("surface_average_m", pa.float64(), "m", "sea surface: mean open-water height of the window"),
         field("surface_nearest_minimum_m", pa.float64(), "m", "sea surface: nearest of the window's 10 lowest "
                                                                "open-water heights"),
-        field("surface_nasa_m", pa.float64(), "m", "sea surface: ATL10 lead equation (paper Eqs. 2-3)"),
+        field("surface_nasa_m", pa.float64(), "m", "sea surface: the window's leads combined by ATL10's Eq. 3, each "
+                                                   "lead's height by weight_form (Eq. 2 with 'paper')"),
         field("surface_nasa_smooth_m", pa.float64(), "m", "running minimum of surface_nasa_m (paper figures)"),
-        field("surface_leads_m", pa.float64(), "m", "lead heights (Eq. 2) smoothed along track, interpolated between "
-                                                    "leads"),
+        field("surface_leads_m", pa.float64(), "m", "lead heights (the median of each lead's segments by default) "
+                                                    "smoothed along track, interpolated between leads"),
         field("surface_m", pa.float64(), "m", "the reference surface freeboard is measured from (config)"),
-        field("surface_sigma_m", pa.float64(), "m", "uncertainty of the reference surface (Eq. 3 and lead spread)"),
+        field("surface_sigma_m", pa.float64(), "m", "uncertainty of the reference surface (Eq. 3, lead spread and "
+                                                    "surface_sigma_floor_m)"),
         field("surface_flag", pa.uint8(), "", "0 own leads in the window, 1 interpolated, 2 extrapolated, "
                                               "3 no open water in the track", nullable=False),
         field("window_leads", pa.int32(), "", "leads in the segment's 10 km window", nullable=False),
