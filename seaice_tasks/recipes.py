@@ -13,8 +13,9 @@ A recipe is one configuration per stage (the ``--config`` JSON of each job).  Tw
     docs/freeboard.md).
 ``paper``
     The papers' method (Iqrah et al., METHOD.md): Sentinel-2 colour labels as they are, the
-    authors' notebook features, the classifier's argmax, its open water as leads, Eq. 2 lead heights and the
-    ATL10 window surface (Eqs. 2-3).  Kept so that parity with P1 stays measurable.
+    authors' notebook features, the classifier's argmax, its open water as leads, Eq. 2 lead
+    heights and the ATL10 window surface with Eq. 3's uncertainty alone (Eqs. 2-3).  Kept so that
+    parity with P1 stays measurable.
 
 Examples
 --------
@@ -52,7 +53,8 @@ _PAPER: Final[Mapping[str, JsonConfig]] = MappingProxyType({
     "colocate": ColocateConfig(label_policy="s2"),
     "training_set": TrainingSetConfig(features="notebook"),
     "classify": ClassifyConfig(water_vote_min=0.0),
-    "freeboard": FreeboardConfig(leads="classes", surface=SeaSurfaceConfig(reference="nasa", weight_form="paper")),
+    "freeboard": FreeboardConfig(leads="classes", surface=SeaSurfaceConfig(reference="nasa", weight_form="paper",
+                                                                           surface_sigma_floor_m=0.0)),
 })
 #: Every named recipe: stage (job name) -> its configuration.
 RECIPES: Final[Mapping[str, Mapping[str, JsonConfig]]] = MappingProxyType({"default": _DEFAULT, "paper": _PAPER})
