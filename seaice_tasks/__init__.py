@@ -5,6 +5,16 @@ Importing this package must stay cheap: it never imports airflow, pyspark or tor
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+import importlib
+from typing import Any
+
+__all__ = ["__version__", "read"]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``seaice_tasks.read``: :func:`seaice_tasks.reading.read`, imported on first use (this package stays cheap)."""
+    if name == "read":
+        return importlib.import_module("seaice_tasks.reading").read
+    raise AttributeError(f"module 'seaice_tasks' has no attribute {name!r}")
