@@ -19,6 +19,8 @@
    planned and written again, until a round finds nothing changed (at most
    :data:`PUBLISH_ROUNDS`); partitions still being re-committed then are left out of the
    catalog as recorded skips, so no asset ever points at a removed version.
+4. **Index** (:mod:`seaice_tasks.publish.index`): the day's rows of ``stac-items.parquet``, the
+   catalog's items as one GeoParquet file, replaced.
 
 A commit made after the publish ended replaces a version the catalog names; the next publish of
 the day (the DAG's ``publish`` runs after the day's stages) points the item at the new one.
@@ -36,6 +38,7 @@ from typing import Final
 
 from seaice_tasks.errors import StorageError
 from seaice_tasks.products import Product
+from seaice_tasks.publish.index import INDEX_FILE, update_index
 from seaice_tasks.publish.stac import (
     CATALOG_FILE,
     CHILD_BBOX_FIELD,
@@ -346,5 +349,10 @@ def publish_catalog(lake: Lake, day: dt.date, config: PublishConfig) -> tuple[di
             plans[name] = plan_product(lake, plans[name].product, day, config, plans[name], leave_out)
     else:
         write_catalog(lake, list(plans.values()), config)
+    try:
+        update_index(lake, day, [(name, plan.items) for name, plan in plans.items()])
+    except (OSError, ValueError, StorageError) as exc:
+        raise StorageError(f"{lake.url(INDEX_FILE)}: the catalog is published, its items index not written "
+                           f"({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
     return ({name: len(plan.items) for name, plan in plans.items()},
             [s for plan in plans.values() for s in plan.skipped])

@@ -363,3 +363,34 @@ def test_publish_refuses_a_config_that_is_not_an_object(day_lake: Lake, tmp_path
         with pytest.raises(ConfigError, match="PublishConfig: expected a JSON object"):
             publish_day(DAY, lake=lake, config=value)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_the_items_index_is_one_geoparquet_row_per_item(day_lake: Lake, tmp_path: Path) -> None:
+    """stac-items.parquet: every item once with its footprint and asset paths; a re-publish writes the same bytes;
+    a removed partition's row goes with its item."""
+    import geopandas
+
+    from seaice_tasks.publish.index import INDEX_COLUMNS, INDEX_FILE
+
+    lake = _copy(day_lake, tmp_path)
+    publish_day(DAY, lake=lake)
+    index = geopandas.read_parquet(lake.path(INDEX_FILE))
+    assert tuple(index.columns) == INDEX_COLUMNS and index.crs.to_epsg() == 4326
+    expected = {item_id(k) for p in (SEGMENTS_2M, S2_LABELS, DAILY_SUMMARY) for k in lake.partitions(p.name)}
+    assert sorted(index["id"]) == sorted(expected)
+    tracks = index[index["product"] == "segments_2m"]
+    assert len(tracks) == 2 and (tracks["date"] == DAY.isoformat()).all()
+    for row in tracks.itertuples():
+        key = next(k for k in lake.partitions(SEGMENTS_2M.name) if item_id(k) == row.id)
+        assert row.row_count == lake.require(key).rows and row.geometry.bounds[3] < -55
+        for path in json.loads(row.assets).values():
+            assert Path(lake.path(path)).is_file()  # the asset paths resolve from the lake root
+    # a DuckDB-like filter by footprint: the tracks' items intersect their own bbox, not the north pole
+    assert index[index.intersects(tracks.geometry.iloc[0])]["id"].tolist().count(tracks["id"].iloc[0]) == 1
+    first = Path(lake.path(INDEX_FILE)).read_bytes()
+    publish_day(DAY, lake=lake)
+    assert Path(lake.path(INDEX_FILE)).read_bytes() == first
+    gone = lake.partitions(SEGMENTS_2M.name)[0]
+    lake.delete(gone)
+    publish_day(DAY, lake=lake)
+    assert item_id(gone) not in set(geopandas.read_parquet(lake.path(INDEX_FILE))["id"])
