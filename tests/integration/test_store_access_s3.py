@@ -32,3 +32,52 @@ def test_an_existing_lake_passes_the_check(s3_bucket: str, s3_server: dict[str, 
         Bucket=s3_bucket, Key="lake/inventory/date=2019-11-04/_manifest.json", Body=b"{}")
     lake = open_lake(f"s3://{s3_bucket}/lake", must_exist=True, writable=True)
     assert lake.fs.exists(lake.path("inventory"))
+
+
+def test_read_api_on_s3_gives_one_committed_version_while_a_partition_is_committed(s3_bucket: str) -> None:
+    """seaice_tasks.read on the loopback S3 server: the committed rows, each partition from one version, while a
+    committer replaces one partition in a loop (row count and checksum of every read)."""
+    import hashlib
+    import threading
+
+    import numpy as np
+
+    from seaice_tasks.outputs import TableOutput, write_partition
+    from seaice_tasks.products import CLASSES_FILE, SEGMENTS_CLASSIFIED
+    from seaice_tasks.reading import read
+    from tests.unit.test_track_chunks import DAY, GRANULE, classified_table, track
+
+    url = f"s3://{s3_bucket}/lake"
+    lake = open_lake(url, must_exist=False, writable=True)
+    tables = {n: classified_table(track(n, seed=n), "gt1r") for n in (300, 200)}
+    digests = {n: hashlib.sha256(t.column("x_atc_m").to_numpy().tobytes()).hexdigest() for n, t in tables.items()}
+    key = SEGMENTS_CLASSIFIED.key(date=DAY, granule=GRANULE, beam="gt1r")
+
+    def commit(n: int) -> None:
+        write_partition(lake, key, [TableOutput(key, CLASSES_FILE, tables[n])], None)
+
+    commit(300)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def committer() -> None:
+        try:
+            for i in range(6):
+                commit(200 if i % 2 == 0 else 300)
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=committer)
+    thread.start()
+    reads = during = 0
+    while not done.is_set() or reads < 2:
+        during += not done.is_set()
+        frame = read(url, "segments_classified", DAY)
+        x = np.ascontiguousarray(frame["x_atc_m"].to_numpy())
+        assert len(frame) in digests and hashlib.sha256(x.tobytes()).hexdigest() == digests[len(frame)]
+        assert frame.geometry.notna().all() and frame.crs.to_epsg() == 4326
+        reads += 1
+    thread.join()
+    assert not errors and during >= 1
