@@ -25,8 +25,9 @@
      defaults) and of its alternatives (lead detector, per-lead height), with two ceilings:
      the truth classes, and the truth classes with perfect lead heights (``oracle leads``);
      ATL10 of the same beams at its own segments beside ours;
-4. writes ``DIR/unseen_days_<days>.json`` and prints the Markdown tables of docs/freeboard.md and
-   docs/classification.md.
+4. scores the training day's labels of both recipes against the truth (docs/colocation.md);
+5. writes ``DIR/unseen_days_<days>.json`` and prints the Markdown tables of docs/freeboard.md,
+   docs/classification.md and docs/colocation.md.
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ from seaice_tasks.is2.photon_evidence import photon_evidence
 from seaice_tasks.is2.resample import ResampleConfig
 from seaice_tasks.is2.training_set import TrainingSetConfig, build_training_set, commit_training_set, load_sources
 from seaice_tasks.models.lake import load_lake_model
-from seaice_tasks.products import SEGMENTS_2M
+from seaice_tasks.products import SEGMENTS_2M, SEGMENTS_LABELLED
 from seaice_tasks.recipes import recipe
 from seaice_tasks.sim.day import TRUTH_DIR, simulate_day
 from seaice_tasks.sim.days import DAYS, TUNING, UNSEEN, NamedDay, days_of
-from seaice_tasks.sim.scoring import score_classes, score_freeboard, truth_classes
+from seaice_tasks.sim.scoring import score_classes, score_freeboard, score_label_transfer, truth_classes
 from seaice_tasks.spark_jobs.runner import inventory_uris, load_job, run_job
 from seaice_tasks.storage import InputStore, Lake
 from seaice_tasks.surface.freeboard import FreeboardConfig, freeboard_frame
@@ -129,6 +130,22 @@ def train_models(lake: Lake, out: Path, epochs: int) -> dict[str, Any]:
         log.info("trained %s in %.0f s", name, doc[name]["train_s"])
         done.write_text(json.dumps(doc, indent=1))
     return doc
+
+
+def training_labels(out: Path) -> dict[str, Any]:
+    """The training day's labels of both recipes against the truth (docs/colocation.md's table)."""
+    truth = _truth_bins(out / "train_sim" / TRUTH_DIR)
+    scores = {}
+    for policy, folder in (("evidence (default)", "lake"), ("s2 (paper)", "lake_paper")):
+        where = Lake(out / folder)
+        truths, labels = [], []
+        for key in where.partitions(SEGMENTS_LABELLED.name):
+            seg = where.read_table(key).to_pandas()
+            truths.append(truth_classes(seg, truth[str(key.granule)], str(key.beam)))
+            labels.append(seg["label"].to_numpy())
+        if truths:
+            scores[policy] = score_label_transfer(np.concatenate(truths), np.concatenate(labels))
+    return scores
 
 
 def prepare_day(named: NamedDay, out: Path, lake: Lake) -> dict[str, Any]:
@@ -261,8 +278,15 @@ def _cm(v: float | None) -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
-    """Classes and freeboard tables, one block per day."""
-    lines = []
+    """Training labels, then classes and freeboard tables, one block per day."""
+    lines = ["### training labels (demo_train) against the truth", "",
+             "| policy | labelled | labels right | water labels | water R / P | thin P |", "|---|---|---|---|---|---|"]
+    for policy, sc in doc.get("labels", {}).items():
+        conf = np.asarray(sc["confusion_matrix"])
+        lines.append(f"| {policy} | {sc['labelled'] * 100:.1f} % | {sc['accuracy'] * 100:.1f} % | "
+                     f"{int(conf[:, 2].sum()):,} | {sc['recall'][2]:.2f} / {sc['precision'][2]:.2f} | "
+                     f"{sc['precision'][1]:.2f} |")
+    lines.append("")
     for d in doc["days"]:
         lines += [f"### {d['day']} ({d['role']}; {d['differs']}): {d['tracks']} tracks, {d['segments']:,} segments",
                   "", "| classes | accuracy | thick R / P | thin R / P | water R / P |", "|---|---|---|---|---|"]
@@ -299,7 +323,7 @@ def run(out: Path, which: str, epochs: int) -> dict[str, Any]:
              else tuple(DAYS[n] for n in ISSUE_26_DAYS) if which == "issue26"
              else tuple(DAYS[n] for n in which.split(",")))
     models = train_models(lake, out, epochs)
-    doc: dict[str, Any] = {"epochs": epochs, "models": models, "days": []}
+    doc: dict[str, Any] = {"epochs": epochs, "models": models, "labels": training_labels(out), "days": []}
     for d in named:
         doc["days"].append(score_day(d, out, lake, models))
         log.info("%s scored", d.name)

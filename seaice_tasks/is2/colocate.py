@@ -128,8 +128,8 @@ class ColocateConfig(JsonConfig):
         (:func:`seaice_tasks.is2.label_transfer.evidence_labels`): open water wherever the photon
         evidence finds it (the narrow leads a 10 m pixel calls ice), thick or thin ice where a pure
         pixel and the photons say the same; everything else is left unlabelled, never taught as ice
-        (the default: on the tuning days 99.8 % of its labels are right against 93.1 %, and it
-        labels 3.8 times as much water; docs/colocation.md).
+        (the default: on the demo's training day 99.6 % of its labels are right against 92.2 %,
+        and it labels 2.1 times as much water; docs/colocation.md).
     unlabel_mixed : bool
         With ``s2``: leave unlabelled the segments on a pixel whose 3 x 3 neighbourhood holds
         another class (class edges, narrow features; ``evidence`` always does).
