@@ -70,6 +70,19 @@ def read_index(lake: Lake) -> Any:
     return geopandas.read_parquet(io.BytesIO(data))
 
 
+def _typed(frame: Any) -> Any:
+    """``frame`` with the index's column types (the same types whatever rows it holds)."""
+    out = frame[list(INDEX_COLUMNS)].copy()
+    for column in INDEX_COLUMNS:
+        if column in ("start_datetime", "end_datetime"):
+            out[column] = pd.to_datetime(out[column], utc=True)
+        elif column == "row_count":
+            out[column] = out[column].astype("Int64")
+        elif column != "geometry":
+            out[column] = out[column].astype(object)
+    return out
+
+
 def update_index(lake: Lake, day: dt.date, published: Iterable[tuple[str, Mapping[str, bytes]]]) -> int:
     """Replace ``day``'s rows of the ``published`` products (name, items) and write the index; its row count."""
     import geopandas
@@ -79,16 +92,13 @@ def update_index(lake: Lake, day: dt.date, published: Iterable[tuple[str, Mappin
     names = {name for name, _ in published}
     keep = old[~((old["date"] == day.isoformat()) & old["product"].isin(names))]
     new = [row for name, items in published for row in item_rows(name, day, items)]
-    frames = [f for f in (keep, geopandas.GeoDataFrame(new, geometry="geometry", crs=CRS) if new else None)
+    frames = [_typed(f) for f in (keep, geopandas.GeoDataFrame(new, geometry="geometry", crs=CRS) if new else None)
               if f is not None and len(f)]
     if frames:
         out = geopandas.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=CRS)
     else:
-        out = old.iloc[0:0]
+        out = _typed(old.iloc[0:0])
     out = out.sort_values(["product", "date", "id"], kind="stable").reset_index(drop=True)[list(INDEX_COLUMNS)]
-    out["row_count"] = out["row_count"].astype("Int64")
-    for column in ("start_datetime", "end_datetime"):
-        out[column] = pd.to_datetime(out[column], utc=True)
     buffer = io.BytesIO()
     out.to_parquet(buffer, index=False, compression="zstd")
     lake.write_document(INDEX_FILE, buffer.getvalue())
