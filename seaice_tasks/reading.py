@@ -131,7 +131,10 @@ def read(lake_url: str, product: str, dates: Dates = None, *, bbox: Sequence[flo
             raise ConfigError(f"{product} has no column(s) {unknown}; it has {schema.names}")
     box = None
     if bbox is not None:
-        box = np.asarray(bbox, dtype=np.float64)
+        try:
+            box = np.asarray(bbox, dtype=np.float64)
+        except (TypeError, ValueError):
+            box = np.full(0, np.nan)
         if box.shape != (4,) or not np.isfinite(box).all() or box[0] > box[2] or box[1] > box[3]:
             raise ConfigError(f"bbox must be (min_lon, min_lat, max_lon, max_lat), got {bbox!r}")
     lake: Lake = open_lake(lake_url, argument="lake_url")

@@ -72,6 +72,7 @@ def test_read_filters_by_bbox_and_columns(lake: Lake) -> None:
     ({"dates": "2019-02-30"}, "'2019-02-30' is not a day"),
     ({"dates": "2019-11-05/2019-11-04"}, "ends before it starts"),
     ({"bbox": (1.0, 2.0, 0.0, 3.0)}, "bbox must be"),
+    ({"bbox": ("west", "south", "east", "north")}, "bbox must be"),
     ({"columns": ["height"]}, r"no column\(s\) \['height'\]"),
 ])
 def test_bad_arguments_are_one_line(lake: Lake, kwargs: dict[str, object], match: str) -> None:
