@@ -28,7 +28,7 @@ import pandas as pd
 
 from seaice_tasks.constants import SeaIceClass
 from seaice_tasks.errors import ConfigError
-from seaice_tasks.is2.photon_evidence import PhotonEvidenceConfig, evidence_halo_rows, photon_evidence
+from seaice_tasks.is2.photon_evidence import PhotonEvidenceConfig, evidence_halo_rows, odd_rows, photon_evidence
 from seaice_tasks.is2.windows import (
     DEFAULT_HALF_WINDOW,
     DEFAULT_RADIUS_M,
@@ -119,7 +119,7 @@ DEFAULT_PERCENTILE: Final[float] = 2.0
 
 _WATER: Final[int] = int(SeaIceClass.OPEN_WATER)
 #: Rows of the background rate's running median (the evidence's rate window).
-_RATE_ROWS: Final[int] = 2 * round(FEATURE_EVIDENCE.rate_window_m / 4.0) + 1
+_RATE_ROWS: Final[int] = odd_rows(FEATURE_EVIDENCE.rate_window_m)
 
 
 def resolve_features(spec: str | Sequence[str]) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ import pandas as pd
 from seaice_tasks.config import JsonConfig
 from seaice_tasks.constants import SeaIceClass
 
-__all__ = ["PhotonEvidenceConfig", "EVIDENCE_COLUMNS", "photon_evidence", "evidence_halo_rows"]
+__all__ = ["PhotonEvidenceConfig", "EVIDENCE_COLUMNS", "photon_evidence", "evidence_halo_rows", "odd_rows"]
 
 FloatArray = npt.NDArray[np.float64]
 #: Columns :func:`photon_evidence` returns.
@@ -106,14 +106,19 @@ class PhotonEvidenceConfig(JsonConfig):
             raise ValueError("smooth_bins must be >= 0 and water_vote in (0, 1]")
 
 
-def _odd_rows(length_m: float) -> int:
+def odd_rows(length_m: float) -> int:
+    """Rows (2 m bins, odd, >= 1) of a running window ``length_m`` long (m).
+
+    >>> odd_rows(2000.0), odd_rows(5000.0), odd_rows(1.0)
+    (1001, 2501, 1)
+    """
     rows = max(1, round(length_m / _BIN_M))
     return rows + 1 - rows % 2
 
 
 def evidence_halo_rows(config: PhotonEvidenceConfig) -> int:
     """Rows a chunk must read beyond the rows it owns for :func:`photon_evidence` to be exact."""
-    return max(_odd_rows(config.rate_window_m), _odd_rows(config.low_window_m)) // 2 + 2 * config.smooth_bins + 1
+    return max(odd_rows(config.rate_window_m), odd_rows(config.low_window_m)) // 2 + 2 * config.smooth_bins + 1
 
 
 def photon_evidence(frame: pd.DataFrame, config: PhotonEvidenceConfig | None = None) -> pd.DataFrame:
@@ -152,10 +157,10 @@ def photon_evidence(frame: pd.DataFrame, config: PhotonEvidenceConfig | None = N
         empty["evidence_class"] = np.empty(0, np.uint8)
         return pd.DataFrame(empty, index=frame.index)
     have = np.isfinite(h)
-    reference = median_filter(n, size=_odd_rows(cfg.rate_window_m), mode="nearest")
+    reference = median_filter(n, size=odd_rows(cfg.rate_window_m), mode="nearest")
     rate_rel = n / np.maximum(reference, 1.0)
     lifted = np.where(have, h, np.inf)  # a bin without a height never sets the low level
-    low = percentile_filter(lifted, cfg.low_percentile, size=_odd_rows(cfg.low_window_m), mode="nearest")
+    low = percentile_filter(lifted, cfg.low_percentile, size=odd_rows(cfg.low_window_m), mode="nearest")
     low = np.where(np.isfinite(low), low, np.nan)
     above = h - low
     water_like = have & (above < cfg.water_height_m) & ((rate_rel < cfg.dark_rate) | (rate_rel > cfg.specular_rate))
