@@ -47,7 +47,7 @@ from seaice_tasks.products import SEGMENTS_2M
 from seaice_tasks.recipes import recipe
 from seaice_tasks.sim.days import day
 from seaice_tasks.sim.geometry import SimConfig
-from seaice_tasks.sim.scoring import score_classes, truth_classes
+from seaice_tasks.sim.scoring import score_classes, truth_bins_by_granule, truth_classes
 from seaice_tasks.storage import Lake
 from seaice_tasks.train.segments import SegmentTrainConfig, load_training_set, train_segment_model
 
@@ -58,12 +58,6 @@ TRAIN_DAY: Final[SimConfig] = day("classifier_train")
 #: Evaluation day: another date and seed, never used for training or tuning.
 EVAL_DAY: Final[SimConfig] = day("classifier_eval")
 PRESETS: Final[tuple[str, ...]] = ("notebook", "paper", "mlp")
-
-
-def _truth_frame(truth_dir: Path) -> dict[str, pd.DataFrame]:
-    """Truth bins by granule key (``ATL03_<granule>_..._truth_bins.parquet``)."""
-    return {p.name.split("_")[1] + "_" + p.name.split("_")[2]: pd.read_parquet(p)
-            for p in sorted(truth_dir.glob("ATL03_*_truth_bins.parquet"))}
 
 
 def _truth_for(truth: dict[str, pd.DataFrame], granule: str, frame: pd.DataFrame, beam: str) -> np.ndarray:
@@ -132,8 +126,8 @@ def run(out: Path, epochs: int, presets: Sequence[str], relative: bool = True,
     """The whole experiment (module docstring); the results document."""
     lake = Lake(out / "lake")
     t0 = time.perf_counter()
-    truth_train = _truth_frame(_prepared(TRAIN_DAY, out / "train_sim", lake))
-    truth_eval = _truth_frame(_prepared(EVAL_DAY, out / "eval_sim", lake))
+    truth_train = truth_bins_by_granule(_prepared(TRAIN_DAY, out / "train_sim", lake))
+    truth_eval = truth_bins_by_granule(_prepared(EVAL_DAY, out / "eval_sim", lake))
     prep_s = time.perf_counter() - t0
     train_day = dt.date.fromisoformat(TRAIN_DAY.date)
     ts_config = TrainingSetConfig(name="labels", features="notebook")  # the paper recipe's (docs/classification.md)

@@ -59,7 +59,13 @@ from seaice_tasks.products import SEGMENTS_2M, SEGMENTS_LABELLED
 from seaice_tasks.recipes import recipe
 from seaice_tasks.sim.day import TRUTH_DIR, simulate_day
 from seaice_tasks.sim.days import DAYS, TUNING, UNSEEN, NamedDay, days_of
-from seaice_tasks.sim.scoring import score_classes, score_freeboard, score_label_transfer, truth_classes
+from seaice_tasks.sim.scoring import (
+    score_classes,
+    score_freeboard,
+    score_label_transfer,
+    truth_bins_by_granule,
+    truth_classes,
+)
 from seaice_tasks.spark_jobs.runner import inventory_uris, load_job, run_job
 from seaice_tasks.storage import InputStore, Lake
 from seaice_tasks.surface.freeboard import FreeboardConfig, freeboard_frame
@@ -78,12 +84,6 @@ _WATER: Final[int] = 2
 EDGE_ROWS: Final[int] = 3
 
 
-def _truth_bins(truth_dir: Path) -> dict[str, pd.DataFrame]:
-    """Truth bins by granule key."""
-    return {p.name.split("_")[1] + "_" + p.name.split("_")[2]: pd.read_parquet(p)
-            for p in sorted(truth_dir.glob("ATL03_*_truth_bins.parquet"))}
-
-
 def train_models(lake: Lake, out: Path, epochs: int) -> dict[str, Any]:
     """The recipe, its truth-trained ceiling and the paper recipe on the training day (cached: ``models.json``)."""
     done = out / "models.json"
@@ -93,7 +93,7 @@ def train_models(lake: Lake, out: Path, epochs: int) -> dict[str, Any]:
     day = dt.date.fromisoformat(TRAIN_CONFIG.date)
     runs: list[tuple[str, str, str, Lake]] = []
     if RECIPE not in doc or CEILING not in doc:
-        truth = _truth_bins(prepare_labelled_day(TRAIN_CONFIG, out / "train_sim", lake))
+        truth = truth_bins_by_granule(prepare_labelled_day(TRAIN_CONFIG, out / "train_sim", lake))
         config = TrainingSetConfig(name="recipe")
         frames, _ = load_sources(lake, [day])
         ts = build_training_set(frames, config)
@@ -134,7 +134,7 @@ def train_models(lake: Lake, out: Path, epochs: int) -> dict[str, Any]:
 
 def training_labels(out: Path) -> dict[str, Any]:
     """The training day's labels of both recipes against the truth (docs/colocation.md's table)."""
-    truth = _truth_bins(out / "train_sim" / TRUTH_DIR)
+    truth = truth_bins_by_granule(out / "train_sim" / TRUTH_DIR)
     scores = {}
     for policy, folder in (("evidence (default)", "lake"), ("s2 (paper)", "lake_paper")):
         where = Lake(out / folder)
@@ -166,7 +166,7 @@ def prepare_day(named: NamedDay, out: Path, lake: Lake) -> dict[str, Any]:
 def _tracks(lake: Lake, named: NamedDay, prep: dict[str, Any], models: dict[str, Any]) -> list[dict[str, Any]]:
     loaded = {name: load_lake_model(lake, name, models[name]["version"]) for name in (RECIPE, CEILING)}
     loaded[PAPER] = load_lake_model(Lake(Path(lake.root).parent / "lake_paper"), PAPER, models[PAPER]["version"])
-    truth = _truth_bins(Path(prep["truth"]))
+    truth = truth_bins_by_granule(Path(prep["truth"]))
     tracks = []
     for key in lake.partitions(SEGMENTS_2M.name, dt.date.fromisoformat(named.date)):
         seg = lake.read_table(key).select(list(TRACK_COLUMNS)).to_pandas()

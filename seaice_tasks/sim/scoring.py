@@ -24,7 +24,7 @@ import pandas as pd
 
 __all__ = ["SegmentScore", "score_segments", "score_labels", "expected_h_cor_m", "truth_classes", "score_classes",
            "freeboard_truth", "score_freeboard", "SECTION_M",
-           "score_label_transfer"]
+           "score_label_transfer", "truth_bins_by_granule"]
 
 #: Truth class of a segment without a truth bin.
 _NO_TRUTH: Final[int] = 255
@@ -115,6 +115,15 @@ def score_labels(labels: npt.ArrayLike, truth_classes: str | Path | npt.ArrayLik
     else:
         truth = np.asarray(truth_classes)
     return evaluate(truth, np.asarray(labels))
+
+
+def truth_bins_by_granule(truth_dir: Path) -> dict[str, pd.DataFrame]:
+    """Every granule's truth bins in a simulated day's truth folder, by granule key.
+
+    The files are ``ATL03_<YYYYMMDDhhmmss>_<RRRRCCSS>_..._truth_bins.parquet``.
+    """
+    return {p.name.split("_")[1] + "_" + p.name.split("_")[2]: pd.read_parquet(p)
+            for p in sorted(Path(truth_dir).glob("ATL03_*_truth_bins.parquet"))}
 
 
 def truth_classes(segments: pd.DataFrame, truth_bins: pd.DataFrame, beam: str) -> npt.NDArray[np.uint8]:
