@@ -37,14 +37,15 @@ def test_an_existing_lake_passes_the_check(s3_bucket: str, s3_server: dict[str, 
 def test_read_api_on_s3_gives_one_committed_version_while_a_partition_is_committed(s3_bucket: str) -> None:
     """seaice_tasks.read on the loopback S3 server: the committed rows, each partition from one version, while a
     committer replaces one partition in a loop (row count and checksum of every read)."""
+    import functools
     import hashlib
-    import threading
 
     import numpy as np
 
     from seaice_tasks.outputs import TableOutput, write_partition
     from seaice_tasks.products import CLASSES_FILE, SEGMENTS_CLASSIFIED
     from seaice_tasks.reading import read
+    from tests.unit.test_reading import read_while_committing
     from tests.unit.test_track_chunks import DAY, GRANULE, classified_table, track
 
     url = f"s3://{s3_bucket}/lake"
@@ -57,27 +58,12 @@ def test_read_api_on_s3_gives_one_committed_version_while_a_partition_is_committ
         write_partition(lake, key, [TableOutput(key, CLASSES_FILE, tables[n])], None)
 
     commit(300)
-    done = threading.Event()
-    errors: list[BaseException] = []
 
-    def committer() -> None:
-        try:
-            for i in range(6):
-                commit(200 if i % 2 == 0 else 300)
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=committer)
-    thread.start()
-    reads = during = 0
-    while not done.is_set() or reads < 2:
-        during += not done.is_set()
+    def read_once() -> None:
         frame = read(url, "segments_classified", DAY)
         x = np.ascontiguousarray(frame["x_atc_m"].to_numpy())
         assert len(frame) in digests and hashlib.sha256(x.tobytes()).hexdigest() == digests[len(frame)]
         assert frame.geometry.notna().all() and frame.crs.to_epsg() == 4326
-        reads += 1
-    thread.join()
-    assert not errors and during >= 1
+
+    commits = [functools.partial(commit, 200 if i % 2 == 0 else 300) for i in range(6)]
+    assert read_while_committing(commits, read_once, min_reads=2) >= 1

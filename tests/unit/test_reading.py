@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,19 +89,17 @@ def test_a_missing_lake_is_an_error_not_an_empty_frame(tmp_path: Path) -> None:
     assert "freeboard" in table_products() and "s2_labels" not in table_products()
 
 
-def test_a_reader_sees_one_committed_version_while_the_partition_is_committed_again(lake: Lake) -> None:
-    """A committer replaces gt1r in a loop (400 and 250 rows in turn); every read holds one of the two versions
-    of gt1r, whole (row count and checksum of x_atc_m), and gt2r unchanged."""
-    versions = {n: _digest(classified_table(track(n, seed=s), "gt1r").column("x_atc_m").to_numpy())
-                for n, s in ((400, 0), (250, 2))}
+def read_while_committing(commits: Sequence[Callable[[], None]], read_once: Callable[[], None],
+                          min_reads: int) -> int:
+    """Run ``commits`` in turn on a thread while calling ``read_once`` in a loop until they are done (and at least
+    ``min_reads`` times); a committer's error fails the test.  The number of reads begun while commits ran."""
     done = threading.Event()
     errors: list[BaseException] = []
 
     def committer() -> None:
         try:
-            for i in range(COMMITS):
-                n, seed = (250, 2) if i % 2 == 0 else (400, 0)
-                _commit(lake, "gt1r", n, seed=seed)
+            for commit in commits:
+                commit()
         except BaseException as exc:  # reported by the test
             errors.append(exc)
         finally:
@@ -108,14 +108,30 @@ def test_a_reader_sees_one_committed_version_while_the_partition_is_committed_ag
     thread = threading.Thread(target=committer)
     thread.start()
     reads = during = 0
-    seen = set()
-    while not done.is_set() or reads < 3:
+    while not done.is_set() or reads < min_reads:
         during += not done.is_set()
+        read_once()
+        reads += 1
+    thread.join()
+    assert not errors, errors
+    return during
+
+
+def test_a_reader_sees_one_committed_version_while_the_partition_is_committed_again(lake: Lake) -> None:
+    """A committer replaces gt1r in a loop (400 and 250 rows in turn); every read holds one of the two versions
+    of gt1r, whole (row count and checksum of x_atc_m), and gt2r unchanged."""
+    versions = {n: _digest(classified_table(track(n, seed=s), "gt1r").column("x_atc_m").to_numpy())
+                for n, s in ((400, 0), (250, 2))}
+    seen = set()
+
+    def read_once() -> None:
         frame = read(str(lake.root), "segments_classified", DAY)
         gt1r = frame[frame["beam"] == "gt1r"]
         assert len(gt1r) in versions and _digest(gt1r["x_atc_m"].to_numpy()) == versions[len(gt1r)]
         assert (frame["beam"] == "gt2r").sum() == 300
         seen.add(len(gt1r))
-        reads += 1
-    thread.join()
-    assert not errors and during >= 2 and seen <= set(versions)  # reads overlapped the commits
+
+    commits = [functools.partial(_commit, lake, "gt1r", *((250, 2) if i % 2 == 0 else (400, 0)))
+               for i in range(COMMITS)]
+    during = read_while_committing(commits, read_once, min_reads=3)
+    assert during >= 2 and seen <= set(versions)  # reads overlapped the commits
